@@ -1,0 +1,109 @@
+"""`llmqual`: the harness's library from the command line, for ad-hoc runs outside pytest.
+
+    llmqual platform                 which platforms are usable here, and why not
+    llmqual plan check FILE...       validate plans (exit 2 with file, key and fix on the first bad one)
+    llmqual model build [--plan F]   build (or find) the tiny model of a plan and print its folder
+    llmqual serve --plan F           start the plan's vLLM server, print its URL, serve until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.config.plan import PLATFORMS, load_plan
+from harness.errors import HarnessError
+
+DEFAULT_PLAN = "fixtures/plans/cpu-tiny.yaml"
+
+
+def _cmd_platform(args: argparse.Namespace) -> int:
+    from harness.platform.detect import detect
+
+    for name in PLATFORMS:
+        found = detect(name)
+        print(f"{name}: {'available' if found.available else 'absent'} ({found.reason})")
+    return 0
+
+
+def _cmd_plan_check(args: argparse.Namespace) -> int:
+    for path in args.files:
+        plan = load_plan(path)
+        if args.runnable:
+            plan.check_runnable()
+        print(f"{path}: ok ({plan.name}, platform {plan.platform})")
+    return 0
+
+
+def _cmd_model_build(args: argparse.Namespace) -> int:
+    from harness.model.resolve import resolve_model
+    from harness.paths import cache_root
+
+    plan = load_plan(args.plan)
+    plan.check_runnable()
+    print(resolve_model(plan, cache_root()))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from harness.model.resolve import resolve_model
+    from harness.paths import cache_root
+    from harness.server.vllm import VLLMServer, server_config
+
+    plan = load_plan(args.plan)
+    plan.check_runnable()
+    cache = cache_root()
+    config = server_config(plan, resolve_model(plan, cache), cache)
+    log = Path(args.log or cache / "logs" / f"serve-{config.key()}.log")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"starting vLLM for {plan.name}; log: {log}", flush=True)
+    with VLLMServer(config, log) as server:
+        print(f"ready in {server.startup_s:.1f} s: {server.endpoint.base_url} (model {server.endpoint.model})")
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmqual", description=__doc__.split("\n")[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("platform", help="which platforms are usable here").set_defaults(run=_cmd_platform)
+
+    plan = commands.add_parser("plan", help="plan files").add_subparsers(dest="plan_command", required=True)
+    check = plan.add_parser("check", help="validate plans")
+    check.add_argument("files", nargs="+")
+    check.add_argument("--runnable", action="store_true", help="also check model paths exist on this machine")
+    check.set_defaults(run=_cmd_plan_check)
+
+    model = commands.add_parser("model", help="models").add_subparsers(dest="model_command", required=True)
+    build = model.add_parser("build", help="build the plan's tiny model (or find the model folder)")
+    build.add_argument("--plan", default=DEFAULT_PLAN)
+    build.set_defaults(run=_cmd_model_build)
+
+    serve = commands.add_parser("serve", help="serve the plan's model until interrupted")
+    serve.add_argument("--plan", default=DEFAULT_PLAN)
+    serve.add_argument("--log", default=None, help="server log file")
+    serve.set_defaults(run=_cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except HarnessError as exc:
+        print(f"llmqual: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Plans: which model, how to serve it, and what each suite runs.
+
+A plan is a YAML file under fixtures/plans/. Server keys keep `vllm serve`'s option names (dashes included) so a
+command line can be pasted into a plan and back. `load_plan` validates the whole file into frozen objects and
+raises a PlanError naming the file, the key and the fix; `Plan.check_runnable` adds the checks that depend on this
+machine (does the model path exist?) and runs before any server starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from harness.config.errors import plan_error_from
+from harness.errors import PlanError
+
+PlatformName = Literal["cpu", "gpu", "npu"]
+PLATFORMS: tuple[PlatformName, ...] = ("npu", "gpu", "cpu")
+
+
+def _dashed(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class Frozen(BaseModel):
+    """Immutable, strict about unknown keys; YAML keys use dashes like vLLM's command line."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=_dashed, populate_by_name=True)
+
+
+class TinyModelSpec(Frozen):
+    """A randomly initialised Llama the harness builds itself (the embedded CPU default)."""
+
+    hidden_size: int = Field(128, ge=32, le=512)
+    num_layers: int = Field(2, ge=1, le=8)
+    num_heads: int = Field(2, ge=1, le=16)
+    intermediate_size: int = Field(256, ge=32, le=2048)
+    vocab_size: int = Field(512, ge=300, le=8192)
+    max_position_embeddings: int = Field(2048, ge=64, le=32768)
+    corpus_sentences: int = Field(4000, ge=100, le=200_000)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> TinyModelSpec:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden-size {self.hidden_size} is not divisible by num-heads {self.num_heads}")
+        if self.hidden_size // self.num_heads < 32:
+            raise ValueError("head size (hidden-size / num-heads) must be at least 32 for vLLM's attention kernels")
+        return self
+
+    def digest(self) -> str:
+        """A short hash of everything that changes the built files."""
+        blob = json.dumps(self.model_dump(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class ModelSpec(Frozen):
+    """Exactly one of `path` (a Hugging Face model directory) or `tiny` (built by the harness)."""
+
+    path: str | None = None
+    tiny: TinyModelSpec | None = None
+    tokenizer: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ModelSpec:
+        if (self.path is None) == (self.tiny is None):
+            raise ValueError("give exactly one of 'path' (a model directory) or 'tiny' (a model the harness builds)")
+        return self
+
+
+class ServerSpec(Frozen):
+    """Arguments of `vllm serve`, under its own option names, plus how the harness runs it."""
+
+    served_model_name: str | None = None
+    tensor_parallel_size: int = Field(1, ge=1, le=64)
+    pipeline_parallel_size: int = Field(1, ge=1, le=64)
+    max_model_len: int | None = Field(None, ge=16)
+    max_num_seqs: int | None = Field(None, ge=1)
+    max_num_batched_tokens: int | None = Field(None, ge=16)
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "auto"
+    quantization: str | None = None
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2", "int8"] = "auto"
+    enable_prefix_caching: bool | None = None
+    speculative_config: dict[str, Any] | None = None
+    extra_args: tuple[str, ...] = ()
+    env: dict[str, str] = Field(default_factory=dict)
+    startup_timeout_s: float = Field(600.0, gt=0, le=7200)
+
+    @model_validator(mode="after")
+    def _batched_tokens_fit(self) -> ServerSpec:
+        if self.max_num_batched_tokens is not None and self.max_num_seqs is not None:
+            if self.max_num_batched_tokens < self.max_num_seqs:
+                raise ValueError("max-num-batched-tokens must be at least max-num-seqs")
+        for arg in self.extra_args:
+            if not isinstance(arg, str) or not arg:
+                raise ValueError("extra-args must be a list of non-empty strings, e.g. ['--seed', '0']")
+        return self
+
+
+class SmokeSpec(Frozen):
+    """What the smoke suite asks of the server."""
+
+    max_tokens: int = Field(16, ge=2, le=4096)
+    request_timeout_s: float = Field(120.0, gt=0)
+
+
+class SuitesSpec(Frozen):
+    smoke: SmokeSpec = Field(default_factory=SmokeSpec)
+
+
+class Plan(Frozen):
+    """A validated plan; `source` is the file it came from."""
+
+    name: str
+    platform: PlatformName
+    description: str = ""
+    model: ModelSpec
+    server: ServerSpec = Field(default_factory=ServerSpec)
+    suites: SuitesSpec = Field(default_factory=SuitesSpec)
+    _source: str = PrivateAttr("")
+
+    @property
+    def source(self) -> str:
+        """The plan file this plan was read from."""
+        return self._source
+
+    def model_path(self) -> Path | None:
+        """The model directory a `path` plan names, resolved against the plan's own folder."""
+        if self.model.path is None:
+            return None
+        given = Path(self.model.path).expanduser()
+        return given if given.is_absolute() else (Path(self.source).parent / given).resolve()
+
+    def check_runnable(self) -> None:
+        """Checks that depend on this machine; run before any server is started."""
+        path = self.model_path()
+        if path is not None and not (path / "config.json").is_file():
+            raise PlanError(
+                self.source,
+                "model.path",
+                f"no model directory with a config.json at {path}",
+                "point model.path at a downloaded Hugging Face model folder (relative paths start at the plan)",
+            )
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file; every problem is reported as a PlanError before anything runs."""
+    shown = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError(shown, "", f"cannot read the plan: {exc.strerror}", "pass an existing file to --plan") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlanError(shown, "", f"not valid YAML: {exc}", "fix the YAML syntax at the position shown") from exc
+    if not isinstance(data, dict):
+        raise PlanError(shown, "", "the plan must be a YAML mapping", "start from fixtures/plans/cpu-tiny.yaml")
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        raise plan_error_from(exc, shown, Plan) from exc
+    plan._source = shown
+    return plan

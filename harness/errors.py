@@ -1,0 +1,59 @@
+"""The harness's exceptions, in one place.
+
+    HarnessError
+    ├── PlanError             a plan file is invalid: names the file, the key and the fix
+    ├── PlatformError         the requested platform is absent or misconfigured
+    ├── ModelBuildError       the tiny model could not be built
+    └── ServerError
+        ├── ServerStartError  the server died or missed its readiness deadline (carries the log tail)
+        └── EndpointError     an external endpoint is unreachable or does not serve what was asked
+
+Errors of libraries underneath (subprocess, aiohttp, pydantic, yaml) are translated into these at the boundary.
+A failed benchmark request is not an exception: it is recorded as data by the client.
+"""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """Base of every error the harness raises on purpose."""
+
+
+class PlanError(HarnessError):
+    """A plan is invalid. The message names the file, the key and how to fix it."""
+
+    def __init__(self, path: str, key: str, problem: str, fix: str = "") -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        where = f"{path}: {key}" if key else path
+        message = f"{where}: {problem}"
+        if fix:
+            message += f" (fix: {fix})"
+        super().__init__(message)
+
+
+class PlatformError(HarnessError):
+    """The platform a plan targets is not usable here."""
+
+
+class ModelBuildError(HarnessError):
+    """Building the tiny model failed."""
+
+
+class ServerError(HarnessError):
+    """A model server could not be used."""
+
+
+class ServerStartError(ServerError):
+    """The server exited or missed its readiness deadline; `log_tail` holds its last log lines."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        self.log_tail = log_tail
+        full = message if not log_tail else f"{message}\n--- last lines of the server log ---\n{log_tail}"
+        super().__init__(full)
+
+
+class EndpointError(ServerError):
+    """An external endpoint is unreachable or does not serve the expected model."""

@@ -1,0 +1,1 @@
+"""Models the harness builds itself: the tiny Llama and its tokenizer for the embedded CPU default."""

@@ -1,0 +1,1 @@
+"""Platforms: which accelerator is here (npu, gpu, cpu) and the environment each needs."""

@@ -1,0 +1,43 @@
+"""The environment each platform's server process needs (DESIGN.md §6 for the CPU values)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from harness.config.plan import PlatformName
+
+DEVICE_VARIABLE: dict[PlatformName, str] = {"npu": "ASCEND_RT_VISIBLE_DEVICES", "gpu": "CUDA_VISIBLE_DEVICES"}
+
+
+def server_environment(
+    platform: PlatformName,
+    cache: Path,
+    devices: Sequence[int] = (),
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """What a vLLM server on `platform` needs on top of the harness's own environment, then `overrides`.
+
+    Only the additions are returned, so that they can key a server configuration; the process gets them over
+    os.environ. A variable the user already set (VLLM_CPU_KVCACHE_SPACE, ...) is respected.
+    """
+    env = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
+    if platform == "cpu":
+        env.update(
+            {
+                "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+                "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
+                "VLLM_CACHE_ROOT": str(cache / "vllm"),
+                "TORCHINDUCTOR_CACHE_DIR": str(cache / "torchinductor"),
+                "HF_HOME": str(cache / "huggingface"),
+                # Nothing can be downloaded on the CPU path: fail at once instead of waiting on a hub.
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+            }
+        )
+    elif devices:
+        env[DEVICE_VARIABLE[platform]] = ",".join(str(d) for d in devices)
+    if overrides:
+        env.update(overrides)
+    return env

@@ -1,0 +1,255 @@
+"""The llmqual pytest plugin: options, markers, platform parametrisation, the server fixtures and the run report.
+
+Every test that asks for `target_platform` (directly or through `endpoint`) runs once per platform, each variant
+marked `npu`, `gpu` or `cpu`, so `pytest suites/ -m npu` selects the NPU variants and a variant whose platform is
+absent is skipped with the reason detection gave. The plan (`--plan`) names the platform it targets; variants for
+other platforms skip. Servers are started by a session-wide pool keyed by configuration and stopped at the end of
+the session whatever happened; `--endpoint` uses a running server instead.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from harness.config.plan import PLATFORMS, Plan, PlatformName, load_plan
+from harness.errors import HarnessError, PlanError
+from harness.fingerprint import fingerprint
+from harness.model.resolve import resolve_model
+from harness.paths import cache_root
+from harness.platform.detect import detect
+from harness.run import Run, new_run_id
+from harness.server.endpoint import Endpoint, connect_endpoint
+from harness.server.pool import ServerPool
+from harness.server.vllm import server_config
+
+DEFAULT_PLANS: dict[PlatformName, str] = {"cpu": "fixtures/plans/cpu-tiny.yaml"}
+
+MARKERS = {
+    "npu": "runs on Ascend NPUs (skipped with the reason when none is found)",
+    "gpu": "runs on NVIDIA GPUs (skipped with the reason when none is found)",
+    "cpu": "runs on the CPU with vLLM's CPU build: the embedded default",
+    "smoke": "serving smoke checks: the server answers the OpenAI API correctly",
+    "serving": "serving performance suites (static and dynamic benchmarks)",
+    "accuracy": "accuracy suites (lm-eval through the served model)",
+    "training": "training convergence suites",
+    "preflight": "checks of a node before a run",
+    "integration": "the harness's own tests that start real engines (slow)",
+}
+
+RUN_KEY = pytest.StashKey[Run]()
+PLAN_KEY = pytest.StashKey[dict[str, Plan]]()
+POOL_KEY = pytest.StashKey[ServerPool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmqual", "llmqual qualification harness")
+    group.addoption("--plan", default=None, help="plan file (default for cpu: fixtures/plans/cpu-tiny.yaml)")
+    group.addoption("--endpoint", default=None, help="use the OpenAI-compatible server at URL instead of starting one")
+    group.addoption("--api-key", default=None, help="API key for --endpoint")
+    group.addoption("--served-model-name", default=None, help="model name at --endpoint (default: the only one)")
+    group.addoption("--reports-dir", default="reports", help="where run folders are written (default: reports)")
+    group.addoption(
+        "--max-live-servers", type=int, default=1, help="servers that may run at once (default: 1)"
+    )
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+    # SIGTERM (CI cancelling, `timeout`) must run the same teardown as Ctrl-C: no server may outlive pytest.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    plans: dict[str, Plan] = {}
+    config.stash[PLAN_KEY] = plans
+    if config.getoption("--plan"):
+        try:  # an explicit plan is validated before collection: bad input stops everything up front
+            plan = load_plan(config.getoption("--plan"))
+            plan.check_runnable()
+        except PlanError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        plans[plan.platform] = plan
+    workerinput = getattr(config, "workerinput", None)
+    reports = Path(config.rootpath, config.getoption("--reports-dir"))
+    run_id = workerinput["llmqual_run_id"] if workerinput else new_run_id()
+    run = Run.create(reports, run_id) if workerinput is None else Run(reports / run_id)
+    config.stash[RUN_KEY] = run
+    config.pluginmanager.register(RunRecorder(config, run), "llmqual-recorder")
+    if workerinput is None and not config.option.xmlpath:
+        config.option.xmlpath = str(run.junit_path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: workers write into the controller's run folder."""
+    node.workerinput["llmqual_run_id"] = node.config.stash[RUN_KEY].directory.name
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target_platform" in metafunc.fixturenames:
+        params = [pytest.param(p, marks=getattr(pytest.mark, p), id=p) for p in PLATFORMS]
+        metafunc.parametrize("target_platform", params, indirect=True)
+
+
+def _plan_for(config: pytest.Config, platform: PlatformName) -> Plan | None:
+    """The plan for `platform`: the one given with --plan, or the platform's default plan, else None."""
+    plans = config.stash[PLAN_KEY]
+    if platform not in plans and not config.getoption("--plan") and platform in DEFAULT_PLANS:
+        try:
+            plan = load_plan(config.rootpath / DEFAULT_PLANS[platform])
+            plan.check_runnable()
+        except PlanError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        plans[platform] = plan
+    return plans.get(platform)
+
+
+@pytest.fixture
+def target_platform(request: pytest.FixtureRequest) -> PlatformName:
+    """The platform of this variant; skips when it is absent here or when the plan targets another."""
+    platform: PlatformName = request.param
+    config = request.config
+    if not config.getoption("--endpoint"):
+        found = detect(platform)
+        if not found.available:
+            pytest.skip(found.reason)
+    given = config.stash[PLAN_KEY]
+    if config.getoption("--plan") and platform not in given:
+        only = next(iter(given.values()))
+        pytest.skip(f"the plan {only.source} targets {only.platform}, not {platform}")
+    if _plan_for(config, platform) is None:
+        pytest.fail(f"{platform} is available but no plan was given: pass --plan fixtures/plans/<name>.yaml")
+    return platform
+
+
+@pytest.fixture
+def plan(request: pytest.FixtureRequest, target_platform: PlatformName) -> Plan:
+    """The validated plan for this test's platform."""
+    found = _plan_for(request.config, target_platform)
+    assert found is not None  # target_platform has failed the test otherwise
+    return found
+
+
+@pytest.fixture(scope="session")
+def llmqual_run(request: pytest.FixtureRequest) -> Run:
+    """This run's output folder."""
+    return request.config.stash[RUN_KEY]
+
+
+@pytest.fixture(scope="session")
+def model_cache(request: pytest.FixtureRequest) -> Path:
+    """The project's cache folder (models, engine caches)."""
+    return cache_root(request.config.rootpath)
+
+
+@pytest.fixture(scope="session")
+def server_pool(request: pytest.FixtureRequest, llmqual_run: Run) -> Iterator[ServerPool]:
+    """Every server the session starts; all are stopped when the session ends, however it ends."""
+    pool = ServerPool(llmqual_run.log_dir, max_live=request.config.getoption("--max-live-servers"))
+    request.config.stash[POOL_KEY] = pool
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+
+@pytest.fixture
+def endpoint(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> Endpoint:
+    """The served model for this test: a pooled vLLM server for the plan, or the --endpoint server."""
+    config = request.config
+    url = config.getoption("--endpoint")
+    if url:
+        try:
+            return connect_endpoint(url, config.getoption("--api-key"), config.getoption("--served-model-name"))
+        except HarnessError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    pool: ServerPool = request.getfixturevalue("server_pool")
+    model_path = resolve_model(plan, model_cache)
+    return pool.get(server_config(plan, model_path, model_cache)).endpoint
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    pool = item.config.stash.get(POOL_KEY, None)
+    if report.failed and pool is not None and "endpoint" in getattr(item, "fixturenames", ()):
+        for server in pool.started[-1:]:
+            report.sections.append((f"vLLM server log tail ({server.log_path})", server.log_tail()))
+    return report
+
+
+class RunRecorder:
+    """Writes each test's outcome to the run folder as it happens, and the run summary at the end."""
+
+    def __init__(self, config: pytest.Config, run: Run) -> None:
+        self.config = config
+        self.run = run
+        self.started = time.time()
+        self.summary_path: Path | None = None
+        self.summary: dict[str, Any] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and not (report.failed or report.skipped):
+            return
+        self.run.record(
+            {
+                "nodeid": report.nodeid,
+                "phase": report.when,
+                "outcome": report.outcome,
+                "duration_s": round(report.duration, 3),
+                "markers": sorted(k for k in report.keywords if k in MARKERS),
+                "detail": str(report.longrepr)[-2000:] if report.failed or report.skipped else None,
+            }
+        )
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if getattr(self.config, "workerinput", None) is not None:
+            return
+        pool = self.config.stash.get(POOL_KEY, None)
+        plans = self.config.stash[PLAN_KEY]
+        counts: dict[str, int] = {}
+        for entry in self.run.records:
+            counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
+        self.summary = {
+            "run_id": self.run.directory.name,
+            "started": self.started,
+            "finished": time.time(),
+            "exit_status": int(exitstatus),
+            "outcomes": counts,
+            "plans": {p: plan.source for p, plan in plans.items()},
+            "servers": [
+                {
+                    "model": s.config.served_model_name,
+                    "platform": s.config.platform,
+                    "startup_s": None if s.startup_s is None else round(s.startup_s, 2),
+                    "log": str(s.log_path),
+                }
+                for s in (pool.started if pool else [])
+            ],
+            "environment": fingerprint(next(iter(plans), None), self.config.rootpath),
+        }
+        self.summary_path = self.run.write_summary(self.summary)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.summary_path is None:
+            return
+        terminalreporter.section("llmqual")
+        for server in self.summary["servers"]:
+            terminalreporter.write_line(
+                f"server {server['model']} ({server['platform']}): ready in {server['startup_s']} s, "
+                f"log {server['log']}"
+            )
+        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.summary["outcomes"].items()))
+        terminalreporter.write_line(f"outcomes: {outcomes or 'no tests recorded'}")
+        terminalreporter.write_line(f"report: {self.summary_path.parent}")

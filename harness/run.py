@@ -1,0 +1,63 @@
+"""One qualification run's output folder: results appended as they are produced, and a summary at the end.
+
+Layout: `<reports>/<run-id>/` holding `results.jsonl` (one line per test phase, written as it finishes),
+`junit.xml`, `run.json` (summary + environment fingerprint) and `logs/` (server logs). `<reports>/latest` points
+at the newest run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULT_SCHEMA = "llmqual.result/1"
+
+
+def new_run_id(clock: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(clock))
+    return f"{stamp}-{os.getpid()}"
+
+
+@dataclass
+class Run:
+    """Where a run writes; every write is immediate so an interrupted run keeps what it measured."""
+
+    directory: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, reports_dir: Path, run_id: str) -> Run:
+        directory = reports_dir / run_id
+        (directory / "logs").mkdir(parents=True, exist_ok=True)
+        latest = reports_dir / "latest"
+        try:
+            if latest.is_symlink() or latest.exists():
+                latest.unlink()
+            latest.symlink_to(run_id, target_is_directory=True)
+        except OSError:
+            pass  # a filesystem without symlinks still gets the run folder
+        return cls(directory)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.directory / "logs"
+
+    @property
+    def junit_path(self) -> Path:
+        return self.directory / "junit.xml"
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Append one result line and flush it to disk at once."""
+        line = {"schema": RESULT_SCHEMA, **entry}
+        self.records.append(line)
+        with (self.directory / "results.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(line, sort_keys=True) + "\n")
+
+    def write_summary(self, summary: dict[str, Any]) -> Path:
+        path = self.directory / "run.json"
+        path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return path

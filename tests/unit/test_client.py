@@ -1,0 +1,55 @@
+"""The request function against fake servers: failures become classified records, never exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from harness.client.openai import RequestRecord, send_request
+from tests.fakes import fake_server, payload
+
+
+def run(mode: str, timeout_s: float = 5.0) -> RequestRecord:
+    async def go() -> RequestRecord:
+        async with fake_server(mode) as endpoint, aiohttp.ClientSession() as session:
+            return await send_request(session, endpoint, "completions", payload(), no_progress_timeout_s=timeout_s)
+
+    return asyncio.run(go())
+
+
+def test_a_good_stream_is_recorded_event_by_event() -> None:
+    record = run("ok")
+    assert record.ok
+    assert record.text == "abc"
+    assert len(record.content_times) == 3
+    assert (record.prompt_tokens, record.completion_tokens) == (5, 3)
+    assert record.finish_reason == "length"
+    assert record.end == record.content_times[-1] >= record.sent
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "detail"),
+    [
+        ("http500", "http", "internal error"),
+        ("dies_mid_stream", "stream", ""),
+        ("malformed", "stream", ""),
+        ("error_event", "stream", "boom"),
+    ],
+)
+def test_failures_are_classified(mode: str, error: str, detail: str) -> None:
+    record = run(mode)
+    assert not record.ok
+    assert record.error == error
+    assert detail in record.error_detail
+
+
+def test_http_status_is_kept() -> None:
+    assert run("http500").status == 500
+
+
+def test_a_stalled_stream_times_out_on_no_progress() -> None:
+    record = run("stalls", timeout_s=0.3)
+    assert record.error == "timeout"
+    assert record.text == "a"  # what arrived before the stall is kept

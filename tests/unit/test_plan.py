@@ -1,0 +1,113 @@
+"""Plan validation: every bad input is refused up front with the file, the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config.plan import load_plan
+from harness.errors import PlanError
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = """
+name: t
+platform: cpu
+model:
+  tiny: {hidden-size: 128, num-heads: 2}
+server:
+  served-model-name: m
+  max-model-len: 512
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "fixtures/plans").glob("*.yaml")))
+def test_shipped_plans_validate(name: str) -> None:
+    plan = load_plan(REPO / "fixtures/plans" / name)
+    assert plan.name == Path(name).stem
+    assert plan.source.endswith(name)
+
+
+def test_cpu_default_plan_is_runnable_here() -> None:
+    plan = load_plan(REPO / "fixtures/plans/cpu-tiny.yaml")
+    plan.check_runnable()
+    assert plan.platform == "cpu"
+    assert plan.model.tiny is not None
+
+
+def test_good_plan_is_frozen(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, GOOD))
+    assert plan.server.max_model_len == 512
+    with pytest.raises(ValueError, match="frozen"):
+        plan.server.max_model_len = 1  # type: ignore[misc]
+
+
+def test_unknown_key_names_file_key_and_close_match(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("max-model-len", "max-model-length"))
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "server.max-model-length" in message
+    assert "did you mean 'max-model-len'" in message
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match=r"servers: unknown key.*did you mean 'server'"):
+        load_plan(write(tmp_path, GOOD + "servers: {}\n"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("max-model-len: 512", "max-model-len: 0", "server.max-model-len"),
+        ("max-model-len: 512", "dtype: float33", "server.dtype"),
+        ("max-model-len: 512", "tensor-parallel-size: two", "server.tensor-parallel-size"),
+        ("max-model-len: 512", "extra-args: --seed", "server.extra-args"),
+        ("platform: cpu", "platform: tpu", "platform"),
+        ("num-heads: 2", "num-heads: 3", "model.tiny"),
+    ],
+)
+def test_invalid_values_name_the_key(tmp_path: Path, old: str, new: str, key: str) -> None:
+    with pytest.raises(PlanError) as info:
+        load_plan(write(tmp_path, GOOD.replace(old, new)))
+    assert info.value.key == key
+    assert info.value.fix
+
+
+def test_missing_model_path_is_refused_before_running(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, GOOD.replace("tiny: {hidden-size: 128, num-heads: 2}", "path: models/none")))
+    with pytest.raises(PlanError) as info:
+        plan.check_runnable()
+    assert info.value.key == "model.path"
+    assert str(tmp_path / "models" / "none") in str(info.value)
+
+
+def test_model_path_relative_to_the_plan(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    plan = load_plan(write(tmp_path, GOOD.replace("tiny: {hidden-size: 128, num-heads: 2}", "path: m")))
+    plan.check_runnable()
+    assert plan.model_path() == tmp_path / "m"
+
+
+def test_both_model_sources_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="exactly one of 'path'"):
+        load_plan(write(tmp_path, GOOD.replace("model:\n", "model:\n  path: /x\n")))
+
+
+@pytest.mark.parametrize(("text", "problem"), [("[1, 2]", "must be a YAML mapping"), ("a: [", "not valid YAML")])
+def test_not_a_plan(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(PlanError, match=problem):
+        load_plan(write(tmp_path, text))
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="cannot read the plan"):
+        load_plan(tmp_path / "absent.yaml")
