@@ -1,14 +1,15 @@
 """`llmqual`: the harness's library from the command line, for ad-hoc runs outside pytest.
 
-    llmqual platform                 which platforms are usable here, and why not
-    llmqual plan check FILE...       validate plans (exit 2 with file, key and fix on the first bad one)
-    llmqual model build [--plan F]   build (or find) the tiny model of a plan and print its folder
-    llmqual serve --plan F           start the plan's vLLM server, print its URL, serve until Ctrl-C
+llmqual platform                 which platforms are usable here, and why not
+llmqual plan check FILE...       validate plans (exit 2 with file, key and fix on the first bad one)
+llmqual model build [--plan F]   build (or find) the tiny model of a plan and print its folder
+llmqual serve --plan F           start the plan's vLLM server, print its URL, serve until Ctrl-C
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -64,10 +65,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(f"starting vLLM for {plan.name}; log: {log}", flush=True)
     with VLLMServer(config, log) as server:
         print(f"ready in {server.startup_s:.1f} s: {server.endpoint.base_url} (model {server.endpoint.model})")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

@@ -55,9 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--api-key", default=None, help="API key for --endpoint")
     group.addoption("--served-model-name", default=None, help="model name at --endpoint (default: the only one)")
     group.addoption("--reports-dir", default="reports", help="where run folders are written (default: reports)")
-    group.addoption(
-        "--max-live-servers", type=int, default=1, help="servers that may run at once (default: 1)"
-    )
+    group.addoption("--max-live-servers", type=int, default=1, help="servers that may run at once (default: 1)")
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -161,7 +159,6 @@ def server_pool(request: pytest.FixtureRequest, llmqual_run: Run) -> Iterator[Se
         yield pool
     finally:
         pool.close()
-
 
 
 @pytest.fixture

@@ -93,9 +93,9 @@ class ServerSpec(Frozen):
 
     @model_validator(mode="after")
     def _batched_tokens_fit(self) -> ServerSpec:
-        if self.max_num_batched_tokens is not None and self.max_num_seqs is not None:
-            if self.max_num_batched_tokens < self.max_num_seqs:
-                raise ValueError("max-num-batched-tokens must be at least max-num-seqs")
+        batched, seqs = self.max_num_batched_tokens, self.max_num_seqs
+        if batched is not None and seqs is not None and batched < seqs:
+            raise ValueError("max-num-batched-tokens must be at least max-num-seqs")
         for arg in self.extra_args:
             if not isinstance(arg, str) or not arg:
                 raise ValueError("extra-args must be a list of non-empty strings, e.g. ['--seed', '0']")
@@ -110,7 +110,7 @@ class SmokeSpec(Frozen):
 
 
 class SuitesSpec(Frozen):
-    smoke: SmokeSpec = Field(default_factory=SmokeSpec)
+    smoke: SmokeSpec = SmokeSpec()
 
 
 class Plan(Frozen):
@@ -120,8 +120,8 @@ class Plan(Frozen):
     platform: PlatformName
     description: str = ""
     model: ModelSpec
-    server: ServerSpec = Field(default_factory=ServerSpec)
-    suites: SuitesSpec = Field(default_factory=SuitesSpec)
+    server: ServerSpec = ServerSpec()
+    suites: SuitesSpec = SuitesSpec()
     _source: str = PrivateAttr("")
 
     @property

@@ -60,9 +60,7 @@ def connect_endpoint(base_url: str, api_key: str | None = None, model: str | Non
         raise EndpointError(f"{base_url} is not reachable as an OpenAI-compatible server: {exc}") from exc
     if model is None:
         if len(models) != 1:
-            raise EndpointError(
-                f"{base_url} serves {sorted(models)}; name one with --served-model-name"
-            )
+            raise EndpointError(f"{base_url} serves {sorted(models)}; name one with --served-model-name")
         model = next(iter(models))
     elif model not in models:
         raise EndpointError(f"{base_url} does not serve {model!r}; it serves {sorted(models)}")

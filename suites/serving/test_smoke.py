@@ -48,7 +48,8 @@ def test_ignore_eos_gives_exactly_max_tokens(
     for record in (plain, streamed):
         assert record.completion_tokens == n, f"usage says {record.completion_tokens} tokens, asked for {n}"
         assert record.finish_reason == "length"
-        assert record.prompt_tokens is not None and record.prompt_tokens > 0
+        assert record.prompt_tokens is not None
+        assert record.prompt_tokens > 0
     # A byte-level token can decode to nothing on its own, so content events are at most N, and there is at
     # least one exactly when the text is not empty.
     assert len(streamed.content_times) <= n

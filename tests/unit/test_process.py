@@ -34,10 +34,14 @@ def test_stop_kills_the_whole_group_including_sigterm_ignorers(tmp_path: Path) -
 
 def test_the_group_is_stopped_when_the_body_raises(tmp_path: Path) -> None:
     process = ManagedProcess(["sleep", "300"], tmp_path / "log")
-    with pytest.raises(RuntimeError), process:
-        pgid = process.pid
-        raise RuntimeError("test body failed")
-    assert group_members(pgid) == []
+
+    def body() -> None:
+        with process:
+            raise RuntimeError("test body failed")
+
+    with pytest.raises(RuntimeError, match="test body failed"):
+        body()
+    assert group_members(process.pid) == []
 
 
 def test_exit_code_and_log(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ def parse_in_pieces(data: bytes, cuts: list[int]) -> list[str]:
     parser = SSEParser()
     events: list[str] = []
     start = 0
-    for cut in sorted(cuts) + [len(data)]:
+    for cut in [*sorted(cuts), len(data)]:
         events += parser.feed(data[start:cut])
         start = cut
     assert not parser.pending()
