@@ -1,0 +1,50 @@
+"""Finding the processes a test started, by a tag in their environment (children inherit it)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TAG = "LLMQUAL_TEST_TAG"
+
+
+def new_tag() -> str:
+    return uuid.uuid4().hex
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Live (non-zombie) processes whose environment carries `TAG=tag`."""
+    needle = f"{TAG}={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def no_tagged_processes_within(tag: str, timeout_s: float = 15.0) -> list[int]:
+    """Waits (bounded) for tagged processes to go; returns those still there."""
+    deadline = time.monotonic() + timeout_s
+    while (left := tagged_processes(tag)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def harness_env(tag: str) -> dict[str, str]:
+    """The environment for a child pytest: tagged, sharing the checkout's model and compile caches."""
+    return {**os.environ, TAG: tag, "LLMQUAL_CACHE_DIR": str(REPO / ".cache"), "PYTHONUNBUFFERED": "1"}
+
+
+def pytest_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]

