@@ -66,10 +66,12 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
-    # SIGTERM (CI cancelling, `timeout`) must run the same teardown as Ctrl-C: no server may outlive pytest.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     plans: dict[str, Plan] = {}
     config.stash[PLAN_KEY] = plans
+    if config.option.help or getattr(config.option, "markers", False):
+        return  # nothing runs: no plan to check, no run folder to write
+    # SIGTERM (CI cancelling, `timeout`) must run the same teardown as Ctrl-C: no server may outlive pytest.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     if config.getoption("--plan"):
         try:  # an explicit plan is validated before collection: bad input stops everything up front
             plan = load_plan(config.getoption("--plan"))
@@ -90,7 +92,9 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist: workers write into the controller's run folder."""
-    node.workerinput["llmqual_run_id"] = node.config.stash[RUN_KEY].directory.name
+    run = node.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        node.workerinput["llmqual_run_id"] = run.directory.name
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,0 +1,70 @@
+"""The server pool shares servers by configuration, bounds how many run, and remembers failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config.plan import ServerSpec
+from harness.errors import ServerStartError
+from harness.server.pool import ServerPool
+from harness.server.vllm import ServerConfig, VLLMServer
+
+
+class FakeServer(VLLMServer):
+    """Records its lifecycle instead of starting vLLM."""
+
+    events: list[str] = []  # noqa: RUF012 - shared log of every fake's lifecycle
+    fail = False
+
+    def __enter__(self) -> FakeServer:
+        self.events.append(f"start {self.config.served_model_name}")
+        if self.fail:
+            raise ServerStartError("planted start failure", "log tail")
+        return self
+
+    def stop(self) -> None:
+        self.events.append(f"stop {self.config.served_model_name}")
+
+
+def config(name: str) -> ServerConfig:
+    return ServerConfig("cpu", Path("/m"), ServerSpec(served_model_name=name))
+
+
+@pytest.fixture(autouse=True)
+def fresh_events() -> None:
+    FakeServer.events = []
+    FakeServer.fail = False
+
+
+def test_same_configuration_shares_one_server(tmp_path: Path) -> None:
+    with ServerPool(tmp_path, factory=FakeServer) as pool:
+        assert pool.get(config("a")) is pool.get(config("a"))
+    assert FakeServer.events == ["start a", "stop a"]
+
+
+def test_at_most_max_live_servers_run(tmp_path: Path) -> None:
+    with ServerPool(tmp_path, max_live=1, factory=FakeServer) as pool:
+        pool.get(config("a"))
+        pool.get(config("b"))
+        pool.get(config("a"))
+    assert FakeServer.events == ["start a", "stop a", "start b", "stop b", "start a", "stop a"]
+
+
+def test_close_stops_every_live_server(tmp_path: Path) -> None:
+    pool = ServerPool(tmp_path, max_live=2, factory=FakeServer)
+    pool.get(config("a"))
+    pool.get(config("b"))
+    pool.close()
+    assert sorted(FakeServer.events[2:]) == ["stop a", "stop b"]
+    assert len(pool.started) == 2
+
+
+def test_a_failed_start_is_not_retried_per_test(tmp_path: Path) -> None:
+    FakeServer.fail = True
+    pool = ServerPool(tmp_path, factory=FakeServer)
+    for _ in range(3):
+        with pytest.raises(ServerStartError, match="planted start failure"):
+            pool.get(config("a"))
+    assert FakeServer.events == ["start a"]
