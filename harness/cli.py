@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -70,6 +71,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_npu_smi_parse(args: argparse.Namespace) -> int:
+    from harness.platform.npu_smi import info_as_json, parse_info, parse_list
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise HarnessError(f"cannot read {args.file}: {exc.strerror}") from exc
+    if "Total Count" in text and "Bus-Id" not in text:
+        listing = parse_list(text)
+        document: object = {"total_count": listing.total_count, "chips_per_npu": listing.chips_per_npu}
+    else:
+        document = info_as_json(parse_info(text))
+    print(json.dumps(document, indent=2 if not args.json else None))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmqual", description=__doc__.split("\n")[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--plan", default=DEFAULT_PLAN)
     serve.add_argument("--log", default=None, help="server log file")
     serve.set_defaults(run=_cmd_serve)
+
+    npu = commands.add_parser("npu", help="Ascend tools").add_subparsers(dest="npu_command", required=True)
+    smi = npu.add_parser("smi-parse", help="parse saved npu-smi output")
+    smi.add_argument("file")
+    smi.add_argument("--json", action="store_true", help="one compact JSON document")
+    smi.set_defaults(run=_cmd_npu_smi_parse)
     return parser
 
 
