@@ -22,7 +22,7 @@ from types import TracebackType
 from harness.config.plan import Plan, PlatformName, ServerSpec
 from harness.errors import ServerStartError
 from harness.platform.environment import server_environment
-from harness.runtime.process import ManagedProcess
+from harness.runtime.process import ManagedProcess, tail
 from harness.server.endpoint import Endpoint
 from harness.server.readiness import NotReady, wait_until_ready
 
@@ -128,11 +128,11 @@ class VLLMServer:
         try:
             entry = wait_until_ready(endpoint, self.config.spec.startup_timeout_s, process.returncode)
         except BaseException as exc:
-            tail = process.log_tail(LOG_TAIL_LINES)
+            log_tail = process.log_tail(LOG_TAIL_LINES)
             process.stop()
             self._process = None
             if isinstance(exc, NotReady):
-                raise ServerStartError(f"vLLM server ({self.log_path}): {exc}", tail) from None
+                raise ServerStartError(f"vLLM server ({self.log_path}): {exc}", log_tail) from None
             raise
         self.startup_s = time.monotonic() - started
         self._endpoint = Endpoint(endpoint.base_url, endpoint.model, None, entry.get("max_model_len"))
@@ -150,4 +150,5 @@ class VLLMServer:
         self._endpoint = None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return self._process.log_tail(lines) if self._process else ""
+        """The end of the server's log, also after it stopped (failure reports read it late)."""
+        return tail(self.log_path, lines)

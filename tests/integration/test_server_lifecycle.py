@@ -103,7 +103,8 @@ def test_failures_and_errors_still_stop_the_server(tag: str, tmp_path: Path) -> 
     done = run_pytest(tag, "-m", "cpu", "--plan", str(PLAN), "--reports-dir", "out", cwd=tmp_path)
     assert done.returncode == 1, done.stdout[-5000:]
     assert re.search(r"1 failed, 1 passed, 1 skipped, \d+ deselected, 1 error", done.stdout), done.stdout[-2000:]
-    assert "vLLM server log tail" in done.stdout, "a failing test carries the server's log tail"
+    _, _, attached = done.stdout.partition("vLLM server log tail")
+    assert "HTTP/1.1" in attached, "a failing test carries the server's log tail"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
