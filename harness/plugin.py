@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
 
+from harness.bench.cases import DynamicCase, LoadSettings, StaticCase
+from harness.bench.from_plan import load_settings, plan_dynamic_cases, plan_static_cases
 from harness.config.plan import PLATFORMS, Plan, PlatformName, load_plan
 from harness.errors import HarnessError, PlanError
 from harness.fingerprint import fingerprint
+from harness.load.tokens import Tokens
 from harness.model.resolve import resolve_model
 from harness.paths import cache_root
 from harness.platform.detect import detect
+from harness.results.sink import CaseSink, case_line
 from harness.run import Run, new_run_id
 from harness.server.endpoint import Endpoint, connect_endpoint
 from harness.server.pool import ServerPool
@@ -43,9 +47,17 @@ MARKERS = {
     "integration": "the harness's own tests that start real engines (slow)",
 }
 
+# Fixtures whose values are cases a plan lists: a test asking for one runs once per (platform, case).
+CASE_SOURCES: dict[str, Callable[[Plan], Sequence[StaticCase | DynamicCase]]] = {
+    "static_case": plan_static_cases,
+    "dynamic_case": plan_dynamic_cases,
+}
+
 RUN_KEY = pytest.StashKey[Run]()
 PLAN_KEY = pytest.StashKey[dict[str, Plan]]()
 POOL_KEY = pytest.StashKey[ServerPool]()
+SINK_KEY = pytest.StashKey[CaseSink]()
+TOKENS_KEY = pytest.StashKey[dict[Path, Tokens]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -98,9 +110,32 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "target_platform" in metafunc.fixturenames:
+    case_fixture = next((name for name in CASE_SOURCES if name in metafunc.fixturenames), None)
+    if case_fixture is not None:
+        metafunc.parametrize(
+            ("target_platform", case_fixture), _case_params(metafunc.config, case_fixture), indirect=True
+        )
+    elif "target_platform" in metafunc.fixturenames:
         params = [pytest.param(p, marks=getattr(pytest.mark, p), id=p) for p in PLATFORMS]
         metafunc.parametrize("target_platform", params, indirect=True)
+
+
+def _case_params(config: pytest.Config, fixture: str) -> list[Any]:
+    """(platform, case) pairs from each platform's plan; a platform without plan or cases gets one placeholder
+    that skips with the reason."""
+    params = []
+    for platform in PLATFORMS:
+        mark = getattr(pytest.mark, platform)
+        plan = _plan_for(config, platform) if _may_use_plan(config, platform) else None
+        cases = CASE_SOURCES[fixture](plan) if plan is not None else []
+        if not cases:
+            params.append(pytest.param(platform, None, marks=mark, id=platform))
+        params += [pytest.param(platform, case, marks=mark, id=f"{platform}-{case.id}") for case in cases]
+    return params
+
+
+def _may_use_plan(config: pytest.Config, platform: PlatformName) -> bool:
+    return platform in config.stash[PLAN_KEY] or (not config.getoption("--plan") and platform in DEFAULT_PLANS)
 
 
 def _plan_for(config: pytest.Config, platform: PlatformName) -> Plan | None:
@@ -132,6 +167,26 @@ def target_platform(request: pytest.FixtureRequest) -> PlatformName:
     if _plan_for(config, platform) is None:
         pytest.fail(f"{platform} is available but no plan was given: pass --plan fixtures/plans/<name>.yaml")
     return platform
+
+
+def _case(request: pytest.FixtureRequest, section: str) -> Any:
+    if request.param is None:
+        pytest.skip(f"the plan for this platform has no suites.{section} cases")
+    return request.param
+
+
+@pytest.fixture
+def static_case(request: pytest.FixtureRequest, target_platform: PlatformName) -> StaticCase:
+    """One case of the plan's static suite."""
+    case: StaticCase = _case(request, "static")
+    return case
+
+
+@pytest.fixture
+def dynamic_case(request: pytest.FixtureRequest, target_platform: PlatformName) -> DynamicCase:
+    """One case of the plan's dynamic suite."""
+    case: DynamicCase = _case(request, "dynamic")
+    return case
 
 
 @pytest.fixture
@@ -178,6 +233,32 @@ def endpoint(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> E
     pool: ServerPool = request.getfixturevalue("server_pool")
     model_path = resolve_model(plan, model_cache)
     return pool.get(server_config(plan, model_path, model_cache)).endpoint
+
+
+@pytest.fixture
+def served_tokens(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> Tokens:
+    """The served model's tokenizer (the plan's model.tokenizer, else the model folder), loaded once."""
+    loaded = request.config.stash.setdefault(TOKENS_KEY, {})
+    folder = Path(plan.model.tokenizer).expanduser() if plan.model.tokenizer else resolve_model(plan, model_cache)
+    if folder not in loaded:
+        loaded[folder] = Tokens.load(folder)
+    return loaded[folder]
+
+
+@pytest.fixture
+def load(plan: Plan) -> LoadSettings:
+    """How the plan's serving cases send their requests."""
+    return load_settings(plan)
+
+
+@pytest.fixture(scope="session")
+def case_sink(request: pytest.FixtureRequest, llmqual_run: Run) -> CaseSink:
+    """Writes each case's result document and CSV rows into the run folder as the case finishes."""
+    plans: dict[str, Plan] = request.config.stash[PLAN_KEY]
+    platform = next(iter(plans), None)
+    sink = CaseSink.for_run(llmqual_run.directory, fingerprint(platform, request.config.rootpath))
+    request.config.stash[SINK_KEY] = sink
+    return sink
 
 
 @pytest.hookimpl(wrapper=True)
@@ -251,6 +332,9 @@ class RunRecorder:
                 f"server {server['model']} ({server['platform']}): ready in {server['startup_s']} s, "
                 f"log {server['log']}"
             )
+        sink = self.config.stash.get(SINK_KEY, None)
+        for document in sink.documents if sink else []:
+            terminalreporter.write_line(case_line(document))
         outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.summary["outcomes"].items()))
         terminalreporter.write_line(f"outcomes: {outcomes or 'no tests recorded'}")
         terminalreporter.write_line(f"report: {self.summary_path.parent}")

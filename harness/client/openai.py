@@ -2,6 +2,11 @@
 
 A request that fails is returned as a RequestRecord with `error` set (HTTP status, timeout, stream error,
 connection lost), never raised: failed requests are data. The clock is injected for tests.
+
+A *content event* is a streamed event that carries a generation step: it has choices, even when their text is
+empty (a token that ends inside a multi-byte character, a special token). This is the rule `vllm bench serve`
+uses, so TTFT and ITL compare with its numbers. Two events carry no step and are not content: the trailing usage
+event (no choices) and the chat stream's opening event that only announces the assistant role.
 """
 
 from __future__ import annotations
@@ -24,9 +29,15 @@ PATHS: dict[Route, str] = {"completions": "/v1/completions", "chat": "/v1/chat/c
 
 @dataclass
 class RequestRecord:
-    """What happened to one request. Times are seconds on the client's monotonic clock."""
+    """What happened to one request. Times are seconds on the client's monotonic clock.
+
+    `scheduled` is when the load generator meant to send it, `released` when it was free to go (its schedule came
+    due), `sent` when it went out (after waiting for a concurrency slot). Loaders fill the first two.
+    """
 
     sent: float = 0.0
+    scheduled: float | None = None
+    released: float | None = None
     content_times: list[float] = field(default_factory=list)
     end: float | None = None
     text: str = ""
@@ -34,7 +45,7 @@ class RequestRecord:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     status: int | None = None
-    error: str | None = None  # "http", "timeout", "stream", "connection"
+    error: str | None = None  # "http", "timeout", "stream", "connection", "deadline", "not_sent"
     error_detail: str = ""
     body: dict[str, Any] | None = None  # the parsed response of a non-streamed request
 
@@ -48,6 +59,12 @@ def _content_of(choice: dict[str, Any]) -> str:
         return str(choice.get("text") or "")
     delta = choice.get("delta") or choice.get("message") or {}
     return str(delta.get("content") or "")
+
+
+def _announces_role(choice: dict[str, Any]) -> bool:
+    """The chat stream's opening event: a delta with the role and no content or finish reason."""
+    delta = choice.get("delta")
+    return bool(delta and "role" in delta and not delta.get("content") and not choice.get("finish_reason"))
 
 
 async def send_request(
@@ -115,11 +132,11 @@ async def _read_stream(response: aiohttp.ClientResponse, record: RequestRecord, 
             if "error" in event:
                 record.error, record.error_detail = "stream", json.dumps(event["error"])[:2000]
                 return
-            for choice in event.get("choices") or []:
-                piece = _content_of(choice)
-                if piece:
-                    record.text += piece
-                    record.content_times.append(now)
+            choices = event.get("choices") or []
+            if choices and not _announces_role(choices[0]):
+                record.content_times.append(now)
+            for choice in choices:
+                record.text += _content_of(choice)
                 if choice.get("finish_reason"):
                     record.finish_reason = choice["finish_reason"]
             _read_usage(event.get("usage"), record)

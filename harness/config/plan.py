@@ -14,23 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
+from harness.config.base import Frozen
 from harness.config.errors import plan_error_from
+from harness.config.suites import SuitesSpec
 from harness.errors import PlanError
 
 PlatformName = Literal["cpu", "gpu", "npu"]
 PLATFORMS: tuple[PlatformName, ...] = ("npu", "gpu", "cpu")
-
-
-def _dashed(name: str) -> str:
-    return name.replace("_", "-")
-
-
-class Frozen(BaseModel):
-    """Immutable, strict about unknown keys; YAML keys use dashes like vLLM's command line."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=_dashed, populate_by_name=True)
 
 
 class TinyModelSpec(Frozen):
@@ -102,17 +94,6 @@ class ServerSpec(Frozen):
         return self
 
 
-class SmokeSpec(Frozen):
-    """What the smoke suite asks of the server."""
-
-    max_tokens: int = Field(16, ge=2, le=4096)
-    request_timeout_s: float = Field(120.0, gt=0)
-
-
-class SuitesSpec(Frozen):
-    smoke: SmokeSpec = SmokeSpec()
-
-
 class Plan(Frozen):
     """A validated plan; `source` is the file it came from."""
 
@@ -123,6 +104,28 @@ class Plan(Frozen):
     server: ServerSpec = ServerSpec()
     suites: SuitesSpec = SuitesSpec()
     _source: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _cases_fit_the_context(self) -> Plan:
+        """Static and prefix cases must fit max-model-len: found here, not after a server has started."""
+        limit = self.server.max_model_len
+        if limit is None:
+            return self
+        s = self.suites
+        asked: list[tuple[str, int, int]] = []
+        if s.static:
+            asked += [("static", p, o) for p, o in zip(s.static.prompt_tokens, s.static.output_tokens, strict=True)]
+        if s.prefix:
+            asked.append(("prefix", s.prefix.prompt_tokens, s.prefix.output_tokens))
+        if s.multimodal:
+            asked.append(("multimodal", s.multimodal.prompt_tokens, s.multimodal.output_tokens))
+        for suite, prompt, output in asked:
+            if prompt + output > limit:
+                raise ValueError(
+                    f"suites.{suite}: prompt-tokens {prompt} + output-tokens {output} exceed server.max-model-len "
+                    f"{limit}; shorten the case or raise max-model-len"
+                )
+        return self
 
     @property
     def source(self) -> str:

@@ -1,0 +1,1 @@
+"""Benchmark cases: static (closed loop) and dynamic (open loop) runs against a served model."""

@@ -1,0 +1,148 @@
+"""Run one benchmark case against a served model and measure it.
+
+The sequence is the same for every case: check every request fits the server's context, snapshot /metrics,
+run the loop (closed or open) under the case deadline, snapshot again, then compute the serving metrics, the
+client's health, the token audit and the server signals into a CaseResult. Nothing here decides pass or fail:
+an invalid run (the client fell behind) says so in the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+from harness.bench.cases import DynamicCase, LoadSettings, StaticCase, check_fits
+from harness.client.openai import RequestRecord, send_request
+from harness.load.loops import LoopClock, Payload, closed_loop, open_loop
+from harness.load.samples import Sample, payload
+from harness.load.schedule import arrival_offsets, realised_rate
+from harness.load.tokens import Tokens
+from harness.metrics.audit import Asked, token_audit
+from harness.metrics.health import client_health
+from harness.metrics.serving import SLO, summarise
+from harness.metrics.signals import server_signals
+from harness.results.case import CaseResult
+from harness.server.endpoint import Endpoint
+from harness.server.prometheus import scrape
+
+Loop = Callable[[Callable[[Payload], Awaitable[RequestRecord]], list[Payload]], Awaitable[list[RequestRecord]]]
+
+
+def _send_with(session: aiohttp.ClientSession, endpoint: Endpoint, settings: LoadSettings) -> Any:
+    async def send(body: Payload) -> RequestRecord:
+        return await send_request(session, endpoint, settings.route, body, settings.request_timeout_s)
+
+    return send
+
+
+async def _drive(
+    endpoint: Endpoint, settings: LoadSettings, payloads: list[Payload], loop: Loop
+) -> list[RequestRecord]:
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)  # the loop, not the connector, bounds concurrency
+    async with aiohttp.ClientSession(connector=connector) as session:
+        return await loop(_send_with(session, endpoint, settings), payloads)
+
+
+def measure(
+    endpoint: Endpoint,
+    tokens: Tokens,
+    samples: Sequence[Sample],
+    settings: LoadSettings,
+    loop: Loop,
+    suite: str,
+    case_id: str,
+    config: dict[str, Any],
+    scheduled_rate: float | None = None,
+    slo: SLO | None = None,
+) -> CaseResult:
+    """Send `samples` with `loop` and turn what happened into a CaseResult."""
+    for i, sample in enumerate(samples):
+        check_fits(sample.prompt_len, sample.output_len, endpoint.max_model_len, f"{case_id} request {i}")
+    payloads = [payload(s, settings.route, settings.ignore_eos, settings.extra_body) for s in samples]
+    before = scrape(endpoint)
+    records = asyncio.run(_drive(endpoint, settings, payloads, loop))
+    after = scrape(endpoint)
+    metrics = summarise(records, slo or SLO())
+    health = client_health(records, scheduled_rate, settings.limits)
+    asked = [Asked(s.prompt_len, s.output_len) for s in samples]
+    audit = token_audit(
+        asked, records, tokens.output_len, settings.ignore_eos, compare_input=settings.route == "completions"
+    )
+    signals = server_signals(before or {}, after or {}) if before is not None and after is not None else {}
+    full_config = {
+        **config,
+        "endpoint_type": settings.route,
+        "ignore_eos": settings.ignore_eos,
+        "model": endpoint.model,
+        "base_url": endpoint.base_url,
+        "tokenizer": tokens.name,
+        "seed": settings.seed,
+    }
+    return CaseResult(
+        suite=suite,
+        case_id=case_id,
+        config=full_config,
+        metrics=metrics,
+        checks={"client": {"valid": health.valid, **health.numbers}, "token_audit": audit, "server": signals},
+        invalid_reasons=list(health.reasons),
+        records=records if settings.save_records else None,
+    )
+
+
+def static_samples(tokens: Tokens, case: StaticCase, seed: int) -> list[Sample]:
+    from harness.load.synthetic import random_samples
+
+    rng = np.random.default_rng([seed, case.prompt_tokens, case.output_tokens])
+    return random_samples(tokens, case.num_requests, case.prompt_tokens, case.output_tokens, rng)
+
+
+def run_static(
+    endpoint: Endpoint,
+    tokens: Tokens,
+    case: StaticCase,
+    settings: LoadSettings,
+    samples: Sequence[Sample] | None = None,
+    suite: str = "serving.static",
+) -> CaseResult:
+    """A closed-loop case: exactly `case.parallel` requests in flight until `parallel x epochs` are done."""
+    samples = list(samples) if samples is not None else static_samples(tokens, case, settings.seed)
+
+    async def loop(send: Callable[[Payload], Awaitable[RequestRecord]], payloads: list[Payload]) -> list[RequestRecord]:
+        return await closed_loop(send, payloads, case.parallel, settings.case_deadline_s, LoopClock())
+
+    config = {**dataclasses.asdict(case), "parallel_num": case.parallel, "num_requests": len(samples)}
+    return measure(endpoint, tokens, samples, settings, loop, suite, case.id, config)
+
+
+def run_dynamic(
+    endpoint: Endpoint,
+    tokens: Tokens,
+    case: DynamicCase,
+    settings: LoadSettings,
+    samples: Sequence[Sample],
+    dataset: str,
+) -> CaseResult:
+    """An open-loop case: requests sent at Poisson (gamma) arrival times, optionally under a concurrency cap."""
+    rng = np.random.default_rng([settings.seed, case.num_prompts])
+    offsets = arrival_offsets(len(samples), case.request_rate, case.burstiness, rng)
+
+    async def loop(send: Callable[[Payload], Awaitable[RequestRecord]], payloads: list[Payload]) -> list[RequestRecord]:
+        return await open_loop(send, payloads, offsets, settings.case_deadline_s, case.max_concurrency, LoopClock())
+
+    config = {
+        "request_rate": case.request_rate,
+        "num_prompts": case.num_prompts,
+        "burstiness": case.burstiness,
+        "max_concurrency": case.max_concurrency,
+        "dataset": dataset,
+        "slo": dataclasses.asdict(case.slo),
+        "schedule_rate": realised_rate(offsets),
+    }
+    scheduled = None if math.isinf(case.request_rate) else realised_rate(offsets)
+    return measure(endpoint, tokens, samples, settings, loop, "serving.dynamic", case.id, config, scheduled, case.slo)

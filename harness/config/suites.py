@@ -1,0 +1,154 @@
+"""What each suite runs, as a plan states it under `suites:`. Keys follow the benchmark tools' option names."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from harness.config.base import Frozen
+
+
+class SmokeSpec(Frozen):
+    """What the smoke suite asks of the server."""
+
+    max_tokens: int = Field(16, ge=2, le=4096)
+    request_timeout_s: float = Field(120.0, gt=0)
+
+
+class SLOSpec(Frozen):
+    """Goodput objectives in milliseconds; omit one to leave it unconstrained."""
+
+    ttft_ms: float | None = Field(None, gt=0)
+    tpot_ms: float | None = Field(None, gt=0)
+    e2el_ms: float | None = Field(None, gt=0)
+
+
+class LoadSpec(Frozen):
+    """How the client sends and judges itself; shared by every serving case."""
+
+    endpoint_type: Literal["completions", "chat"] = "completions"
+    ignore_eos: bool = True
+    seed: int = Field(0, ge=0)
+    request_timeout_s: float = Field(300.0, gt=0, description="no-progress timeout of one request")
+    case_deadline_s: float = Field(1800.0, gt=0, description="deadline of one whole case")
+    max_p99_lag_ms: float = Field(50.0, gt=0)
+    min_rate_fraction: float = Field(0.95, gt=0, le=1)
+    save_records: bool = True
+
+
+class StaticSpec(Frozen):
+    """Closed loop: each parallel-num x (prompt-tokens[i], output-tokens[i]) pair, parallel-num x epochs requests."""
+
+    parallel_num: tuple[int, ...] = Field((1, 4, 8), min_length=1)
+    prompt_tokens: tuple[int, ...] = Field((1024,), min_length=1)
+    output_tokens: tuple[int, ...] = Field((128,), min_length=1)
+    epochs: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _pairs(self) -> StaticSpec:
+        if len(self.prompt_tokens) != len(self.output_tokens):
+            raise ValueError(
+                f"prompt-tokens has {len(self.prompt_tokens)} entries and output-tokens {len(self.output_tokens)}: "
+                "they are paired one to one, give both lists the same length"
+            )
+        if min(self.parallel_num) < 1 or min(self.prompt_tokens) < 2 or min(self.output_tokens) < 1:
+            raise ValueError("parallel-num and output-tokens must be at least 1, prompt-tokens at least 2")
+        return self
+
+
+class LengthSpec(Frozen):
+    mean: float = Field(gt=0)
+    std: float = Field(0.0, ge=0)
+    min: int = Field(1, ge=1)
+    max: int = Field(ge=1)
+
+
+class GenerateSpec(Frozen):
+    """A custom dataset the harness generates (as `llmqual dataset generate` would) and caches."""
+
+    count: int = Field(ge=1, le=100_000)
+    input: LengthSpec
+    output: LengthSpec
+    seed: int = Field(0, ge=0)
+
+
+class DatasetSpec(Frozen):
+    """A dataset file (`path`, relative to the plan), a generated one (`generate`), or random prompts."""
+
+    type: Literal["random", "sharegpt", "alpaca", "custom", "human-eval"] = "random"
+    path: str | None = None
+    generate: GenerateSpec | None = None
+    random_input_len: int = Field(1024, ge=2)
+    random_output_len: int = Field(128, ge=1)
+
+    @model_validator(mode="after")
+    def _source(self) -> DatasetSpec:
+        if self.type == "random" and (self.path or self.generate):
+            raise ValueError("a random dataset takes random-input-len and random-output-len, not path or generate")
+        if self.type != "random" and (self.path is None) == (self.generate is None):
+            raise ValueError(f"a {self.type} dataset needs exactly one of 'path' or 'generate'")
+        if self.generate is not None and self.type != "custom":
+            raise ValueError("'generate' makes a custom dataset: set type: custom")
+        return self
+
+
+class DynamicSpec(Frozen):
+    """Open loop: request-rate[i] with num-prompts[i] requests, Poisson (or gamma) arrivals."""
+
+    dataset: DatasetSpec = DatasetSpec()
+    request_rate: tuple[float, ...] = Field((1.0,), min_length=1)
+    num_prompts: tuple[int, ...] = Field((100,), min_length=1)
+    burstiness: float = Field(1.0, gt=0)
+    max_concurrency: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_prompt_tokens: int | None = Field(None, ge=1)
+    slo: SLOSpec = SLOSpec()
+
+    @model_validator(mode="after")
+    def _pairs(self) -> DynamicSpec:
+        if len(self.request_rate) != len(self.num_prompts):
+            raise ValueError(
+                f"request-rate has {len(self.request_rate)} entries and num-prompts {len(self.num_prompts)}: "
+                "they are paired one to one, give both lists the same length"
+            )
+        if any(not (r > 0) or math.isnan(r) for r in self.request_rate) or min(self.num_prompts) < 1:
+            raise ValueError("request rates must be positive (inf sends all at once) and num-prompts at least 1")
+        return self
+
+
+class PrefixSpec(Frozen):
+    """Prompts sharing their first prefix-tokens tokens, sent closed loop (a prefix-cache workload)."""
+
+    prefix_tokens: int = Field(ge=1)
+    prompt_tokens: int = Field(ge=2)
+    output_tokens: int = Field(16, ge=1)
+    num_prompts: int = Field(32, ge=1)
+    parallel_num: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _prefix_fits(self) -> PrefixSpec:
+        if self.prefix_tokens >= self.prompt_tokens:
+            raise ValueError("prefix-tokens must be smaller than prompt-tokens")
+        return self
+
+
+class MultimodalSpec(Frozen):
+    """Chat prompts with one locally generated image each, sent closed loop."""
+
+    height: int = Field(336, ge=8, le=8192)
+    width: int = Field(336, ge=8, le=8192)
+    prompt_tokens: int = Field(64, ge=2)
+    output_tokens: int = Field(16, ge=1)
+    num_prompts: int = Field(8, ge=1)
+    parallel_num: int = Field(2, ge=1)
+
+
+class SuitesSpec(Frozen):
+    smoke: SmokeSpec = SmokeSpec()
+    load: LoadSpec = LoadSpec()
+    static: StaticSpec | None = None
+    dynamic: DynamicSpec | None = None
+    prefix: PrefixSpec | None = None
+    multimodal: MultimodalSpec | None = None

@@ -1,0 +1,1 @@
+"""Load generation: workloads (what to send) and schedules and loops (when to send it)."""

@@ -1,0 +1,40 @@
+"""One request of a workload, and the OpenAI payload it becomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.client.openai import Route
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A prompt with its length (tokens, counted as the server counts them) and the output length to ask for.
+
+    `images` are data URLs sent with a chat prompt (multimodal workloads).
+    """
+
+    prompt: str
+    prompt_len: int
+    output_len: int
+    images: tuple[str, ...] = ()
+
+
+def payload(sample: Sample, route: Route, ignore_eos: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The streamed request body for `sample` (the client fills in the model)."""
+    body: dict[str, Any] = {"max_tokens": sample.output_len, "stream": True, "temperature": 0.0}
+    if ignore_eos:
+        body["ignore_eos"] = True
+    if route == "completions":
+        if sample.images:
+            raise ValueError("images need the chat endpoint: use endpoint-type chat")
+        body["prompt"] = sample.prompt
+    else:
+        content: str | list[dict[str, Any]] = sample.prompt
+        if sample.images:
+            content = [{"type": "text", "text": sample.prompt}] + [
+                {"type": "image_url", "image_url": {"url": url}} for url in sample.images
+            ]
+        body["messages"] = [{"role": "user", "content": content}]
+    return {**body, **(extra or {})}

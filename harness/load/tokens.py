@@ -1,0 +1,88 @@
+"""Token counting and exact-length prompt text for the served model's tokenizer.
+
+Lengths are counted the way the server counts them: a prompt's length includes the special tokens the tokenizer
+adds (a BOS), which is what `usage.prompt_tokens` reports for /v1/completions; an output's length does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import HarnessError
+
+MAX_FIT_ROUNDS = 50
+
+
+class TokenizerError(HarnessError):
+    """The tokenizer could not be loaded or cannot make a prompt of the asked length."""
+
+
+class Tokens:
+    """A Hugging Face tokenizer with the few operations the workloads need."""
+
+    def __init__(self, tokenizer: Any, name: str = "") -> None:
+        self._tok = tokenizer
+        self.name = name
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tokens:
+        from transformers import AutoTokenizer
+
+        try:
+            return cls(AutoTokenizer.from_pretrained(str(path)), str(path))
+        except (OSError, ValueError) as exc:
+            raise TokenizerError(f"cannot load a tokenizer from {path}: {exc}") from exc
+
+    def prompt_len(self, text: str) -> int:
+        return len(self._tok(text).input_ids)
+
+    def output_len(self, text: str) -> int:
+        return len(self._tok(text, add_special_tokens=False).input_ids)
+
+    def special_overhead(self) -> int:
+        """Tokens the tokenizer adds around any prompt (a BOS)."""
+        return self.prompt_len("")
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._tok.decode(list(ids), skip_special_tokens=True))
+
+    @cached_property
+    def plain_ids(self) -> np.ndarray:
+        """Ids of ordinary tokens that decode on their own to clean text (no specials, no partial characters)."""
+        special = set(self._tok.all_special_ids)
+        keep = []
+        for i in range(len(self._tok)):
+            if i in special:
+                continue
+            text = self._tok.decode([i])
+            if text.strip() and "\ufffd" not in text and text.isprintable():
+                keep.append(i)
+        if not keep:
+            raise TokenizerError(f"tokenizer {self.name} has no plain tokens to build prompts from")
+        return np.asarray(keep)
+
+    def text_of_length(self, length: int, rng: np.random.Generator, prefix: str = "") -> str:
+        """Random text that, after `prefix`, makes a prompt of exactly `length` tokens (as the server counts them).
+
+        Random tokens are decoded, re-encoded and adjusted until the count is exact: decoding and re-encoding
+        merges some tokens, so the loop adds or trims a token at a time.
+        """
+        floor = self.prompt_len(prefix)
+        if length < floor:
+            raise TokenizerError(f"a prompt of {length} tokens cannot hold the {floor} tokens of its prefix")
+        ids = list(rng.choice(self.plain_ids, size=length - floor))
+        for _ in range(MAX_FIT_ROUNDS):
+            text = prefix + self.decode(ids)
+            have = self.prompt_len(text)
+            if have == length:
+                return text
+            if have > length:
+                ids = ids[: max(0, len(ids) - (have - length))]
+            else:
+                ids += list(rng.choice(self.plain_ids, size=length - have))
+        raise TokenizerError(f"could not make a prompt of exactly {length} tokens with {self.name}")

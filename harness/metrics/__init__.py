@@ -1,0 +1,1 @@
+"""Pure metric functions: requests in, numbers out; no clock, no I/O."""

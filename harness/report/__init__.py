@@ -1,0 +1,1 @@
+"""Renderers of results: CSV layouts (and, later, HTML)."""

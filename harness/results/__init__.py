@@ -1,0 +1,1 @@
+"""Results: one versioned document per case, written the moment the case finishes."""

@@ -1,0 +1,63 @@
+"""Where case results go as each case finishes: its JSON document, and a row in each CSV asked for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.report.csv_layouts import Layout, append_row, columns
+from harness.results.case import CaseResult, write_json
+
+
+@dataclass
+class CaseSink:
+    """Writes into `directory`: `<suite>/<case-id>.json` per case, and rows into `csv` targets per suite kind.
+
+    `csv` maps a CSV kind ("static", "dynamic") to the (path, layout) files that kind's rows are appended to.
+    """
+
+    directory: Path
+    environment: dict[str, Any] = field(default_factory=dict)
+    csv: dict[str, list[tuple[Path, Layout]]] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
+    documents: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def for_run(cls, run_dir: Path, environment: dict[str, Any]) -> CaseSink:
+        """The layout of a pytest run: `serving/<kind>.csv` (AscendCloud) and `serving/<kind>.en.csv`."""
+        serving = run_dir / "serving"
+        targets = {
+            kind: [(serving / f"{kind}.csv", "ascendcloud"), (serving / f"{kind}.en.csv", "english")]
+            for kind in ("static", "dynamic")
+        }
+        return cls(run_dir, environment, targets)  # type: ignore[arg-type]
+
+    def write(self, result: CaseResult, csv_kind: str | None = None) -> dict[str, Any]:
+        """Write the case's document and CSV rows now; returns the document."""
+        document = result.document(self.environment)
+        path = write_json(self.directory / result.suite.replace(".", "/") / f"{result.case_id}.json", document)
+        self.written.append(path)
+        self.documents.append(document)
+        if csv_kind is not None:
+            spec = bool(document["checks"].get("server", {}).get("spec_decode_acceptance_rate") is not None)
+            for target, layout in self.csv.get(csv_kind, []):
+                append_row(target, columns(csv_kind, spec), layout, document)
+        return document
+
+
+def _num(value: Any, unit: str) -> str:
+    return "missing" if value is None else f"{value:.1f} {unit}"
+
+
+def case_line(document: dict[str, Any]) -> str:
+    """One line for the terminal: a serving case's completion count, throughput and latencies, and validity."""
+    m = document["metrics"]
+    line = (
+        f"{document['suite']} {document['case_id']}: {m['completed']}/{m['num_requests']} completed, "
+        f"output {_num(m['output_throughput'], 'tok/s')}, TTFT p99 {_num(m['p99_ttft_ms'], 'ms')}, "
+        f"TPOT mean {_num(m['mean_tpot_ms'], 'ms')}"
+    )
+    if not document["valid"]:
+        line += " [INVALID: " + "; ".join(document["invalid_reasons"]) + "]"
+    return line

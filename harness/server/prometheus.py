@@ -1,0 +1,38 @@
+"""Scrape a vLLM server's /metrics (Prometheus text) into counter totals, with prometheus_client's parser."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.server.endpoint import Endpoint
+
+SCRAPE_TIMEOUT_S = 10.0
+
+
+def counter_totals(text: str) -> dict[str, float]:
+    """Every counter's value summed over its label sets, keyed by family name (`vllm:prefix_cache_hits`)."""
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.type != "counter":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                totals[family.name] = totals.get(family.name, 0.0) + sample.value
+    return totals
+
+
+def scrape(endpoint: Endpoint, timeout_s: float = SCRAPE_TIMEOUT_S) -> dict[str, float] | None:
+    """The server's counters, or None when it has no /metrics (an endpoint that is not vLLM)."""
+    request = urllib.request.Request(endpoint.url("/metrics"), headers=endpoint.headers())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            text = response.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    try:
+        return counter_totals(text)
+    except ValueError:
+        return None

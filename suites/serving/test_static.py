@@ -1,0 +1,86 @@
+"""Static serving benchmark: fixed concurrency, exact prompt and output lengths (closed loop).
+
+One case per parallel-num x (prompt-tokens, output-tokens) pair of the plan. Each case's result (JSON, and a row
+in the AscendCloud and English CSVs) is written as soon as it finishes. The assertions are about behaviour: every
+request completed, the server produced exactly the lengths asked for, and the client kept up (a run whose client
+fell behind is an invalid measurement, not a slow server). Speed is reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.bench.cases import LoadSettings, StaticCase
+from harness.bench.execute import run_static
+from harness.config.plan import Plan
+from harness.load.synthetic import image_samples, prefix_samples, vision_support
+from harness.load.tokens import Tokens
+from harness.model.resolve import resolve_model
+from harness.results.sink import CaseSink
+from harness.server.endpoint import Endpoint
+from suites.serving.checks import check_case
+
+pytestmark = pytest.mark.serving
+
+
+def test_static(
+    static_case: StaticCase, endpoint: Endpoint, served_tokens: Tokens, load: LoadSettings, case_sink: CaseSink
+) -> None:
+    result = run_static(endpoint, served_tokens, static_case, load)
+    case_sink.write(result, "static")
+    check_case(result, static_case.num_requests)
+    assert result.metrics["total_output_tokens"] == static_case.num_requests * static_case.output_tokens
+
+
+def test_prefix_caching(
+    plan: Plan, endpoint: Endpoint, served_tokens: Tokens, load: LoadSettings, case_sink: CaseSink
+) -> None:
+    """Prompts sharing a long prefix: the server's prefix cache must be hit (when it exports the counters)."""
+    spec = plan.suites.prefix
+    if spec is None:
+        pytest.skip("the plan has no suites.prefix workload")
+    rng = np.random.default_rng(load.seed)
+    samples = prefix_samples(
+        served_tokens, spec.num_prompts, spec.prefix_tokens, spec.prompt_tokens, spec.output_tokens, rng
+    )
+    case = StaticCase(spec.parallel_num, spec.prompt_tokens, spec.output_tokens, 1)
+    result = run_static(endpoint, served_tokens, case, load, samples, suite="serving.prefix")
+    result.config["prefix_tokens"] = spec.prefix_tokens
+    case_sink.write(result, None)
+    check_case(result, spec.num_prompts)
+    hit_rate = result.checks["server"].get("prefix_cache_hit_rate")
+    if hit_rate is None:
+        pytest.skip("the server exports no prefix-cache counters (is prefix caching off?)")
+    # Every prompt after the first shares prefix-tokens; whole cached blocks of it must be hit.
+    assert hit_rate > 0, f"prefix-cache hit rate {hit_rate} on prompts sharing {spec.prefix_tokens} tokens"
+
+
+def test_multimodal(
+    plan: Plan,
+    endpoint: Endpoint,
+    served_tokens: Tokens,
+    load: LoadSettings,
+    case_sink: CaseSink,
+    model_cache: Path,
+) -> None:
+    """Chat requests with a locally generated image each (skips with the reason on a text-only model)."""
+    spec = plan.suites.multimodal
+    if spec is None:
+        pytest.skip("the plan has no suites.multimodal workload")
+    reason = vision_support(resolve_model(plan, model_cache))
+    if reason is not None:
+        pytest.skip(f"multimodal workload skipped: {reason}")
+    rng = np.random.default_rng(load.seed)
+    samples = image_samples(
+        served_tokens, spec.num_prompts, spec.prompt_tokens, spec.output_tokens, spec.height, spec.width, rng
+    )
+    case = StaticCase(spec.parallel_num, spec.prompt_tokens, spec.output_tokens, 1)
+    chat = dataclasses.replace(load, route="chat")
+    result = run_static(endpoint, served_tokens, case, chat, samples, suite="serving.multimodal")
+    result.config.update(height=spec.height, width=spec.width)
+    case_sink.write(result, None)
+    check_case(result, spec.num_prompts)
