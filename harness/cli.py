@@ -4,6 +4,8 @@ llmqual platform                 which platforms are usable here, and why not
 llmqual plan check FILE...       validate plans (exit 2 with file, key and fix on the first bad one)
 llmqual model build [--plan F]   build (or find) the tiny model of a plan and print its folder
 llmqual serve --plan F           start the plan's vLLM server, print its URL, serve until Ctrl-C
+llmqual bench static|dynamic     serving benchmarks against a running server (see harness/bench/command.py)
+llmqual dataset generate|to-sharegpt   make benchmark datasets
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.bench import command as bench_command
 from harness.config.plan import PLATFORMS, load_plan
 from harness.errors import HarnessError
+from harness.load import command as dataset_command
 
 DEFAULT_PLAN = "fixtures/plans/cpu-tiny.yaml"
 
@@ -108,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--plan", default=DEFAULT_PLAN)
     serve.add_argument("--log", default=None, help="server log file")
     serve.set_defaults(run=_cmd_serve)
+
+    bench_command.add_parser(commands)
+    dataset_command.add_parser(commands)
 
     npu = commands.add_parser("npu", help="Ascend tools").add_subparsers(dest="npu_command", required=True)
     smi = npu.add_parser("smi-parse", help="parse saved npu-smi output")

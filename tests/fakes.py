@@ -1,14 +1,20 @@
-"""Fakes for what real engines cannot be made to do on demand: HTTP errors, broken and malformed streams.
+"""Fakes for what real engines cannot be made to do on demand: HTTP errors, broken and malformed streams, and a
+stream faster than any real server (to measure the client's own ceiling).
 
-Used only by the harness's own tests; the suites always talk to real servers.
+Used only by the harness's own tests; the suites always talk to real servers. Run as a module
+(`python -m tests.fakes --mode fast --port-file F`) the fake serves from its own process, so a benchmark can give
+the client a core of its own.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,11 +27,27 @@ def chunk_event(text: str, finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(event).encode() + b"\n\n"
 
 
-USAGE_EVENT = b'data: {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3}}\n\n'
+def chat_event(delta: dict[str, str], finish: str | None = None) -> bytes:
+    event = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+def usage_event(prompt: int, completion: int) -> bytes:
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+    return b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n"
+
+
+USAGE_EVENT = usage_event(5, 3)
+DONE = b"data: [DONE]\n\n"
 
 
 class FakeOpenAIServer:
-    """An aiohttp app whose /v1/completions behaves as `mode` says."""
+    """An aiohttp app whose /v1/completions and /v1/chat/completions behave as `mode` says.
+
+    Modes: ok (three events "a" "b" "c"), fast (max_tokens events of "x", at once), http500, dies_mid_stream,
+    malformed, stalls, error_event, partial_utf8 (a content event with empty text, as a token ending inside a
+    multi-byte character gives).
+    """
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
@@ -33,8 +55,13 @@ class FakeOpenAIServer:
     async def completions(self, request: web.Request) -> web.StreamResponse:
         if self.mode == "http500":
             return web.Response(status=500, text="internal error")
+        body = await request.json()
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        if self.mode == "fast":
+            n = int(body.get("max_tokens", 16))
+            await response.write(chunk_event("x") * (n - 1) + chunk_event("x", "length") + usage_event(5, n) + DONE)
+            return response
         await response.write(chunk_event("a"))
         if self.mode == "dies_mid_stream":
             await response.write(b'data: {"choices": [{"te')
@@ -47,24 +74,80 @@ class FakeOpenAIServer:
             await asyncio.sleep(2)
         elif self.mode == "error_event":
             await response.write(b'data: {"error": {"message": "boom", "code": 500}}\n\n')
-        await response.write(chunk_event("b") + chunk_event("c", "length") + USAGE_EVENT + b"data: [DONE]\n\n")
+        elif self.mode == "partial_utf8":
+            await response.write(chunk_event(""))
+        await response.write(chunk_event("b") + chunk_event("c", "length") + USAGE_EVENT + DONE)
         return response
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        events = chat_event({"role": "assistant", "content": ""}) + chat_event({"content": "a"})
+        events += chat_event({"content": "b"}, "length") + USAGE_EVENT + DONE
+        await response.write(events)
+        return response
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/chat/completions", self.chat)
+        return app
 
 
 @asynccontextmanager
-async def fake_server(mode: str) -> AsyncIterator[Endpoint]:
-    app = web.Application()
-    app.router.add_post("/v1/completions", FakeOpenAIServer(mode).completions)
-    runner = web.AppRunner(app)
+async def fake_server(mode: str, port: int = 0) -> AsyncIterator[Endpoint]:
+    runner = web.AppRunner(FakeOpenAIServer(mode).app())
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield Endpoint(f"http://127.0.0.1:{port}", "fake")
+        yield Endpoint(f"http://127.0.0.1:{bound}", "fake", max_model_len=4096)
     finally:
         await runner.cleanup()
 
 
+@contextmanager
+def fake_server_thread(mode: str) -> Iterator[Endpoint]:
+    """The fake on its own event loop in a thread, for code that runs its own loop (asyncio.run)."""
+    loop = asyncio.new_event_loop()
+    ready: list[Endpoint] = []
+    stop = asyncio.Event()
+    started = threading.Event()
+
+    async def serve() -> None:
+        async with fake_server(mode) as endpoint:
+            ready.append(endpoint)
+            started.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    if not started.wait(10):
+        raise RuntimeError("the fake server did not start within 10 s")
+    try:
+        yield ready[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+
+
 def payload(**extra: Any) -> dict[str, Any]:
     return {"prompt": "x", "max_tokens": 3, "stream": True, **extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="serve a fake OpenAI endpoint until killed")
+    parser.add_argument("--mode", default="fast")
+    parser.add_argument("--port-file", type=Path, required=True)
+
+    async def serve(args: argparse.Namespace) -> None:
+        async with fake_server(args.mode) as endpoint:
+            args.port_file.write_text(endpoint.base_url)
+            await asyncio.Event().wait()
+
+    asyncio.run(serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

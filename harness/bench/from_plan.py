@@ -86,7 +86,9 @@ def dynamic_workload(
         path = given if given.is_absolute() else Path(plan.source).parent / given
         label = path.name
     try:
-        return label, select(load_dataset(path, data.type, tokens), count, spec.max_prompt_tokens, spec.max_tokens)
+        return label, select(
+            load_dataset(path, data.type, tokens), count, spec.max_prompt_tokens, spec.max_tokens, spec.fixed_output_len
+        )
     except DatasetError as exc:
         raise PlanError(
             plan.source, "suites.dynamic.dataset", str(exc), "point path at a readable dataset file"

@@ -104,6 +104,7 @@ class DynamicSpec(Frozen):
     max_concurrency: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1)
     max_prompt_tokens: int | None = Field(None, ge=1)
+    fixed_output_len: int | None = Field(None, ge=1)
     slo: SLOSpec = SLOSpec()
 
     @model_validator(mode="after")

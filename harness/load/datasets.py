@@ -14,6 +14,7 @@ the file and the fix, before any request is sent.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,8 +113,21 @@ def load_dataset(path: str | Path, kind: str, tokens: Tokens) -> list[Sample]:
     return samples
 
 
-def select(samples: list[Sample], count: int, max_prompt_tokens: int | None, max_tokens: int | None) -> list[Sample]:
-    """`count` samples in file order after the length filters, reusing the file from the top if it is shorter."""
+def select(
+    samples: list[Sample],
+    count: int,
+    max_prompt_tokens: int | None = None,
+    max_tokens: int | None = None,
+    fixed_output_len: int | None = None,
+) -> list[Sample]:
+    """`count` samples in file order after the length filters, reusing the file from the top if it is shorter.
+
+    `fixed_output_len` asks every request for that many tokens instead of its answer's length (as
+    `vllm bench serve --sharegpt-output-len` does); the max-tokens filter then no longer applies.
+    """
+    if fixed_output_len is not None:
+        samples = [dataclasses.replace(s, output_len=fixed_output_len) for s in samples]
+        max_tokens = None
     kept = [
         s
         for s in samples

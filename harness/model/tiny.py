@@ -59,7 +59,7 @@ def ensure_tiny_model(spec: TinyModelSpec, cache: Path) -> Path:
 def build_tiny_model(spec: TinyModelSpec, out: Path) -> None:
     """Write tokenizer, chat template, config and safetensors weights for `spec` into `out`."""
     try:
-        tokenizer = _train_tokenizer(spec)
+        tokenizer = train_tokenizer(spec)
         tokenizer.save_pretrained(out)
         _save_model(spec, tokenizer, out)
     except (ImportError, OSError, ValueError, RuntimeError) as exc:
@@ -67,7 +67,7 @@ def build_tiny_model(spec: TinyModelSpec, out: Path) -> None:
     (out / MARKER).write_text(json.dumps(spec.model_dump(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _train_tokenizer(spec: TinyModelSpec) -> Any:
+def train_tokenizer(spec: TinyModelSpec) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -53,3 +53,22 @@ def test_a_stalled_stream_times_out_on_no_progress() -> None:
     record = run("stalls", timeout_s=0.3)
     assert record.error == "timeout"
     assert record.text == "a"  # what arrived before the stall is kept
+
+
+def test_an_event_with_empty_text_is_still_a_generation_step() -> None:
+    record = run("partial_utf8")
+    assert record.ok
+    assert record.text == "abc"
+    assert len(record.content_times) == 4, "counted as vllm bench serve counts: every event with choices"
+
+
+def test_the_chat_role_announcement_is_not_content() -> None:
+    async def go() -> RequestRecord:
+        async with fake_server("ok") as endpoint, aiohttp.ClientSession() as session:
+            body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": True}
+            return await send_request(session, endpoint, "chat", body)
+
+    record = asyncio.run(go())
+    assert record.ok
+    assert record.text == "ab"
+    assert len(record.content_times) == 2

@@ -111,3 +111,40 @@ def test_not_a_plan(tmp_path: Path, text: str, problem: str) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(PlanError, match="cannot read the plan"):
         load_plan(tmp_path / "absent.yaml")
+
+
+SUITE_ERRORS = [
+    (
+        "suites: {static: {parallel-num: [1], prompt-tokens: [64, 128], output-tokens: [16]}}",
+        "suites.static",
+        "prompt-tokens has 2 entries and output-tokens 1",
+    ),
+    (
+        "suites: {static: {parallel-num: [1], prompt-tokens: [500], output-tokens: [64]}}",
+        "",
+        "prompt-tokens 500 + output-tokens 64 exceed server.max-model-len 512",
+    ),
+    ("suites: {dynamic: {request-rate: [1, 2], num-prompts: [10]}}", "suites.dynamic", "paired one to one"),
+    ("suites: {dynamic: {request-rate: [0], num-prompts: [10]}}", "suites.dynamic", "must be positive"),
+    ("suites: {dynamic: {dataset: {type: sharegpt}}}", "suites.dynamic.dataset", "exactly one of 'path'"),
+    ("suites: {dynamic: {dataset: {type: random, path: x.json}}}", "suites.dynamic.dataset", "random dataset"),
+    ("suites: {prefix: {prefix-tokens: 64, prompt-tokens: 64}}", "suites.prefix", "smaller than prompt-tokens"),
+    ("suites: {statik: {}}", "suites", "did you mean 'static'"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "problem"), SUITE_ERRORS)
+def test_bad_suite_sections_name_the_key(tmp_path: Path, section: str, key: str, problem: str) -> None:
+    with pytest.raises(PlanError) as info:
+        load_plan(write(tmp_path, GOOD + section))
+    assert problem in str(info.value)
+    assert key in info.value.key or key in str(info.value)
+    assert str(tmp_path / "plan.yaml") in str(info.value)
+
+
+def test_infinite_rates_are_written_as_yaml_inf(tmp_path: Path) -> None:
+    plan = load_plan(
+        write(tmp_path, GOOD + "suites: {dynamic: {request-rate: [2, .inf, inf], num-prompts: [1, 1, 1]}}")
+    )
+    assert plan.suites.dynamic is not None
+    assert plan.suites.dynamic.request_rate == (2.0, float("inf"), float("inf"))

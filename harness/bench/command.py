@@ -1,0 +1,175 @@
+"""`llmqual bench static|dynamic`: the benchmarks outside pytest, with the option names engineers already use.
+
+    llmqual bench static --base-url URL --model NAME --tokenizer PATH --parallel-num 1 4 8 \\
+        --prompt-tokens 1024 2048 --output-tokens 128 256 --epochs 5 --benchmark-csv F --result-json F
+    llmqual bench dynamic --base-url URL --model NAME --tokenizer PATH --dataset F --dataset-type sharegpt \\
+        --request-rate 1 2 4 --num-prompts 100 100 100 --max-tokens N --max-prompt-tokens N ...
+
+Every case is written as soon as it finishes: a row in --benchmark-csv (AscendCloud layout unless
+--csv-layout english) and the summaries so far in --result-json (a JSON list with one flat object per case, under
+`vllm bench serve`'s field names). Exit status 1 when a case had failed requests or an invalid client.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.bench.cases import BenchInputError, LoadSettings, dynamic_cases, static_cases
+from harness.bench.execute import run_dynamic, run_static, static_samples
+from harness.load.datasets import load_dataset, select
+from harness.load.synthetic import prefix_samples, random_samples
+from harness.load.tokens import Tokens
+from harness.metrics.health import ClientLimits
+from harness.metrics.serving import SLO
+from harness.report.csv_layouts import Layout, append_row, columns
+from harness.results.case import CaseResult, write_json
+from harness.results.sink import case_line
+from harness.server.endpoint import Endpoint, connect_endpoint
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"a request rate must be positive or inf, got {text}")
+    return value
+
+
+def _goodput(items: list[str] | None) -> SLO:
+    """vLLM's `--goodput ttft:500 tpot:50` syntax (milliseconds)."""
+    limits: dict[str, float] = {}
+    for item in items or []:
+        name, _, value = item.partition(":")
+        if name not in ("ttft", "tpot", "e2el") or not value:
+            raise BenchInputError(f"--goodput takes KEY:MS with KEY one of ttft, tpot, e2el; got {item!r}")
+        limits[f"{name}_ms"] = float(value)
+    return SLO(**limits)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base-url", required=True, help="server URL, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--model", default=None, help="model name in requests (default: the only one served)")
+    parser.add_argument("--served-model-name", default=None, help="overrides --model as the name in requests")
+    parser.add_argument("--tokenizer", required=True, help="tokenizer folder of the served model")
+    parser.add_argument("--api-key", default=None)
+    parser.add_argument("--endpoint-type", choices=("completions", "chat"), default="completions")
+    parser.add_argument("--benchmark-csv", type=Path, default=None, help="CSV to append one row per case to")
+    parser.add_argument("--csv-layout", choices=("ascendcloud", "english"), default="ascendcloud")
+    parser.add_argument("--result-json", type=Path, default=None, help="JSON list of per-case summaries")
+    parser.add_argument("--enable-prefix-caching", action="store_true", help="prompts share a common prefix")
+    parser.add_argument("--prefix-caching-num", type=int, default=0, help="shared prefix length in tokens")
+    parser.add_argument("--use-spec-decode", action="store_true", help="report speculative-decoding acceptance")
+    parser.add_argument("--num-speculative-tokens", type=int, default=None)
+    parser.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false", help="let EOS end requests")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--request-timeout", type=float, default=300.0, help="no-progress timeout per request (s)")
+    parser.add_argument("--case-deadline", type=float, default=3600.0, help="deadline of one case (s)")
+    parser.add_argument("--max-p99-lag-ms", type=float, default=50.0, help="client schedule-lag limit")
+
+
+def add_parser(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="serving benchmarks against a running server")
+    kinds = bench.add_subparsers(dest="bench_command", required=True)
+
+    static = kinds.add_parser("static", help="fixed concurrency, exact lengths (closed loop)")
+    _common(static)
+    static.add_argument("--parallel-num", type=int, nargs="+", required=True)
+    static.add_argument("--prompt-tokens", type=int, nargs="+", required=True)
+    static.add_argument("--output-tokens", type=int, nargs="+", required=True)
+    static.add_argument("--epochs", type=int, default=5)
+    static.set_defaults(run=_cmd_static)
+
+    dynamic = kinds.add_parser("dynamic", help="Poisson arrivals over a dataset (open loop)")
+    _common(dynamic)
+    dynamic.add_argument("--dataset", type=Path, default=None, help="dataset file (not needed for random)")
+    dynamic.add_argument(
+        "--dataset-type", choices=("random", "sharegpt", "alpaca", "custom", "human-eval"), default="random"
+    )
+    dynamic.add_argument("--request-rate", type=_rate, nargs="+", required=True)
+    dynamic.add_argument("--num-prompts", type=int, nargs="+", required=True)
+    dynamic.add_argument("--max-tokens", type=int, default=None, help="drop samples with longer answers")
+    dynamic.add_argument("--max-prompt-tokens", type=int, default=None, help="drop samples with longer prompts")
+    dynamic.add_argument("--fixed-output-len", type=int, default=None, help="ask every request for N tokens")
+    dynamic.add_argument("--random-input-len", type=int, default=1024)
+    dynamic.add_argument("--random-output-len", type=int, default=128)
+    dynamic.add_argument("--burstiness", type=float, default=1.0)
+    dynamic.add_argument("--max-concurrency", type=int, default=None)
+    dynamic.add_argument("--goodput", nargs="+", default=None, help="SLOs as KEY:MS (ttft, tpot, e2el)")
+    dynamic.set_defaults(run=_cmd_dynamic)
+
+
+def _connect(args: argparse.Namespace) -> tuple[Endpoint, Tokens, LoadSettings]:
+    tokens = Tokens.load(args.tokenizer)  # a bad path fails before the server is contacted
+    endpoint = connect_endpoint(args.base_url, args.api_key, args.served_model_name or args.model)
+    settings = LoadSettings(
+        route=args.endpoint_type,
+        ignore_eos=args.ignore_eos,
+        seed=args.seed,
+        request_timeout_s=args.request_timeout,
+        case_deadline_s=args.case_deadline,
+        limits=ClientLimits(max_p99_lag_ms=args.max_p99_lag_ms),
+        save_records=False,
+    )
+    return endpoint, tokens, settings
+
+
+class _Outputs:
+    """Writes each case's CSV row and the growing --result-json as cases finish."""
+
+    def __init__(self, args: argparse.Namespace, kind: str) -> None:
+        self.args, self.kind = args, kind
+        self.summaries: list[dict[str, Any]] = []
+        self.failed = False
+
+    def add(self, result: CaseResult) -> None:
+        document = result.document()
+        if self.args.use_spec_decode:
+            document["config"]["num_speculative_tokens"] = self.args.num_speculative_tokens
+        print(case_line(document), flush=True)
+        layout: Layout = self.args.csv_layout
+        if self.args.benchmark_csv is not None:
+            append_row(self.args.benchmark_csv, columns(self.kind, self.args.use_spec_decode), layout, document)
+        flat = {**document["config"], **document["metrics"], **document["checks"].get("server", {})}
+        flat.update(valid=document["valid"], invalid_reasons=document["invalid_reasons"])
+        self.summaries.append(flat)
+        if self.args.result_json is not None:
+            write_json(self.args.result_json, self.summaries)
+        self.failed |= bool(document["metrics"]["failed"]) or not document["valid"]
+
+
+def _cmd_static(args: argparse.Namespace) -> int:
+    cases = static_cases(args.parallel_num, args.prompt_tokens, args.output_tokens, args.epochs)
+    endpoint, tokens, settings = _connect(args)
+    outputs = _Outputs(args, "static")
+    for case in cases:
+        if args.enable_prefix_caching:
+            rng = np.random.default_rng([args.seed, case.prompt_tokens])
+            samples = prefix_samples(
+                tokens, case.num_requests, args.prefix_caching_num, case.prompt_tokens, case.output_tokens, rng
+            )
+        else:
+            samples = static_samples(tokens, case, args.seed)
+        outputs.add(run_static(endpoint, tokens, case, settings, samples))
+    return 1 if outputs.failed else 0
+
+
+def _cmd_dynamic(args: argparse.Namespace) -> int:
+    slo = _goodput(args.goodput)
+    cases = dynamic_cases(args.request_rate, args.num_prompts, args.burstiness, args.max_concurrency, slo)
+    if args.dataset_type != "random" and args.dataset is None:
+        raise BenchInputError(f"--dataset-type {args.dataset_type} needs --dataset FILE")
+    endpoint, tokens, settings = _connect(args)
+    if args.dataset_type == "random":
+        label = f"random-{args.random_input_len}-{args.random_output_len}"
+        rng = np.random.default_rng(args.seed)
+        pool = random_samples(tokens, max(args.num_prompts), args.random_input_len, args.random_output_len, rng)
+    else:
+        label, pool = args.dataset.name, load_dataset(args.dataset, args.dataset_type, tokens)
+    outputs = _Outputs(args, "dynamic")
+    for case in cases:
+        samples = select(pool, case.num_prompts, args.max_prompt_tokens, args.max_tokens, args.fixed_output_len)
+        outputs.add(run_dynamic(endpoint, tokens, case, settings, samples, label))
+    return 1 if outputs.failed else 0

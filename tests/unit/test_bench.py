@@ -1,0 +1,78 @@
+"""Benchmark cases: input checks before anything runs, and failed requests recorded as data (fake servers)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from harness.bench.cases import BenchInputError, DynamicCase, LoadSettings, StaticCase, dynamic_cases, static_cases
+from harness.bench.execute import run_dynamic, run_static
+from harness.load.samples import Sample
+from harness.load.tokens import Tokens
+from harness.results.sink import CaseSink, case_line
+from tests.fakes import fake_server_thread
+
+
+def test_static_cases_pair_lengths_and_cross_parallel() -> None:
+    cases = static_cases([1, 4], [64, 256], [32, 64], 3)
+    assert [c.id for c in cases] == ["p1-in64-out32", "p4-in64-out32", "p1-in256-out64", "p4-in256-out64"]
+    assert cases[1].num_requests == 12
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: static_cases([1], [64, 128], [16], 1), "--prompt-tokens has 2 values and --output-tokens 1"),
+        (lambda: dynamic_cases([1.0, 2.0], [10], 1.0), "--request-rate has 2 values and --num-prompts 1"),
+        (lambda: static_cases([0], [64], [16], 1), "at least 1"),
+        (lambda: dynamic_cases([0.0], [10]), "positive"),
+    ],
+)
+def test_mismatched_or_bad_lists_fail_before_anything_runs(call: object, message: str) -> None:
+    with pytest.raises(BenchInputError, match=message):
+        call()  # type: ignore[operator]
+
+
+def test_case_ids_name_the_rate() -> None:
+    assert DynamicCase(math.inf, 64).id == "rateinf-n64"
+    assert DynamicCase(2.5, 10, max_concurrency=4).id == "rate2.5-n10-c4"
+
+
+def test_a_prompt_longer_than_the_context_fails_before_the_case(tokens: Tokens) -> None:
+    with (
+        fake_server_thread("fast") as endpoint,  # max_model_len 4096
+        pytest.raises(BenchInputError, match="exceed the server's max-model-len 4096"),
+    ):
+        run_static(endpoint, tokens, StaticCase(1, 4000, 200, 1), LoadSettings())
+
+
+def test_failed_requests_are_recorded_not_raised(tokens: Tokens, tmp_path: Path) -> None:
+    with fake_server_thread("http500") as endpoint:
+        result = run_static(endpoint, tokens, StaticCase(2, 8, 4, 3), LoadSettings(request_timeout_s=5))
+    assert result.metrics["completed"] == 0
+    assert result.metrics["failures"] == {"http_500": 6}
+    assert result.metrics["mean_ttft_ms"] is None
+    sink = CaseSink.for_run(tmp_path, {"host": "test"})
+    document = sink.write(result, "static")
+    assert document["metrics"]["failed"] == 6
+    assert (tmp_path / "serving/static/p2-in8-out4.json").is_file()
+    assert (tmp_path / "serving/static.csv").read_text(encoding="utf-8-sig").count("\n") == 2
+    assert "0/6 completed" in case_line(document)
+
+
+def test_a_dynamic_case_against_a_fast_stream(tokens: Tokens, tmp_path: Path) -> None:
+    samples = [Sample("hello", 5, 5)] * 20  # the fake reports 5 prompt tokens
+    with fake_server_thread("fast") as endpoint:
+        result = run_dynamic(endpoint, tokens, DynamicCase(200.0, 20), LoadSettings(), samples, "unit")
+    m = result.metrics
+    assert m["completed"] == 20
+    assert m["total_output_tokens"] == 100
+    assert result.checks["token_audit"]["problems"] == []
+    assert result.checks["server"] == {}, "the fake has no /metrics: no signals, not zeros"
+    assert result.config["request_rate"] == 200.0
+    assert result.records is not None
+    assert len(result.records) == 20
+    document = CaseSink.for_run(tmp_path, {}).write(result, "dynamic")
+    assert document["config"]["dataset"] == "unit"

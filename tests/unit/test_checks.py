@@ -1,0 +1,127 @@
+"""The client's self-check, the token audit and the server signals, on planted data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.client.openai import RequestRecord
+from harness.metrics.audit import Asked, token_audit
+from harness.metrics.health import ClientLimits, client_health
+from harness.metrics.signals import server_signals
+from harness.server.prometheus import counter_totals
+from tests.unit.records import done
+
+
+def _released(scheduled: list[float], lag_s: list[float]) -> list[RequestRecord]:
+    records = []
+    for s, lag in zip(scheduled, lag_s, strict=True):
+        r = done(s + lag, [s + lag + 0.1])
+        r.scheduled, r.released = s, s + lag
+        records.append(r)
+    return records
+
+
+def test_a_client_on_schedule_is_valid() -> None:
+    records = _released([i * 0.1 for i in range(100)], [0.0005] * 100)
+    health = client_health(records, 10.0, ClientLimits(max_p99_lag_ms=1.0))
+    assert health.valid, health.reasons
+    assert health.numbers["p99_schedule_lag_ms"] == pytest.approx(0.5)
+    assert health.numbers["achieved_send_rate"] == pytest.approx(10.0)
+
+
+def test_a_lagging_client_makes_the_run_invalid() -> None:
+    lags = [0.0] * 95 + [0.2] * 5  # 5% of requests 200 ms late: p99 over 50 ms
+    health = client_health(_released([i * 0.1 for i in range(100)], lags), None)
+    assert not health.valid
+    assert "p99 schedule lag" in health.reasons[0]
+
+
+def test_a_client_that_fell_behind_the_rate_is_invalid() -> None:
+    scheduled = [i * 0.1 for i in range(100)]  # 10 req/s asked
+    lags = [i * 0.02 for i in range(100)]  # each later by 20 ms more: achieved 10 / 1.2 = 8.3 req/s
+    health = client_health(_released(scheduled, lags), 10.0, ClientLimits(max_p99_lag_ms=10_000))
+    assert not health.valid
+    assert "under 95% of the scheduled 10.00 req/s" in health.reasons[0]
+
+
+def test_audit_flags_ignore_eos_not_honoured_and_wrong_lengths() -> None:
+    good = done(0.0, [0.1] * 8, prompt=20)
+    stopped = done(0.0, [0.1] * 3, prompt=20)
+    stopped.finish_reason = "stop"  # EOS ended it although ignore_eos was asked
+    long_prompt = done(0.0, [0.1] * 8, prompt=21)
+    audit = token_audit([Asked(20, 8)] * 3, [good, stopped, long_prompt], lambda text: 8, ignore_eos=True)
+    assert audit["ignore_eos_not_honoured"] == 1
+    assert audit["output_length_mismatches"] == 1
+    assert audit["input_length_mismatches"] == 1
+    assert audit["requested_output_tokens"] == 24
+    assert audit["server_output_tokens"] == 19
+    assert len(audit["problems"]) == 2
+
+
+def test_audit_of_a_clean_run_has_no_problems_and_skips_chat_input_check() -> None:
+    records = [done(0.0, [0.1] * 4, prompt=30)]
+    audit = token_audit([Asked(20, 4)], records, lambda text: 5, ignore_eos=True, compare_input=False)
+    assert audit["problems"] == []
+    assert audit["input_length_mismatches"] is None
+    assert audit["retokenised_differs"] == 1, "reported, not judged"
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def _counter(name: str, value: float, engine: str = "0") -> str:
+    """A counter as vLLM's /metrics writes it (see data/vllm_metrics_cpu.txt, captured from the CPU server)."""
+    return (
+        f"# HELP {name}_total help\n# TYPE {name}_total counter\n"
+        f'{name}_total{{engine="{engine}",model_name="m"}} {value}\n'
+    )
+
+
+METRICS_BEFORE = "".join(
+    _counter(name, value)
+    for name, value in [
+        ("vllm:prefix_cache_queries", 1000.0),
+        ("vllm:prefix_cache_hits", 100.0),
+        ("vllm:spec_decode_num_drafts", 10.0),
+        ("vllm:spec_decode_num_draft_tokens", 30.0),
+        ("vllm:spec_decode_num_accepted_tokens", 15.0),
+    ]
+)
+
+
+def test_a_real_cpu_server_scrape_is_read() -> None:
+    totals = counter_totals((DATA / "vllm_metrics_cpu.txt").read_text())
+    assert totals["vllm:prefix_cache_queries"] == 21693.0
+    assert totals["vllm:prefix_cache_hits"] == 3072.0
+    assert totals["vllm:generation_tokens"] == 6781.0
+    assert not any(name.endswith("_created") for name in totals), "creation timestamps are not counters"
+    assert "vllm:num_requests_running" not in totals, "gauges are not counters"
+
+
+def test_counters_are_parsed_with_prometheus_client_and_summed_over_labels() -> None:
+    text = METRICS_BEFORE.replace(
+        'vllm:prefix_cache_hits_total{engine="0",model_name="m"} 100.0\n',
+        'vllm:prefix_cache_hits_total{engine="0",model_name="m"} 100.0\n'
+        'vllm:prefix_cache_hits_total{engine="1",model_name="m"} 50.0\n',
+    )
+    assert counter_totals(text)["vllm:prefix_cache_hits"] == 150.0
+
+
+def test_signals_are_rates_over_the_run() -> None:
+    before = counter_totals(METRICS_BEFORE)
+    after = {k: v * 3 for k, v in before.items()}  # deltas: 2000 queries, 200 hits, 20 drafts, 60 drafted, 30 ok
+    signals = server_signals(before, after)
+    assert signals["prefix_cache_hit_rate"] == pytest.approx(0.1)
+    assert signals["spec_decode_acceptance_rate"] == pytest.approx(0.5)
+    assert signals["spec_decode_mean_acceptance_length"] == pytest.approx(2.5)
+
+
+def test_older_servers_prefix_names_and_absent_counters() -> None:
+    before = {"vllm:gpu_prefix_cache_queries": 0.0, "vllm:gpu_prefix_cache_hits": 0.0}
+    after = {"vllm:gpu_prefix_cache_queries": 10.0, "vllm:gpu_prefix_cache_hits": 4.0}
+    signals = server_signals(before, after)
+    assert signals["prefix_cache_hit_rate"] == pytest.approx(0.4)
+    assert signals["spec_decode_acceptance_rate"] is None, "no spec decoding: missing, not 0"
+    assert server_signals(before, before)["prefix_cache_hit_rate"] is None, "no queries in the run: missing"
