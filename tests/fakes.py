@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -140,13 +141,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="serve a fake OpenAI endpoint until killed")
     parser.add_argument("--mode", default="fast")
     parser.add_argument("--port-file", type=Path, required=True)
+    parser.add_argument("--cpu", type=int, default=None, help="pin the fake to this CPU")
 
     async def serve(args: argparse.Namespace) -> None:
         async with fake_server(args.mode) as endpoint:
             args.port_file.write_text(endpoint.base_url)
             await asyncio.Event().wait()
 
-    asyncio.run(serve(parser.parse_args()))
+    args = parser.parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    asyncio.run(serve(args))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.bench.cases import DynamicCase, LoadSettings, StaticCase, check_fits
 from harness.client.openai import RequestRecord, send_request
-from harness.load.loops import LoopClock, Payload, closed_loop, open_loop
+from harness.load.loops import LoopClock, Payload, closed_loop, frozen_gc, open_loop
 from harness.load.samples import Sample, payload
 from harness.load.schedule import arrival_offsets, realised_rate
 from harness.load.tokens import Tokens
@@ -66,7 +66,8 @@ def measure(
         check_fits(sample.prompt_len, sample.output_len, endpoint.max_model_len, f"{case_id} request {i}")
     payloads = [payload(s, settings.route, settings.ignore_eos, settings.extra_body) for s in samples]
     before = scrape(endpoint)
-    records = asyncio.run(_drive(endpoint, settings, payloads, loop))
+    with frozen_gc():
+        records = asyncio.run(_drive(endpoint, settings, payloads, loop))
     after = scrape(endpoint)
     metrics = summarise(records, slo or SLO())
     health = client_health(records, scheduled_rate, settings.limits)

@@ -24,7 +24,7 @@ class ScriptedWorld:
     _wakeups: list[tuple[float, asyncio.Future[None]]] = field(default_factory=list)
 
     def clock(self) -> LoopClock:
-        return LoopClock(now=lambda: self.now, sleep=self.sleep)
+        return LoopClock(now=lambda: self.now, sleep=self.sleep, spin_s=0.0)
 
     async def sleep(self, delay: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
