@@ -88,8 +88,12 @@ class FakeOpenAIServer:
         await response.write(events)
         return response
 
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "max_model_len": 4096}]})
+
     def app(self) -> web.Application:
         app = web.Application()
+        app.router.add_get("/v1/models", self.models)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/chat/completions", self.chat)
         return app

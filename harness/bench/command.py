@@ -101,10 +101,8 @@ def add_parser(commands: Any) -> None:
     dynamic.set_defaults(run=_cmd_dynamic)
 
 
-def _connect(args: argparse.Namespace) -> tuple[Endpoint, Tokens, LoadSettings]:
-    tokens = Tokens.load(args.tokenizer)  # a bad path fails before the server is contacted
-    endpoint = connect_endpoint(args.base_url, args.api_key, args.served_model_name or args.model)
-    settings = LoadSettings(
+def _settings(args: argparse.Namespace) -> LoadSettings:
+    return LoadSettings(
         route=args.endpoint_type,
         ignore_eos=args.ignore_eos,
         seed=args.seed,
@@ -113,7 +111,10 @@ def _connect(args: argparse.Namespace) -> tuple[Endpoint, Tokens, LoadSettings]:
         limits=ClientLimits(max_p99_lag_ms=args.max_p99_lag_ms),
         save_records=False,
     )
-    return endpoint, tokens, settings
+
+
+def _connect(args: argparse.Namespace) -> Endpoint:
+    return connect_endpoint(args.base_url, args.api_key, args.served_model_name or args.model)
 
 
 class _Outputs:
@@ -142,7 +143,8 @@ class _Outputs:
 
 def _cmd_static(args: argparse.Namespace) -> int:
     cases = static_cases(args.parallel_num, args.prompt_tokens, args.output_tokens, args.epochs)
-    endpoint, tokens, settings = _connect(args)
+    tokens = Tokens.load(args.tokenizer)
+    endpoint, settings = _connect(args), _settings(args)
     outputs = _Outputs(args, "static")
     for case in cases:
         if args.enable_prefix_caching:
@@ -161,15 +163,19 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
     cases = dynamic_cases(args.request_rate, args.num_prompts, args.burstiness, args.max_concurrency, slo)
     if args.dataset_type != "random" and args.dataset is None:
         raise BenchInputError(f"--dataset-type {args.dataset_type} needs --dataset FILE")
-    endpoint, tokens, settings = _connect(args)
+    tokens = Tokens.load(args.tokenizer)
     if args.dataset_type == "random":
         label = f"random-{args.random_input_len}-{args.random_output_len}"
         rng = np.random.default_rng(args.seed)
         pool = random_samples(tokens, max(args.num_prompts), args.random_input_len, args.random_output_len, rng)
     else:
         label, pool = args.dataset.name, load_dataset(args.dataset, args.dataset_type, tokens)
+    # Every case's samples are chosen (and the filters checked) before the first request is sent.
+    chosen = [
+        select(pool, case.num_prompts, args.max_prompt_tokens, args.max_tokens, args.fixed_output_len) for case in cases
+    ]
+    endpoint, settings = _connect(args), _settings(args)
     outputs = _Outputs(args, "dynamic")
-    for case in cases:
-        samples = select(pool, case.num_prompts, args.max_prompt_tokens, args.max_tokens, args.fixed_output_len)
+    for case, samples in zip(cases, chosen, strict=True):
         outputs.add(run_dynamic(endpoint, tokens, case, settings, samples, label))
     return 1 if outputs.failed else 0

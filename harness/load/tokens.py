@@ -38,6 +38,10 @@ class Tokens:
         except (OSError, ValueError) as exc:
             raise TokenizerError(f"cannot load a tokenizer from {path}: {exc}") from exc
 
+    def save(self, folder: Path) -> None:
+        """Write the tokenizer's files into `folder` (loadable with `Tokens.load`)."""
+        self._tok.save_pretrained(str(folder))
+
     def prompt_len(self, text: str) -> int:
         return len(self._tok(text).input_ids)
 

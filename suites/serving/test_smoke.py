@@ -50,10 +50,10 @@ def test_ignore_eos_gives_exactly_max_tokens(
         assert record.finish_reason == "length"
         assert record.prompt_tokens is not None
         assert record.prompt_tokens > 0
-    # A byte-level token can decode to nothing on its own, so content events are at most N, and there is at
-    # least one exactly when the text is not empty.
-    assert len(streamed.content_times) <= n
-    assert bool(streamed.content_times) == bool(plain.text)
+    # Every event with choices is a generation step (its text may be empty: a byte-level token can end inside a
+    # character). The server may fold steps whose text is empty into the next event, so there are at most N, and
+    # at least one: the last step carries the finish reason.
+    assert 1 <= len(streamed.content_times) <= n
     assert streamed.content_times == sorted(streamed.content_times)
     # Greedy decoding of the same prompt must not depend on the transport.
     assert streamed.text == plain.text

@@ -1,12 +1,14 @@
-"""The llmqual command: plan checks and platform listing."""
+"""The llmqual command: plan checks, platform listing, the bench and dataset commands (bad input first)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from harness.cli import main
+from tests.fakes import fake_server_thread
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,3 +36,70 @@ def test_platform_lists_every_platform(capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "npu: absent (no Ascend NPU" in out
     assert "cpu: available" in out
+
+
+DEAD_URL = "http://127.0.0.1:9"  # nothing listens: any attempt to connect fails
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["static", "--parallel-num", "1", "--prompt-tokens", "8", "16", "--output-tokens", "4"], "pair one to one"),
+        (["dynamic", "--request-rate", "1", "2", "--num-prompts", "5"], "pair one to one"),
+        (["dynamic", "--dataset-type", "sharegpt", "--request-rate", "1", "--num-prompts", "5"], "needs --dataset"),
+        (["dynamic", "--request-rate", "1", "--num-prompts", "5", "--goodput", "ttfb:5"], "--goodput takes KEY:MS"),
+    ],
+)
+def test_bench_refuses_bad_lists_before_contacting_the_server(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bench", *args, "--base-url", DEAD_URL, "--tokenizer", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "not reachable" not in err
+
+
+def test_bench_names_a_bad_tokenizer_and_an_unreachable_server(
+    tokenizer_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    static = ["bench", "static", "--parallel-num", "1", "--prompt-tokens", "8", "--output-tokens", "4"]
+    assert main([*static, "--base-url", DEAD_URL, "--tokenizer", "/nonexistent"]) == 2
+    assert "cannot load a tokenizer from /nonexistent" in capsys.readouterr().err
+    assert main([*static, "--base-url", DEAD_URL, "--tokenizer", str(tokenizer_dir)]) == 2
+    assert f"{DEAD_URL} is not reachable" in capsys.readouterr().err
+
+
+def test_bench_dynamic_refuses_an_empty_dataset_before_contacting_the_server(
+    tokenizer_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    args = ["bench", "dynamic", "--dataset", str(empty), "--dataset-type", "custom", "--request-rate", "1"]
+    assert main([*args, "--num-prompts", "5", "--base-url", DEAD_URL, "--tokenizer", str(tokenizer_dir)]) == 2
+    assert f"{empty}: the dataset is empty" in capsys.readouterr().err
+
+
+def test_bench_static_writes_csv_and_json_per_case(tokenizer_dir: Path, tmp_path: Path) -> None:
+    csv_path, result = tmp_path / "s.csv", tmp_path / "s.json"
+    with fake_server_thread("fast") as endpoint:
+        code = main(
+            ["bench", "static", "--base-url", endpoint.base_url, "--tokenizer", str(tokenizer_dir),
+             "--parallel-num", "1", "2", "--prompt-tokens", "8", "--output-tokens", "4", "--epochs", "2",
+             "--benchmark-csv", str(csv_path), "--csv-layout", "english", "--result-json", str(result)]
+        )  # fmt: skip
+    assert code == 0
+    rows = csv_path.read_text().splitlines()
+    assert rows[0].startswith("input_len,output_len,parallel_num")
+    assert len(rows) == 3
+    summaries = json.loads(result.read_text())
+    assert [(s["parallel_num"], s["completed"], s["total_output_tokens"]) for s in summaries] == [(1, 2, 8), (2, 4, 16)]
+
+
+def test_dataset_commands_make_a_sharegpt_file(tokenizer_dir: Path, tmp_path: Path) -> None:
+    custom, sharegpt = tmp_path / "c.json", tmp_path / "s.json"
+    assert main(["dataset", "generate", "--tokenizer", str(tokenizer_dir), "--num", "5", "-o", str(custom),
+                 "--input-mean", "20", "--input-min", "4", "--input-max", "40",
+                 "--output-mean", "8", "--output-min", "2", "--output-max", "16"]) == 0  # fmt: skip
+    assert len(json.loads(custom.read_text())) == 5
+    assert main(["dataset", "to-sharegpt", str(custom), "-o", str(sharegpt)]) == 0
+    assert json.loads(sharegpt.read_text())[0]["conversations"][0]["from"] == "human"
