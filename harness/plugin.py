@@ -14,13 +14,16 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
+from harness.accuracy.plan_cases import include_folder, plan_tasks
+from harness.accuracy.tasks import TaskError, check_tasks, known_tasks
 from harness.bench.cases import DynamicCase, LoadSettings, StaticCase
 from harness.bench.from_plan import load_settings, plan_dynamic_cases, plan_static_cases
 from harness.config.plan import PLATFORMS, Plan, PlatformName, load_plan
+from harness.config.suites import TaskSpec
 from harness.errors import HarnessError, PlanError
 from harness.fingerprint import fingerprint
 from harness.load.tokens import Tokens
@@ -45,12 +48,20 @@ MARKERS = {
     "training": "training convergence suites",
     "preflight": "checks of a node before a run",
     "integration": "the harness's own tests that start real engines (slow)",
+    "quant": "accuracy of quantised server configurations (starts extra servers; runs last)",
 }
 
+
 # Fixtures whose values are cases a plan lists: a test asking for one runs once per (platform, case).
-CASE_SOURCES: dict[str, Callable[[Plan], Sequence[StaticCase | DynamicCase]]] = {
+class Case(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+CASE_SOURCES: dict[str, Callable[[Plan], Sequence[Case]]] = {
     "static_case": plan_static_cases,
     "dynamic_case": plan_dynamic_cases,
+    "accuracy_case": plan_tasks,
 }
 
 RUN_KEY = pytest.StashKey[Run]()
@@ -190,6 +201,38 @@ def dynamic_case(request: pytest.FixtureRequest, target_platform: PlatformName) 
 
 
 @pytest.fixture
+def accuracy_case(request: pytest.FixtureRequest, target_platform: PlatformName) -> TaskSpec:
+    """One task of the plan's accuracy suite."""
+    case: TaskSpec = _case(request, "accuracy")
+    return case
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Check the selected accuracy tasks exist (before any server starts) and put server-hungry tests last."""
+    checked: set[str] = set()
+    for item in items:
+        params = getattr(item, "callspec", None)
+        task = params.params.get("accuracy_case") if params else None
+        if not isinstance(task, TaskSpec) or params is None:
+            continue
+        plan = _plan_for(config, params.params["target_platform"])
+        if plan is None or plan.source in checked:
+            continue
+        checked.add(plan.source)
+        names = [t.name for t in plan_tasks(plan)]
+        if plan.suites.quant:
+            names += [t.name for t in plan.suites.quant.tasks]
+        try:
+            check_tasks(names, known_tasks(include_folder(plan, cache_root(config.rootpath))), plan.source)
+        except TaskError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+    # A quantisation comparison starts other server configurations; run it after everything that shares the
+    # plan's own server, so that server starts once.
+    items.sort(key=lambda item: item.get_closest_marker("quant") is not None)
+
+
+@pytest.fixture
 def plan(request: pytest.FixtureRequest, target_platform: PlatformName) -> Plan:
     """The validated plan for this test's platform."""
     found = _plan_for(request.config, target_platform)
@@ -236,13 +279,38 @@ def endpoint(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> E
 
 
 @pytest.fixture
-def served_tokens(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> Tokens:
-    """The served model's tokenizer (the plan's model.tokenizer, else the model folder), loaded once."""
+def tokenizer_path(plan: Plan, model_cache: Path) -> Path:
+    """The served model's tokenizer folder: the plan's model.tokenizer, else the model folder."""
+    return plan.relative(plan.model.tokenizer) if plan.model.tokenizer else resolve_model(plan, model_cache)
+
+
+@pytest.fixture
+def served_tokens(request: pytest.FixtureRequest, tokenizer_path: Path) -> Tokens:
+    """The served model's tokenizer, loaded once per session."""
     loaded = request.config.stash.setdefault(TOKENS_KEY, {})
-    folder = Path(plan.model.tokenizer).expanduser() if plan.model.tokenizer else resolve_model(plan, model_cache)
+    folder = tokenizer_path
     if folder not in loaded:
         loaded[folder] = Tokens.load(folder)
     return loaded[folder]
+
+
+@pytest.fixture
+def lm_eval_include(plan: Plan, model_cache: Path) -> Path | None:
+    """The plan's lm-eval task folder with absolute data paths (what lm-eval and its CLI are given)."""
+    return include_folder(plan, model_cache)
+
+
+@pytest.fixture
+def serve(request: pytest.FixtureRequest, model_cache: Path) -> Callable[[Plan], Endpoint]:
+    """Start (or reuse) a server for another configuration of a plan; not available with --endpoint."""
+    if request.config.getoption("--endpoint"):
+        pytest.skip("this test starts its own server configurations; it cannot run against --endpoint")
+    pool: ServerPool = request.getfixturevalue("server_pool")
+
+    def start(variant: Plan) -> Endpoint:
+        return pool.get(server_config(variant, resolve_model(variant, model_cache), model_cache)).endpoint
+
+    return start
 
 
 @pytest.fixture

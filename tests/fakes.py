@@ -47,7 +47,7 @@ class FakeOpenAIServer:
 
     Modes: ok (three events "a" "b" "c"), fast (max_tokens events of "x", at once), http500, dies_mid_stream,
     malformed, stalls, error_event, partial_utf8 (a content event with empty text, as a token ending inside a
-    multi-byte character gives).
+    multi-byte character gives). Non-streamed requests get prompt log-probs, except in mode no_logprobs.
     """
 
     def __init__(self, mode: str) -> None:
@@ -57,6 +57,11 @@ class FakeOpenAIServer:
         if self.mode == "http500":
             return web.Response(status=500, text="internal error")
         body = await request.json()
+        if not body.get("stream"):
+            # Non-streamed answers are only needed for the log-likelihood probe: with or without prompt logprobs.
+            logprobs = {"token_logprobs": [None, -1.5, -0.25], "tokens": ["a", "b", "c"]}
+            choice = {"index": 0, "text": "abc", "logprobs": None if self.mode == "no_logprobs" else logprobs}
+            return web.json_response({"choices": [choice], "usage": {"prompt_tokens": 2, "completion_tokens": 1}})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         if self.mode == "fast":

@@ -125,12 +125,38 @@ class Plan(Frozen):
                     f"suites.{suite}: prompt-tokens {prompt} + output-tokens {output} exceed server.max-model-len "
                     f"{limit}; shorten the case or raise max-model-len"
                 )
+        if self.suites.quant is not None:
+            for side in ("reference", "candidate"):
+                try:
+                    ServerSpec.model_validate(
+                        {**self.server.model_dump(by_alias=True), **getattr(self.suites.quant, side)}
+                    )
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(part) for part in first["loc"])
+                    raise ValueError(f"suites.quant.{side}.{where}: {first['msg']}") from exc
         return self
 
     @property
     def source(self) -> str:
         """The plan file this plan was read from."""
         return self._source
+
+    def relative(self, given: str) -> Path:
+        """A path from the plan, resolved against the plan's own folder."""
+        path = Path(given).expanduser()
+        return path if path.is_absolute() else (Path(self.source).parent / path).resolve()
+
+    def server_with(self, overrides: dict[str, Any]) -> Plan:
+        """This plan with `overrides` (vllm serve names) applied to its server section, validated."""
+        merged = {**self.server.model_dump(by_alias=True), **overrides}
+        try:
+            server = ServerSpec.model_validate(merged)
+        except ValidationError as exc:
+            raise plan_error_from(exc, self.source, ServerSpec) from exc
+        plan = self.model_copy(update={"server": server})
+        plan._source = self._source
+        return plan
 
     def model_path(self) -> Path | None:
         """The model directory a `path` plan names, resolved against the plan's own folder."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -146,6 +146,48 @@ class MultimodalSpec(Frozen):
     parallel_num: int = Field(2, ge=1)
 
 
+class TaskSpec(Frozen):
+    """One lm-eval task (or group) and how to run it."""
+
+    name: str = Field(min_length=1)
+    num_fewshot: int | None = Field(None, ge=0)
+    limit: float | None = Field(None, gt=0, description="documents per task (a fraction below 1)")
+    chat: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.name + (f"-{self.num_fewshot}shot" if self.num_fewshot is not None else "")
+
+
+class AccuracySpec(Frozen):
+    """lm-eval through the served model: tasks, how to batch, where the offline tasks and baselines are."""
+
+    tasks: tuple[TaskSpec, ...] = Field(min_length=1)
+    include_path: str | None = Field(None, description="folder of extra task YAMLs, relative to the plan")
+    batch_size: int = Field(1, ge=1)
+    num_concurrent: int = Field(4, ge=1)
+    max_retries: int = Field(3, ge=0)
+    timeout_s: int = Field(300, gt=0)
+    log_samples: bool = False
+    baselines: str | None = Field(None, description="baseline file, relative to the plan")
+    k: float = Field(2.0, ge=0, description="a regression must exceed k x stderr ...")
+    floor: float = Field(0.01, ge=0, description="... and this absolute drop")
+
+
+class QuantSpec(Frozen):
+    """Accuracy of a quantised configuration against a reference one, on the same tasks.
+
+    `reference` and `candidate` are server overrides (vllm serve names) applied on top of the plan's server.
+    The candidate fails when a metric drops by more than max(k x stderr of the difference, floor).
+    """
+
+    tasks: tuple[TaskSpec, ...] = Field(min_length=1)
+    reference: dict[str, Any] = Field(default_factory=dict)
+    candidate: dict[str, Any] = Field(min_length=1)
+    k: float = Field(2.0, ge=0)
+    floor: float = Field(0.02, ge=0)
+
+
 class SuitesSpec(Frozen):
     smoke: SmokeSpec = SmokeSpec()
     load: LoadSpec = LoadSpec()
@@ -153,3 +195,5 @@ class SuitesSpec(Frozen):
     dynamic: DynamicSpec | None = None
     prefix: PrefixSpec | None = None
     multimodal: MultimodalSpec | None = None
+    accuracy: AccuracySpec | None = None
+    quant: QuantSpec | None = None

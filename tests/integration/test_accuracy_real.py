@@ -1,0 +1,78 @@
+"""lm-eval through a real vLLM server: the harness's scores equal the `lm_eval` command line's, run with the same
+arguments; an unknown task stops a run before any server starts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.accuracy.evaluate import EvalSettings, cli_arguments, evaluate
+from harness.accuracy.scores import scores
+from harness.accuracy.tasks import materialise
+from harness.paths import cache_root
+from tests.integration.procs import REPO, harness_env, new_tag, pytest_command, tagged_processes
+from tests.integration.servers import Served, tiny_server
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 40
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with tiny_server(tmp_path_factory.mktemp("server")) as server:
+        yield server
+
+
+@pytest.mark.parametrize("task", ["llmqual_arith_gen", "llmqual_arith_mc"])
+def test_scores_equal_the_lm_eval_command_line(served: Served, tmp_path: Path, task: str) -> None:
+    include = materialise(REPO / "fixtures/lm_eval_tasks", cache_root(REPO))
+    settings = EvalSettings(limit=LIMIT, num_concurrent=4)
+    ours = {
+        (s.task, s.metric): s
+        for s in scores(evaluate(served.endpoint, served.model_path, task, include, settings, tmp_path / "ours"))
+    }
+
+    line = cli_arguments(served.endpoint, served.model_path, task, include, settings)
+    done = subprocess.run(
+        [sys.executable, "-m", "lm_eval", *line, "--output_path", str(tmp_path / "cli")],
+        env={**harness_env(served.tag), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (written,) = (tmp_path / "cli").rglob("results_*.json")
+    theirs = {(s.task, s.metric): s for s in scores(json.loads(written.read_text()))}
+
+    print(f"\n{task}: harness {[(k[1], v.value, v.stderr) for k, v in ours.items()]}")
+    print(f"{task}: lm_eval  {[(k[1], v.value, v.stderr) for k, v in theirs.items()]}")
+    assert ours.keys() == theirs.keys()
+    assert ours, "no metric reported"
+    for key, score in ours.items():
+        assert score.value == theirs[key].value, key
+        assert score.stderr == theirs[key].stderr, key
+
+
+def test_an_unknown_task_stops_the_run_before_any_server(tmp_path: Path) -> None:
+    plan = (
+        (REPO / "fixtures/plans/cpu-tiny.yaml")
+        .read_text()
+        .replace("{name: llmqual_arith_mc}", "{name: llmqual_arith_mcq}")
+    )
+    plan = plan.replace("../lm_eval_tasks", str(REPO / "fixtures/lm_eval_tasks"))
+    plan = plan.replace("../baselines", str(REPO / "fixtures/baselines"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(plan)
+    tag = new_tag()
+    done = subprocess.run(
+        pytest_command(str(REPO / "suites/accuracy"), "-m", "cpu", "--plan", str(bad), "--reports-dir", str(tmp_path)),
+        cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "unknown lm-eval task 'llmqual_arith_mcq': did you mean 'llmqual_arith_mc'" in done.stderr
+    assert tagged_processes(tag) == []
+    assert not list(tmp_path.rglob("vllm-*.log")), "no server was started"

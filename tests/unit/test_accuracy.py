@@ -1,0 +1,139 @@
+"""Accuracy pieces without a server: lm-eval result parsing, the stderr-aware check, task folders and names,
+the log-probability probe (fake servers), and the offline data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.accuracy.baseline import Reference, check, load_baselines
+from harness.accuracy.evaluate import AccuracyError, EvalSettings, cli_arguments, probe_prompt_logprobs
+from harness.accuracy.offline_data import arithmetic_records, write
+from harness.accuracy.scores import Score, scores
+from harness.accuracy.tasks import TaskError, check_tasks, materialise
+from harness.errors import PlanError
+from harness.server.endpoint import Endpoint
+from tests.fakes import fake_server_thread
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The shape of an lm-eval results document (see DESIGN.md §5): metric,filter keys, stderr may be "N/A".
+RESULTS = {
+    "results": {
+        "gsm8k": {
+            "alias": "gsm8k",
+            "exact_match,strict-match": 0.75,
+            "exact_match_stderr,strict-match": 0.0119,
+            "exact_match,flexible-extract": 0.78,
+            "exact_match_stderr,flexible-extract": "N/A",
+        },
+        "perplexity_task": {"word_perplexity,none": 12.5, "word_perplexity_stderr,none": "N/A"},
+    },
+    "higher_is_better": {"gsm8k": {"exact_match": True}, "perplexity_task": {"word_perplexity": False}},
+    "n-shot": {"gsm8k": 5},
+}
+
+
+def test_scores_read_metric_filter_pairs_and_missing_stderr() -> None:
+    found = {(s.task, s.metric): s for s in scores(RESULTS)}
+    assert set(found) == {
+        ("gsm8k", "exact_match,strict-match"),
+        ("gsm8k", "exact_match,flexible-extract"),
+        ("perplexity_task", "word_perplexity,none"),
+    }
+    assert found[("gsm8k", "exact_match,strict-match")].stderr == pytest.approx(0.0119)
+    assert found[("gsm8k", "exact_match,flexible-extract")].stderr is None, '"N/A" is missing, not 0'
+    assert found[("perplexity_task", "word_perplexity,none")].higher_is_better is False
+
+
+@pytest.mark.parametrize(
+    ("value", "stderr", "regressed"),
+    [
+        (0.70, 0.0119, True),  # 5 points below, allowed max(2 x 0.0119, 0.01) = 0.0238
+        (0.73, 0.0119, False),  # 2 points below: within 2 x stderr
+        (0.735, None, True),  # no stderr: only the floor protects, 1.5 points > 1 point
+        (0.745, None, False),  # within the floor
+        (0.80, 0.0119, False),  # better is never a regression
+    ],
+)
+def test_regression_needs_both_k_stderr_and_floor(value: float, stderr: float | None, regressed: bool) -> None:
+    verdict = check(Score("gsm8k", "exact_match,strict-match", value, stderr), Reference(0.75), k=2.0, floor=0.01)
+    assert verdict.regressed is regressed
+    assert "vs baseline 0.7500" in verdict.message
+    assert "allowed" in verdict.message
+
+
+def test_lower_is_better_metrics_regress_upwards() -> None:
+    worse = check(Score("p", "word_perplexity,none", 14.0, None, higher_is_better=False), Reference(12.5), 2.0, 0.5)
+    assert worse.regressed
+    assert worse.delta == pytest.approx(-1.5)
+
+
+def test_baseline_files_load_and_bad_ones_name_the_file(tmp_path: Path) -> None:
+    good = tmp_path / "m.yaml"
+    good.write_text(yaml.safe_dump({"model": "m", "tasks": {"t": {"acc,none": {"value": 0.5, "stderr": 0.05}}}}))
+    assert load_baselines(good) == {"t": {"acc,none": Reference(0.5, 0.05)}}
+    assert load_baselines(tmp_path / "absent.yaml") == {}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: {t: {acc: {stderr: 1}}}")
+    with pytest.raises(PlanError, match="not a valid accuracy baseline file"):
+        load_baselines(bad)
+
+
+def test_unknown_task_names_list_close_matches() -> None:
+    known = ["llmqual_arith_gen", "llmqual_arith_mc", "gsm8k", "mmlu"]
+    check_tasks(["gsm8k", "llmqual_arith_mc"], known, "plan.yaml")
+    with pytest.raises(
+        TaskError, match=r"plan.yaml: unknown lm-eval task 'llmqual_arith_mcq': did you mean 'llmqual_arith_mc'"
+    ):
+        check_tasks(["llmqual_arith_mcq"], known, "plan.yaml")
+    with pytest.raises(TaskError, match="no close match"):
+        check_tasks(["zzzz"], known, "plan.yaml")
+
+
+def test_materialised_task_folder_has_absolute_data_paths(tmp_path: Path) -> None:
+    folder = materialise(REPO / "fixtures/lm_eval_tasks", tmp_path)
+    for name in ("llmqual_arith_gen.yaml", "llmqual_arith_mc.yaml"):
+        config = yaml.safe_load((folder / name).read_text())
+        data = Path(config["dataset_kwargs"]["data_files"]["test"])
+        assert data.is_absolute()
+        assert data == REPO / "fixtures/lm_eval_tasks/data/arithmetic.jsonl"
+    assert materialise(REPO / "fixtures/lm_eval_tasks", tmp_path) == folder, "reused while unchanged"
+    with pytest.raises(TaskError, match="no lm-eval task YAML"):
+        materialise(tmp_path / "empty", tmp_path)
+
+
+def test_committed_offline_data_is_what_the_generator_makes(tmp_path: Path) -> None:
+    assert write(tmp_path).read_bytes() == (REPO / "fixtures/lm_eval_tasks/data/arithmetic.jsonl").read_bytes()
+    records = arithmetic_records()
+    assert len(records) == 100
+    for r in records:
+        assert r["choices"][r["gold"]] == r["answer"] == str(r["a"] + r["b"])
+        assert len(set(r["choices"])) == 4
+
+
+def test_the_probe_accepts_prompt_logprobs_and_refuses_their_absence() -> None:
+    with fake_server_thread("ok") as endpoint:
+        probe_prompt_logprobs(endpoint)
+    with (
+        fake_server_thread("no_logprobs") as endpoint,
+        pytest.raises(AccuracyError, match="no prompt log-probabilities"),
+    ):
+        probe_prompt_logprobs(endpoint)
+
+
+def test_the_probe_names_an_unreachable_server() -> None:
+    with pytest.raises(AccuracyError, match="refused a log-likelihood probe"):
+        probe_prompt_logprobs(Endpoint("http://127.0.0.1:9", "m"), timeout_s=5)
+
+
+def test_the_cli_line_carries_the_same_arguments() -> None:
+    endpoint = Endpoint("http://127.0.0.1:8000", "tiny", max_model_len=1024)
+    line = cli_arguments(endpoint, Path("/tok"), "llmqual_arith_mc", Path("/tasks"), EvalSettings(limit=10))
+    args = dict(zip(line[::2], line[1::2], strict=False))
+    assert args["--model"] == "local-completions"
+    assert "base_url=http://127.0.0.1:8000/v1/completions" in args["--model_args"]
+    assert "max_length=1024" in args["--model_args"]
+    assert args["--limit"] == "10"
