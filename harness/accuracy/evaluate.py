@@ -53,7 +53,6 @@ def model_args(endpoint: Endpoint, tokenizer: Path, settings: EvalSettings) -> d
         "num_concurrent": settings.num_concurrent,
         "max_retries": settings.max_retries,
         "timeout": settings.timeout_s,
-        "batch_size": settings.batch_size,
         "seed": settings.seed,
     }
     if endpoint.max_model_len:
@@ -136,6 +135,7 @@ def evaluate(
         tasks=[task],
         task_manager=manager,
         num_fewshot=settings.num_fewshot,
+        batch_size=settings.batch_size,
         limit=settings.limit,
         log_samples=settings.log_samples,
         apply_chat_template=settings.chat,

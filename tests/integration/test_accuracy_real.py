@@ -32,7 +32,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @pytest.mark.parametrize("task", ["llmqual_arith_gen", "llmqual_arith_mc"])
 def test_scores_equal_the_lm_eval_command_line(served: Served, tmp_path: Path, task: str) -> None:
     include = materialise(REPO / "fixtures/lm_eval_tasks", cache_root(REPO))
-    settings = EvalSettings(limit=LIMIT, num_concurrent=4)
+    settings = EvalSettings(limit=LIMIT, num_concurrent=4, log_samples=True)
     ours = {
         (s.task, s.metric): s
         for s in scores(evaluate(served.endpoint, served.model_path, task, include, settings, tmp_path / "ours"))
@@ -40,7 +40,7 @@ def test_scores_equal_the_lm_eval_command_line(served: Served, tmp_path: Path, t
 
     line = cli_arguments(served.endpoint, served.model_path, task, include, settings)
     done = subprocess.run(
-        [sys.executable, "-m", "lm_eval", *line, "--output_path", str(tmp_path / "cli")],
+        [sys.executable, "-m", "lm_eval", *line, "--log_samples", "--output_path", str(tmp_path / "cli")],
         env={**harness_env(served.tag), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"},
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
@@ -55,6 +55,20 @@ def test_scores_equal_the_lm_eval_command_line(served: Served, tmp_path: Path, t
     for key, score in ours.items():
         assert score.value == theirs[key].value, key
         assert score.stderr == theirs[key].stderr, key
+    # Per document, the same answers: equal scores are not a coincidence of two different runs.
+    (their_samples,) = (tmp_path / "cli").rglob(f"samples_{task}_*.jsonl")
+    assert _answers(tmp_path / "ours" / "lm_eval_samples.jsonl") == _answers(their_samples)
+
+
+def _answers(path: Path) -> dict[int, object]:
+    """doc id -> filtered responses, as text (the CLI writes numbers and booleans as strings)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    assert len(rows) == LIMIT
+    return {row["doc_id"]: _as_text(row["filtered_resps"]) for row in rows}
+
+
+def _as_text(value: object) -> object:
+    return [_as_text(v) for v in value] if isinstance(value, list | tuple) else str(value)
 
 
 def test_an_unknown_task_stops_the_run_before_any_server(tmp_path: Path) -> None:
