@@ -227,9 +227,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             check_tasks(names, known_tasks(include_folder(plan, cache_root(config.rootpath))), plan.source)
         except TaskError as exc:
             raise pytest.UsageError(str(exc)) from exc
-    # A quantisation comparison starts other server configurations; run it after everything that shares the
-    # plan's own server, so that server starts once.
-    items.sort(key=lambda item: item.get_closest_marker("quant") is not None)
+    items.sort(key=_run_order)
+
+
+def _run_order(item: pytest.Item) -> int:
+    """Performance first, on a fresh server and a quiet client process (lm-eval, run in-process, leaves worker
+    threads that disturb the client's timing); then accuracy; last the quantisation comparison, which starts other
+    server configurations, so the plan's own server starts once."""
+    if item.get_closest_marker("quant"):
+        return 2
+    return 1 if item.get_closest_marker("accuracy") else 0
 
 
 @pytest.fixture

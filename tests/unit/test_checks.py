@@ -8,7 +8,7 @@ import pytest
 
 from harness.client.openai import RequestRecord
 from harness.metrics.audit import Asked, token_audit
-from harness.metrics.health import ClientLimits, client_health
+from harness.metrics.health import ClientLimits, bunched_fraction, client_health
 from harness.metrics.signals import server_signals
 from harness.server.prometheus import counter_totals
 from tests.unit.records import done
@@ -125,3 +125,11 @@ def test_older_servers_prefix_names_and_absent_counters() -> None:
     assert signals["prefix_cache_hit_rate"] == pytest.approx(0.4)
     assert signals["spec_decode_acceptance_rate"] is None, "no spec decoding: missing, not 0"
     assert server_signals(before, before)["prefix_cache_hit_rate"] is None, "no queries in the run: missing"
+
+
+def test_bunched_events_are_measured() -> None:
+    spread = done(0.0, [0.1, 0.2, 0.3])
+    bunched = done(0.0, [0.5, 0.5, 0.5])
+    assert bunched_fraction([spread]) == 0.0
+    assert bunched_fraction([spread, bunched]) == pytest.approx(0.5)
+    assert bunched_fraction([done(0.0, [0.1])]) is None, "no gaps: missing"
