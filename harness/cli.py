@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import signal
 import sys
@@ -76,15 +77,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_npu_smi_parse(args: argparse.Namespace) -> int:
-    from harness.platform.npu_smi import info_as_json, parse_info, parse_list
+    from harness.platform.npu_smi import info_as_json, parse_info, parse_list, parse_usages
 
     try:
         text = Path(args.file).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise HarnessError(f"cannot read {args.file}: {exc.strerror}") from exc
-    if "Total Count" in text and "Bus-Id" not in text:
+    if "Usage Rate(%)" in text and "Bus-Id" not in text:
+        document: object = {"usages": [dataclasses.asdict(u) for u in parse_usages(text)]}
+    elif "Total Count" in text and "Bus-Id" not in text:
         listing = parse_list(text)
-        document: object = {"total_count": listing.total_count, "chips_per_npu": listing.chips_per_npu}
+        document = {"total_count": listing.total_count, "chips_per_npu": listing.chips_per_npu}
     else:
         document = info_as_json(parse_info(text))
     print(json.dumps(document, indent=2 if not args.json else None))

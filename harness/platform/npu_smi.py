@@ -176,3 +176,66 @@ def info_as_json(info: NpuSmiInfo) -> dict[str, list[dict[str, object]]]:
             for p in info.processes
         ],
     }
+
+
+@dataclass(frozen=True)
+class ChipUsage:
+    """`npu-smi info -t usages -i N`: one chip's utilisation. Percentages and MB; None where shown as `-`/NA.
+
+    Keys npu-smi adds in other versions are kept in `other` (lower-case, as printed), not dropped.
+    """
+
+    npu: int
+    chip: int
+    hbm_capacity_mb: float | None = None
+    hbm_usage_pct: float | None = None
+    ddr_capacity_mb: float | None = None
+    ddr_usage_pct: float | None = None
+    aicore_pct: float | None = None
+    aivector_pct: float | None = None
+    aicpu_pct: float | None = None
+    ctrlcpu_pct: float | None = None
+    hbm_bandwidth_pct: float | None = None
+    ddr_bandwidth_pct: float | None = None
+    other: dict[str, str] = field(default_factory=dict)
+
+
+USAGE_KEYS = {
+    "hbm capacity(mb)": "hbm_capacity_mb",
+    "hbm usage rate(%)": "hbm_usage_pct",
+    "ddr capacity(mb)": "ddr_capacity_mb",
+    "ddr usage rate(%)": "ddr_usage_pct",
+    "aicore usage rate(%)": "aicore_pct",
+    "aivector usage rate(%)": "aivector_pct",
+    "aicpu usage rate(%)": "aicpu_pct",
+    "ctrlcpu usage rate(%)": "ctrlcpu_pct",
+    "hbm bandwidth usage rate(%)": "hbm_bandwidth_pct",
+    "ddr bandwidth usage rate(%)": "ddr_bandwidth_pct",
+}
+
+
+def parse_usages(text: str) -> list[ChipUsage]:
+    """Parse `npu-smi info -t usages -i N`: `Key : value` lines; a `Chip ID` line closes one chip's block.
+
+    Single-chip cards print the readings then `Chip ID : 0`; dual-chip cards print one block per chip. Readings
+    that come before any `NPU ID` line belong to NPU 0.
+    """
+    chips: list[ChipUsage] = []
+    npu, values, other = 0, dict[str, float | None](), dict[str, str]()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            continue
+        key, value = " ".join(key.split()).lower(), value.strip()
+        if key == "npu id":
+            npu = int(value)
+        elif key == "chip id":
+            chips.append(ChipUsage(npu, int(value), **values, other=other))
+            values, other = {}, {}
+        elif key in USAGE_KEYS:
+            values[USAGE_KEYS[key]] = _number(value)
+        elif key != "chip count":
+            other[key] = value
+    if values and not chips:  # an output cut before its Chip ID line still reports the card
+        chips.append(ChipUsage(npu, 0, **values, other=other))
+    return chips

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.platform.npu_smi import NpuSmiInfo, parse_info, parse_list
+from harness.platform.npu_smi import NpuSmiInfo, parse_info, parse_list, parse_usages
 
 DATA = Path(__file__).parent / "data" / "npu_smi"
 
@@ -70,3 +70,32 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_refuses_a_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["npu", "smi-parse", str(tmp_path / "none.txt"), "--json"]) == 2
     assert "none.txt" in capsys.readouterr().err
+
+
+def test_usages_of_a_single_chip_card() -> None:
+    (chip,) = parse_usages((DATA / "usages_910b_single.txt").read_text())
+    assert (chip.npu, chip.chip) == (3, 0)
+    assert (chip.hbm_capacity_mb, chip.hbm_usage_pct, chip.aicore_pct, chip.aivector_pct) == (65536, 31, 87, 12)
+    assert chip.hbm_bandwidth_pct == 22
+    assert chip.other == {"ddr hugepages total(page)": "0", "ddr hugepages usage rate(%)": "0"}
+
+
+def test_usages_of_a_dual_chip_card_with_missing_readings() -> None:
+    first, second = parse_usages((DATA / "usages_a3_dual_chip.txt").read_text())
+    assert (first.npu, first.chip, second.npu, second.chip) == (1, 0, 1, 1)
+    assert first.aicore_pct is None, "`-` is missing, not 0"
+    assert first.aivector_pct is None, "`NA` is missing, not 0"
+    assert (second.hbm_usage_pct, second.aicore_pct) == (71, 99)
+    assert second.other == {"vector core frequency(mhz)": "1650"}, "unknown keys are kept"
+
+
+def test_usages_cut_before_the_chip_line_still_report_the_card() -> None:
+    text = (DATA / "usages_910b_single.txt").read_text().rsplit("Chip ID", 1)[0]
+    (chip,) = parse_usages(text)
+    assert chip.hbm_usage_pct == 31
+
+
+def test_cli_reads_usages(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["npu", "smi-parse", str(DATA / "usages_a3_dual_chip.txt"), "--json"]) == 0
+    usages = json.loads(capsys.readouterr().out)["usages"]
+    assert [(u["npu"], u["chip"], u["aicore_pct"]) for u in usages] == [(1, 0, None), (1, 1, 99)]
