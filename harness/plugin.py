@@ -262,7 +262,8 @@ def model_cache(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture(scope="session")
 def server_pool(request: pytest.FixtureRequest, llmqual_run: Run) -> Iterator[ServerPool]:
     """Every server the session starts; all are stopped when the session ends, however it ends."""
-    pool = ServerPool(llmqual_run.log_dir, max_live=request.config.getoption("--max-live-servers"))
+    leases = cache_root(request.config.rootpath) / "leases"  # shared by every run and xdist worker on this host
+    pool = ServerPool(llmqual_run.log_dir, request.config.getoption("--max-live-servers"), lease_dir=leases)
     request.config.stash[POOL_KEY] = pool
     try:
         yield pool

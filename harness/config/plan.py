@@ -80,6 +80,9 @@ class ServerSpec(Frozen):
     enable_prefix_caching: bool | None = None
     speculative_config: dict[str, Any] | None = None
     extra_args: tuple[str, ...] = ()
+    devices: tuple[int, ...] | None = Field(
+        None, description="NPU/GPU ids the harness may lease for this server (tensor x pipeline size of them)"
+    )
     env: dict[str, str] = Field(default_factory=dict)
     startup_timeout_s: float = Field(600.0, gt=0, le=7200)
 
@@ -88,6 +91,9 @@ class ServerSpec(Frozen):
         batched, seqs = self.max_num_batched_tokens, self.max_num_seqs
         if batched is not None and seqs is not None and batched < seqs:
             raise ValueError("max-num-batched-tokens must be at least max-num-seqs")
+        needed = self.tensor_parallel_size * self.pipeline_parallel_size
+        if self.devices is not None and (len(set(self.devices)) != len(self.devices) or len(self.devices) < needed):
+            raise ValueError(f"devices must be distinct ids, at least tensor x pipeline parallel size ({needed})")
         for arg in self.extra_args:
             if not isinstance(arg, str) or not arg:
                 raise ValueError("extra-args must be a list of non-empty strings, e.g. ['--seed', '0']")

@@ -3,16 +3,20 @@
 Tests that ask for the same ServerConfig share one server. At most `max_live` servers run at once (a 2-core box
 or one NPU card holds one); asking for another configuration stops the least recently used one first. A
 configuration whose server failed to start fails again at once for every later test instead of waiting out the
-readiness deadline once per test.
+readiness deadline once per test. On NPUs and GPUs a server whose plan lists `devices` first leases
+tensor x pipeline size of them (harness.runtime.leases) and sees only those; the lease ends with the server.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import ServerStartError
+from harness.runtime.leases import VISIBLE, DeviceLease
 from harness.server.vllm import ServerConfig, VLLMServer
 
 ServerFactory = Callable[[ServerConfig, Path], VLLMServer]
@@ -21,8 +25,18 @@ ServerFactory = Callable[[ServerConfig, Path], VLLMServer]
 class ServerPool:
     """Starts servers on demand and stops every one of them in `close` (also when used as a context manager)."""
 
-    def __init__(self, log_dir: Path, max_live: int = 1, factory: ServerFactory = VLLMServer) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        max_live: int = 1,
+        factory: ServerFactory = VLLMServer,
+        lease_dir: Path | None = None,
+        lease_timeout_s: float = 600.0,
+    ) -> None:
         self.log_dir = log_dir
+        self.lease_dir = lease_dir or log_dir / "leases"
+        self.lease_timeout_s = lease_timeout_s
+        self._leases: dict[str, DeviceLease] = {}
         self.max_live = max_live
         self.factory = factory
         self.started: list[VLLMServer] = []  # every server this pool started, for the run's report
@@ -37,24 +51,47 @@ class ServerPool:
             self._live.move_to_end(key)
             return self._live[key]
         while len(self._live) >= self.max_live:
-            _, oldest = self._live.popitem(last=False)
-            oldest.stop()
-        server = self.factory(config, self.log_dir / f"vllm-{config.served_model_name}-{key}.log")
+            oldest_key, oldest = self._live.popitem(last=False)
+            self._stop(oldest_key, oldest)
+        lease = self._lease(config)
+        started = config if lease is None else dataclasses.replace(config, env=(*config.env, *lease.env().items()))
+        server = self.factory(started, self.log_dir / f"vllm-{config.served_model_name}-{key}.log")
         try:
             server.__enter__()
-        except ServerStartError as exc:
-            self._failed[key] = exc
+        except BaseException as exc:
+            if lease is not None:
+                lease.release()
+            if isinstance(exc, ServerStartError):
+                self._failed[key] = exc
             raise
+        if lease is not None:
+            self._leases[key] = lease
         self._live[key] = server
         self.started.append(server)
         return server
 
+    def _lease(self, config: ServerConfig) -> DeviceLease | None:
+        devices = config.spec.devices
+        if config.platform not in VISIBLE or not devices:
+            return None
+        count = config.spec.tensor_parallel_size * config.spec.pipeline_parallel_size
+        holder = f"pid {os.getpid()}: {config.served_model_name}"
+        return DeviceLease(self.lease_dir, config.platform, devices, count, self.lease_timeout_s, holder).__enter__()
+
+    def _stop(self, key: str, server: VLLMServer) -> None:
+        try:
+            server.stop()
+        finally:
+            lease = self._leases.pop(key, None)
+            if lease is not None:
+                lease.release()
+
     def close(self) -> None:
         errors: list[BaseException] = []
         while self._live:
-            _, server = self._live.popitem()
+            key, server = self._live.popitem()
             try:
-                server.stop()
+                self._stop(key, server)
             except Exception as exc:  # stop the others before reporting
                 errors.append(exc)
         if errors:

@@ -8,6 +8,7 @@ import pytest
 
 from harness.config.plan import ServerSpec
 from harness.errors import ServerStartError
+from harness.runtime.leases import DeviceLease, LeaseError
 from harness.server.pool import ServerPool
 from harness.server.vllm import ServerConfig, VLLMServer
 
@@ -68,3 +69,42 @@ def test_a_failed_start_is_not_retried_per_test(tmp_path: Path) -> None:
         with pytest.raises(ServerStartError, match="planted start failure"):
             pool.get(config("a"))
     assert FakeServer.events == ["start a"]
+
+
+class EnvRecordingServer(FakeServer):
+    def __enter__(self) -> FakeServer:
+        self.events.append(
+            f"start {self.config.served_model_name} {dict(self.config.env).get('ASCEND_RT_VISIBLE_DEVICES')}"
+        )
+        if self.fail:
+            raise ServerStartError("planted start failure", "log tail")
+        return self
+
+
+def npu(name: str, devices: tuple[int, ...], tp: int = 2) -> ServerConfig:
+    return ServerConfig("npu", Path("/m"), ServerSpec(served_model_name=name, tensor_parallel_size=tp, devices=devices))
+
+
+def test_npu_servers_lease_their_cards_and_give_them_back(tmp_path: Path) -> None:
+    leases = tmp_path / "leases"
+    with ServerPool(tmp_path, max_live=2, factory=EnvRecordingServer, lease_dir=leases, lease_timeout_s=0.2) as pool:
+        pool.get(npu("a", (0, 1, 2, 3)))
+        pool.get(npu("b", (0, 1, 2, 3)))
+        assert FakeServer.events == ["start a 0,1", "start b 2,3"], "disjoint cards for two live servers"
+        with pytest.raises(LeaseError, match="no 2 free npu devices"):
+            ServerPool(tmp_path, factory=EnvRecordingServer, lease_dir=leases, lease_timeout_s=0.2).get(
+                npu("c", (0, 1, 2, 3))
+            )
+    # The pool is closed: every card is free again.
+    with DeviceLease(leases, "npu", [0, 1, 2, 3], 4, timeout_s=1) as lease:
+        assert lease.devices == [0, 1, 2, 3]
+
+
+def test_a_failed_start_releases_its_lease(tmp_path: Path) -> None:
+    EnvRecordingServer.fail = True
+    pool = ServerPool(tmp_path, factory=EnvRecordingServer, lease_dir=tmp_path / "l", lease_timeout_s=0.2)
+    with pytest.raises(ServerStartError):
+        pool.get(npu("a", (0, 1), tp=2))
+    with DeviceLease(tmp_path / "l", "npu", [0, 1], 2, timeout_s=1):
+        pass
+    assert "ASCEND_RT_VISIBLE_DEVICES" not in dict(config("cpu-server").env), "cpu servers lease nothing"
