@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from harness.config.base import Frozen
+from harness.config.deployment import DeploymentSpec
 from harness.config.errors import plan_error_from
 from harness.config.suites import SuitesSpec
 from harness.errors import PlanError
@@ -79,6 +80,8 @@ class ServerSpec(Frozen):
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2", "int8"] = "auto"
     enable_prefix_caching: bool | None = None
     speculative_config: dict[str, Any] | None = None
+    kv_transfer_config: dict[str, Any] | None = None
+    port: int | None = Field(None, ge=1, le=65535, description="fixed port; by default a free one is picked")
     extra_args: tuple[str, ...] = ()
     devices: tuple[int, ...] | None = Field(
         None, description="NPU/GPU ids the harness may lease for this server (tensor x pipeline size of them)"
@@ -109,6 +112,7 @@ class Plan(Frozen):
     model: ModelSpec
     server: ServerSpec = ServerSpec()
     suites: SuitesSpec = SuitesSpec()
+    deployment: DeploymentSpec | None = None
     _source: str = PrivateAttr("")
 
     @model_validator(mode="after")

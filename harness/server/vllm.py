@@ -86,6 +86,8 @@ def vllm_arguments(config: ServerConfig, host: str, port: int) -> list[str]:
         args.append("--enable-prefix-caching" if spec.enable_prefix_caching else "--no-enable-prefix-caching")
     if spec.speculative_config is not None:
         args += ["--speculative-config", json.dumps(spec.speculative_config, sort_keys=True)]
+    if spec.kv_transfer_config is not None:
+        args += ["--kv-transfer-config", json.dumps(spec.kv_transfer_config, sort_keys=True)]
     return args + list(spec.extra_args)
 
 
@@ -119,7 +121,7 @@ class VLLMServer:
         return [self.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
 
     def __enter__(self) -> VLLMServer:
-        port = free_port(self.host)
+        port = self.config.spec.port or free_port(self.host)
         endpoint = Endpoint(f"http://{self.host}:{port}", self.config.served_model_name)
         process = ManagedProcess(self.argv(port), self.log_path, env={**os.environ, **dict(self.config.env)})
         started = time.monotonic()
