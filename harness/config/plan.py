@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from harness.config.base import Frozen
+from harness.config.container import ContainerSpec
 from harness.config.deployment import DeploymentSpec
 from harness.config.errors import plan_error_from
 from harness.config.suites import SuitesSpec
@@ -113,6 +114,7 @@ class Plan(Frozen):
     server: ServerSpec = ServerSpec()
     suites: SuitesSpec = SuitesSpec()
     deployment: DeploymentSpec | None = None
+    container: ContainerSpec | None = None
     _source: str = PrivateAttr("")
 
     @model_validator(mode="after")
@@ -135,6 +137,22 @@ class Plan(Frozen):
                     f"suites.{suite}: prompt-tokens {prompt} + output-tokens {output} exceed server.max-model-len "
                     f"{limit}; shorten the case or raise max-model-len"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _container_and_quant(self) -> Plan:
+        """The container must hold the model; quantisation variants must be valid servers."""
+        if self.container is not None:
+            if self.platform != "npu":
+                raise ValueError("container: NPU containers are for platform npu")
+            if self.model.path is not None and Path(self.model.path).is_absolute():
+                inside = [self.container.work_dir or ""] + [m.split(":")[1] for m in self.container.mounts]
+                model = Path(self.model.path)
+                if not any(t and (model == Path(t) or Path(t) in model.parents) for t in inside):
+                    raise ValueError(
+                        f"container: the model {model} is not under work-dir or any mount; add a mount such as "
+                        f"'{model.parent}:{model.parent}:ro'"
+                    )
         if self.suites.quant is not None:
             for side in ("reference", "candidate"):
                 try:

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from harness.config.container import ContainerSpec
 from harness.config.plan import Plan, PlatformName, ServerSpec
 from harness.errors import ServerStartError
 from harness.platform.environment import server_environment
+from harness.runtime.container import Container
 from harness.runtime.process import ManagedProcess, tail
 from harness.server.endpoint import Endpoint
 from harness.server.readiness import NotReady, wait_until_ready
@@ -41,6 +43,7 @@ class ServerConfig:
     model_path: Path
     spec: ServerSpec
     env: tuple[tuple[str, str], ...] = field(default=())
+    container: ContainerSpec | None = None
 
     @property
     def served_model_name(self) -> str:
@@ -48,7 +51,13 @@ class ServerConfig:
 
     def key(self) -> str:
         blob = json.dumps(
-            [self.platform, str(self.model_path), self.spec.model_dump(by_alias=True), list(self.env)],
+            [
+                self.platform,
+                str(self.model_path),
+                self.spec.model_dump(by_alias=True),
+                list(self.env),
+                self.container.model_dump(by_alias=True) if self.container else None,
+            ],
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -57,7 +66,7 @@ class ServerConfig:
 def server_config(plan: Plan, model_path: Path, cache: Path) -> ServerConfig:
     """The server configuration a plan asks for, with its platform's environment."""
     env = server_environment(plan.platform, cache, overrides=plan.server.env)
-    return ServerConfig(plan.platform, model_path, plan.server, tuple(sorted(env.items())))
+    return ServerConfig(plan.platform, model_path, plan.server, tuple(sorted(env.items())), plan.container)
 
 
 def vllm_arguments(config: ServerConfig, host: str, port: int) -> list[str]:
@@ -110,6 +119,7 @@ class VLLMServer:
         self.startup_s: float | None = None
         self._process: ManagedProcess | None = None
         self._endpoint: Endpoint | None = None
+        self._container: Container | None = None
 
     @property
     def endpoint(self) -> Endpoint:
@@ -120,12 +130,30 @@ class VLLMServer:
     def argv(self, port: int) -> list[str]:
         return [self.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
 
+    def _container_argv(self, port: int) -> list[str]:
+        """Start the plan's container (its cards: the leased ones) and the server inside it via `docker exec`."""
+        assert self.config.container is not None
+        env = dict(self.config.env)
+        visible = env.pop("ASCEND_RT_VISIBLE_DEVICES", None)  # the container sees its cards renumbered from 0
+        cards = [int(n) for n in visible.split(",")] if visible else list(self.config.spec.devices or (0,))
+        self._container = Container(self.config.container, cards).__enter__()
+        inner = [self.config.container.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
+        return self._container.exec_argv(inner, env)
+
     def __enter__(self) -> VLLMServer:
         port = self.config.spec.port or free_port(self.host)
         endpoint = Endpoint(f"http://{self.host}:{port}", self.config.served_model_name)
-        process = ManagedProcess(self.argv(port), self.log_path, env={**os.environ, **dict(self.config.env)})
+        if self.config.container is not None:
+            argv, env = self._container_argv(port), dict(os.environ)
+        else:
+            argv, env = self.argv(port), {**os.environ, **dict(self.config.env)}
+        process = ManagedProcess(argv, self.log_path, env=env)
         started = time.monotonic()
-        process.__enter__()
+        try:
+            process.__enter__()
+        except BaseException:
+            self._remove_container()
+            raise
         self._process = process
         try:
             entry = wait_until_ready(endpoint, self.config.spec.startup_timeout_s, process.returncode)
@@ -133,6 +161,7 @@ class VLLMServer:
             log_tail = process.log_tail(LOG_TAIL_LINES)
             process.stop()
             self._process = None
+            self._remove_container()
             if isinstance(exc, NotReady):
                 raise ServerStartError(f"vLLM server ({self.log_path}): {exc}", log_tail) from None
             raise
@@ -146,10 +175,18 @@ class VLLMServer:
         self.stop()
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-        self._endpoint = None
+        try:
+            if self._process is not None:
+                self._process.stop()
+                self._process = None
+        finally:
+            self._remove_container()
+            self._endpoint = None
+
+    def _remove_container(self) -> None:
+        if self._container is not None:
+            self._container.__exit__(None, None, None)
+            self._container = None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The end of the server's log, also after it stopped (failure reports read it late)."""

@@ -1,0 +1,62 @@
+"""A plan's `container`: run the server inside an NPU container, as the vendor manuals do by hand.
+
+container:
+  image: quay.io/ascend/vllm-ascend:v0.9.1
+  shm-size: 1g
+  work-dir: /data/work                 # mounted at the same path and used as the working directory
+  mounts: ["/data/models:/data/models:ro"]
+  env: {VLLM_USE_MODELSCOPE: "False"}
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from pydantic import Field, field_validator
+
+from harness.config.base import Frozen
+
+PROTECTED = PurePosixPath("/home/ma-user")  # the ModelArts images' user home: a mount over it breaks the image
+
+
+class ContainerSpec(Frozen):
+    image: str = Field(min_length=1)
+    shm_size: str = "1g"
+    work_dir: str | None = None
+    mounts: tuple[str, ...] = ()
+    env: dict[str, str] = Field(default_factory=dict)
+    python: str = Field("python3", description="the interpreter inside the image that runs vLLM")
+
+    @field_validator("shm_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+[bkmg]?", value.lower()):
+            raise ValueError(f"{value!r} is not a docker size like 1g or 512m")
+        return value
+
+    @field_validator("mounts")
+    @classmethod
+    def _mounts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for mount in value:
+            parts = mount.split(":")
+            if len(parts) not in (2, 3) or not all(parts[:2]) or not parts[1].startswith("/"):
+                raise ValueError(f"mount {mount!r} is not HOST:CONTAINER[:ro] with an absolute container path")
+            check_target(parts[1])
+        return value
+
+    @field_validator("work_dir")
+    @classmethod
+    def _work_dir(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not value.startswith("/"):
+                raise ValueError("work-dir must be an absolute path")
+            check_target(value)
+        return value
+
+
+def check_target(path: str) -> None:
+    """Refuse a mount at or under /home/ma-user."""
+    target = PurePosixPath(path)
+    if target == PROTECTED or PROTECTED in target.parents:
+        raise ValueError(f"a mount at {path} would hide the image's {PROTECTED}; mount elsewhere (e.g. /data)")

@@ -1,0 +1,105 @@
+"""NPU containers through the docker CLI: the `docker run` a plan implies, `exec` into it, removal on every exit.
+
+The arguments follow vllm-ascend's documented `docker run` for NPUs: one `--device=/dev/davinciN` per card plus
+the three management devices, the driver, npu-smi, dcmi and `/etc/ascend_install.info` mounted read-only from the
+host, host networking (the harness reaches the server on 127.0.0.1), and a shared-memory size. The container runs
+`sleep infinity`; servers are started with `docker exec`. Leaving the context, or the harness exiting by any other
+path (atexit), removes the container with `docker rm -f`, which ends everything inside it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import subprocess
+import uuid
+from collections.abc import Sequence
+from types import TracebackType
+
+from harness.config.container import ContainerSpec
+from harness.errors import HarnessError
+
+MANAGEMENT_DEVICES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
+DRIVER_MOUNTS = (
+    "/usr/local/dcmi",
+    "/usr/local/bin/npu-smi",
+    "/usr/local/Ascend/driver/lib64/",
+    "/usr/local/Ascend/driver/version.info",
+    "/etc/ascend_install.info",
+)
+DOCKER_TIMEOUT_S = 300.0
+_LIVE: set[str] = set()
+
+
+class ContainerError(HarnessError):
+    """docker refused to start or remove a container."""
+
+
+def run_arguments(spec: ContainerSpec, npus: Sequence[int], name: str, labels: dict[str, str]) -> list[str]:
+    """The `docker run` command line for `spec` with cards `npus`. Pure."""
+    args = ["docker", "run", "--detach", "--name", name, "--network=host", f"--shm-size={spec.shm_size}"]
+    args += [f"--label={k}={v}" for k, v in sorted(labels.items())]
+    args += [f"--device=/dev/davinci{n}" for n in npus]
+    args += [f"--device={d}" for d in MANAGEMENT_DEVICES]
+    args += [f"--volume={path}:{path}:ro" for path in DRIVER_MOUNTS]
+    if spec.work_dir:
+        args += [f"--volume={spec.work_dir}:{spec.work_dir}", f"--workdir={spec.work_dir}"]
+    args += [f"--volume={mount}" for mount in spec.mounts]
+    args += [f"--env={k}={v}" for k, v in sorted(spec.env.items())]
+    return [*args, spec.image, "sleep", "infinity"]
+
+
+def _docker(args: Sequence[str], what: str) -> str:
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S, check=False)
+    except FileNotFoundError as exc:
+        raise ContainerError(
+            "docker is not installed (or not on PATH); the plan runs its server in a container"
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ContainerError(f"docker did not {what} within {DOCKER_TIMEOUT_S:.0f} s") from exc
+    if done.returncode != 0:
+        raise ContainerError(f"docker could not {what}: {done.stderr.strip()[-2000:]}")
+    return done.stdout.strip()
+
+
+def remove(name: str) -> None:
+    """Remove a container and everything running in it (idempotent)."""
+    with contextlib.suppress(ContainerError):
+        _docker(["docker", "rm", "--force", name], f"remove {name}")
+    _LIVE.discard(name)
+
+
+@atexit.register
+def _remove_leftovers() -> None:
+    for name in list(_LIVE):
+        remove(name)
+
+
+class Container:
+    """A running NPU container; `exec_argv` wraps a command to run inside it."""
+
+    def __init__(self, spec: ContainerSpec, npus: Sequence[int], run_id: str = "") -> None:
+        self.spec, self.npus = spec, list(npus)
+        self.name = f"llmqual-{uuid.uuid4().hex[:10]}"
+        self.labels = {"llmqual": "1", **({"llmqual.run": run_id} if run_id else {})}
+        self.id: str | None = None
+
+    def __enter__(self) -> Container:
+        _LIVE.add(self.name)  # registered first: a run that fails half-way is still removed
+        try:
+            self.id = _docker(run_arguments(self.spec, self.npus, self.name, self.labels), f"start {self.spec.image}")
+        except BaseException:
+            remove(self.name)
+            raise
+        return self
+
+    def exec_argv(self, argv: Sequence[str], env: dict[str, str] | None = None) -> list[str]:
+        """`docker exec` of `argv` inside the container, with `env` set for it."""
+        flags = [f"--env={k}={v}" for k, v in sorted((env or {}).items())]
+        return ["docker", "exec", *flags, self.name, *argv]
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        remove(self.name)

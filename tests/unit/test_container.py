@@ -1,0 +1,118 @@
+"""NPU containers: the exact `docker run` arguments, refused mounts, and removal on every exit path (a fake
+`docker` on PATH records what it is asked: there is no docker engine or NPU here)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from harness.config.container import ContainerSpec
+from harness.config.plan import ServerSpec, load_plan
+from harness.errors import PlanError, ServerStartError
+from harness.runtime.container import Container, ContainerError, run_arguments
+from harness.server.vllm import ServerConfig, VLLMServer
+
+FAKE_DOCKER = """#!/bin/bash
+echo "$*" >> "$FAKE_DOCKER_LOG"
+case "$1" in
+  run) if [ "$FAKE_DOCKER_FAIL" = run ]; then echo "Unable to find image 'nope:1'" >&2; exit 125; fi; echo 0123abcd ;;
+  exec) echo "OCI runtime exec failed: no such device" >&2; exit 126 ;;
+  rm) exit 0 ;;
+esac
+"""
+
+
+@pytest.fixture
+def docker_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake `docker` first on PATH; returns the file where it logs its calls."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "docker"
+    fake.write_text(FAKE_DOCKER)
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    log = tmp_path / "docker.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+    return log
+
+
+SPEC = ContainerSpec(
+    image="quay.io/ascend/vllm-ascend:v0.9.1",
+    shm_size="16g",
+    work_dir="/data/work",
+    mounts=("/data/models:/data/models:ro",),
+    env={"VLLM_USE_MODELSCOPE": "False"},
+)
+
+
+def test_docker_run_arguments_are_exact() -> None:
+    assert run_arguments(SPEC, [3, 4], "llmqual-x", {"llmqual": "1"}) == [
+        "docker", "run", "--detach", "--name", "llmqual-x", "--network=host", "--shm-size=16g",
+        "--label=llmqual=1",
+        "--device=/dev/davinci3", "--device=/dev/davinci4",
+        "--device=/dev/davinci_manager", "--device=/dev/devmm_svm", "--device=/dev/hisi_hdc",
+        "--volume=/usr/local/dcmi:/usr/local/dcmi:ro",
+        "--volume=/usr/local/bin/npu-smi:/usr/local/bin/npu-smi:ro",
+        "--volume=/usr/local/Ascend/driver/lib64/:/usr/local/Ascend/driver/lib64/:ro",
+        "--volume=/usr/local/Ascend/driver/version.info:/usr/local/Ascend/driver/version.info:ro",
+        "--volume=/etc/ascend_install.info:/etc/ascend_install.info:ro",
+        "--volume=/data/work:/data/work", "--workdir=/data/work",
+        "--volume=/data/models:/data/models:ro",
+        "--env=VLLM_USE_MODELSCOPE=False",
+        "quay.io/ascend/vllm-ascend:v0.9.1", "sleep", "infinity",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("container", "problem"),
+    [
+        ("{image: i, mounts: ['/data:/home/ma-user']}", "would hide the image's /home/ma-user"),
+        ("{image: i, work-dir: /home/ma-user/work}", "would hide the image's /home/ma-user"),
+        ("{image: i, mounts: ['relative']}", "not HOST:CONTAINER"),
+        ("{image: i, shm-size: lots}", "not a docker size"),
+        ("{image: i, mounts: ['/x:/x']}", "the model /data/models/q is not under work-dir or any mount"),
+    ],
+)
+def test_bad_container_sections_are_refused(tmp_path: Path, container: str, problem: str) -> None:
+    plan = tmp_path / "p.yaml"
+    plan.write_text(f"name: p\nplatform: npu\nmodel: {{path: /data/models/q}}\ncontainer: {container}\n")
+    with pytest.raises(PlanError, match=problem):
+        load_plan(plan)
+
+
+def test_the_container_is_removed_on_normal_exit_and_on_error(docker_log: Path) -> None:
+    with Container(SPEC, [0]) as container:
+        assert container.id == "0123abcd"
+        assert container.exec_argv(["python3", "-V"], {"A": "1"}) == [
+            "docker", "exec", "--env=A=1", container.name, "python3", "-V"
+        ]  # fmt: skip
+    with pytest.raises(RuntimeError), Container(SPEC, [1]) as failing:
+        raise RuntimeError("planted")
+    calls = docker_log.read_text().splitlines()
+    assert [c.split()[0] for c in calls] == ["run", "rm", "run", "rm"]
+    assert calls[1] == f"rm --force {container.name}"
+    assert calls[3] == f"rm --force {failing.name}"
+
+
+def test_a_refused_docker_run_says_why_and_leaves_nothing(docker_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_FAIL", "run")
+    with pytest.raises(ContainerError, match="Unable to find image"), Container(SPEC, [0]):
+        pass
+    assert docker_log.read_text().splitlines()[-1].startswith("rm --force llmqual-")
+
+
+def test_a_server_in_a_container_that_dies_removes_the_container(docker_log: Path, tmp_path: Path) -> None:
+    spec = ServerSpec(served_model_name="q", startup_timeout_s=30, devices=(2,))
+    env = (("ASCEND_RT_VISIBLE_DEVICES", "2"), ("PYTORCH_NPU_ALLOC_CONF", "max_split_size_mb:256"))
+    config = ServerConfig("npu", Path("/data/models/q"), spec, env, SPEC)
+    with pytest.raises(ServerStartError, match="exited with code 126") as info, VLLMServer(config, tmp_path / "s.log"):
+        pass
+    assert "OCI runtime exec failed" in info.value.log_tail
+    run, execute, remove = docker_log.read_text().splitlines()
+    assert "--device=/dev/davinci2" in run
+    assert execute.startswith("exec --env=PYTORCH_NPU_ALLOC_CONF=max_split_size_mb:256 llmqual-")
+    assert "ASCEND_RT_VISIBLE_DEVICES" not in execute, "inside, the container's cards are its own"
+    assert " python3 -m vllm.entrypoints.openai.api_server --model /data/models/q" in execute
+    assert remove.startswith("rm --force llmqual-")
