@@ -49,6 +49,7 @@ MARKERS = {
     "preflight": "checks of a node before a run",
     "integration": "the harness's own tests that start real engines (slow)",
     "quant": "accuracy of quantised server configurations (starts extra servers; runs last)",
+    "platforms": "platforms(*names): only these platform variants exist (e.g. preflight: npu)",
 }
 
 
@@ -127,7 +128,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             ("target_platform", case_fixture), _case_params(metafunc.config, case_fixture), indirect=True
         )
     elif "target_platform" in metafunc.fixturenames:
-        params = [pytest.param(p, marks=getattr(pytest.mark, p), id=p) for p in PLATFORMS]
+        only = metafunc.definition.get_closest_marker("platforms")
+        allowed = only.args if only else PLATFORMS
+        params = [pytest.param(p, marks=getattr(pytest.mark, p), id=p) for p in PLATFORMS if p in allowed]
         metafunc.parametrize("target_platform", params, indirect=True)
 
 
@@ -223,8 +226,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         names = [t.name for t in plan_tasks(plan)]
         if plan.suites.quant:
             names += [t.name for t in plan.suites.quant.tasks]
+        include = include_folder(plan, cache_root(config.rootpath))
         try:
-            check_tasks(names, known_tasks(include_folder(plan, cache_root(config.rootpath))), plan.source)
+            if include is None or set(names) - set(known_tasks(include, defaults=False)):
+                check_tasks(names, known_tasks(include), plan.source)
         except TaskError as exc:
             raise pytest.UsageError(str(exc)) from exc
     items.sort(key=_run_order)

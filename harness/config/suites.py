@@ -188,6 +188,14 @@ class QuantSpec(Frozen):
     floor: float = Field(0.02, ge=0)
 
 
+class PreflightSpec(Frozen):
+    """What the preflight suite expects of an Ascend node."""
+
+    npu_count: int | None = Field(None, ge=1, description="cards npu-smi must list")
+    min_free_hbm_mb: float = Field(0.0, ge=0, description="free HBM each of the plan's cards must have")
+    smi_timeout_s: float = Field(30.0, gt=0)
+
+
 class SuitesSpec(Frozen):
     smoke: SmokeSpec = SmokeSpec()
     load: LoadSpec = LoadSpec()
@@ -197,3 +205,4 @@ class SuitesSpec(Frozen):
     multimodal: MultimodalSpec | None = None
     accuracy: AccuracySpec | None = None
     quant: QuantSpec | None = None
+    preflight: PreflightSpec = PreflightSpec()

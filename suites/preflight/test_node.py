@@ -1,0 +1,104 @@
+"""Preflight: the checks an engineer makes by hand on an Ascend node before a run, one test each.
+
+Run them alone first on a new node: `pytest suites/preflight -m npu --plan fixtures/plans/<plan>.yaml`. Each
+failure says what is wrong and what to do. They only make sense on an Ascend node: other platforms skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.config.plan import Plan, PlatformName
+from harness.platform import preflight
+from harness.platform.npu_smi import NpuSmiInfo, parse_info
+from harness.runtime.container import DRIVER_MOUNTS
+
+pytestmark = [pytest.mark.preflight, pytest.mark.platforms("npu")]
+
+
+@pytest.fixture
+def ascend_plan(target_platform: PlatformName, plan: Plan) -> Plan:
+    assert target_platform == "npu"  # the only variant of these tests
+    return plan
+
+
+def plan_devices(plan: Plan) -> list[int]:
+    """The cards the plan will use: its deployment's, its server's devices, or the first tensor x pipeline ones."""
+    if plan.deployment is not None:
+        return sorted({d for node in plan.deployment.nodes[:1] for i in node.instances for d in i.devices})
+    if plan.server.devices:
+        return list(plan.server.devices)
+    return list(range(plan.server.tensor_parallel_size * plan.server.pipeline_parallel_size))
+
+
+@pytest.fixture
+def smi(ascend_plan: Plan) -> NpuSmiInfo:
+    timeout = ascend_plan.suites.preflight.smi_timeout_s
+    try:
+        done = subprocess.run(["npu-smi", "info"], capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        pytest.fail("npu-smi is not on PATH: install the Ascend driver package (it ships npu-smi)", pytrace=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"npu-smi info did not answer within {timeout:.0f} s: the driver is hung; reboot the node")
+    assert done.returncode == 0, f"npu-smi info failed ({done.returncode}): {done.stderr.strip()[-500:]}"
+    return parse_info(done.stdout)
+
+
+def test_every_chip_is_healthy(smi: NpuSmiInfo) -> None:
+    assert smi.chips, "npu-smi info listed no chips"
+    problems = preflight.unhealthy_chips(smi)
+    assert not problems, "\n".join(problems)
+
+
+def test_expected_card_count(ascend_plan: Plan, smi: NpuSmiInfo) -> None:
+    expected = ascend_plan.suites.preflight.npu_count
+    if expected is None:
+        pytest.skip("the plan sets no suites.preflight.npu-count")
+    problems = preflight.card_count(smi, expected)
+    assert not problems, "\n".join(problems)
+
+
+def test_planned_cards_run_no_foreign_processes(ascend_plan: Plan, smi: NpuSmiInfo) -> None:
+    problems = preflight.foreign_processes(smi, plan_devices(ascend_plan))
+    assert not problems, "\n".join(problems)
+
+
+def test_planned_cards_have_free_hbm(ascend_plan: Plan, smi: NpuSmiInfo) -> None:
+    problems = preflight.short_of_hbm(smi, plan_devices(ascend_plan), ascend_plan.suites.preflight.min_free_hbm_mb)
+    assert not problems, "\n".join(problems)
+
+
+def test_docker_answers_when_the_plan_uses_containers(ascend_plan: Plan) -> None:
+    if ascend_plan.container is None:
+        pytest.skip("the plan runs no container")
+    assert shutil.which("docker"), "docker is not on PATH: install docker (the plan runs its server in a container)"
+    done = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, (
+        f"the docker daemon does not answer: {done.stderr.strip()[-300:]} (start it: systemctl start docker)"
+    )
+
+
+def test_ip_forwarding_is_on(ascend_plan: Plan) -> None:
+    path = Path("/proc/sys/net/ipv4/ip_forward")
+    problems = preflight.ip_forwarding(path.read_text() if path.exists() else "")
+    assert not problems, "\n".join(problems)
+
+
+def test_driver_and_npu_smi_paths_exist_for_mounting(ascend_plan: Plan) -> None:
+    problems = preflight.missing_paths(DRIVER_MOUNTS, {p: os.path.exists(p) for p in DRIVER_MOUNTS})
+    assert not problems, "\n".join(problems)
+
+
+def test_cluster_nics_exist_for_multi_node_plans(ascend_plan: Plan) -> None:
+    if ascend_plan.deployment is None or len(ascend_plan.deployment.nodes) < 2:
+        pytest.skip("a single-node plan needs no cluster network")
+    interfaces = os.listdir("/sys/class/net")
+    problems = preflight.missing_nics(os.environ, interfaces)
+    assert not problems, "\n".join(problems)
