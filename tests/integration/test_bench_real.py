@@ -1,5 +1,8 @@
 """The benchmark CLI against a real vLLM server, and against `vllm bench serve` on the same server and workload.
 
+Counts must be equal; medians must agree within run-to-run noise, which the test measures by running each client
+twice, interleaved (a fixed ratio band failed when the machine was busy with something else).
+
 One server for the module. The comparison uses a ShareGPT file the project generates, every record sent once,
 all at once, with a fixed output length (vLLM counts an answer's length with the tokenizer's BOS included, so the
 answers' own lengths would ask it for one token more per request than the harness asks).
@@ -78,35 +81,47 @@ def test_dynamic_counts_equal_vllm_bench_serve(served: tuple[str, Path, str], tm
     ).returncode == 0  # fmt: skip
     assert llmqual(tag, "dataset", "to-sharegpt", str(custom), "-o", str(sharegpt)).returncode == 0
 
-    ours = tmp_path / "llmqual.json"
+    # Two rounds of (harness, vllm bench serve): each client's two runs show the run-to-run noise.
+    ours: list[dict[str, Any]] = []
+    theirs: list[dict[str, Any]] = []
+    for i in (1, 2):
+        ours.append(run_llmqual(tag, url, tokenizer, sharegpt, tmp_path / f"llmqual{i}.json"))
+        theirs.append(run_vllm_bench(tag, url, tokenizer, sharegpt, tmp_path, f"vllm{i}.json"))
+    print(f"\n{'metric':24} {'llmqual 1':>11} {'llmqual 2':>11} {'vllm 1':>11} {'vllm 2':>11}")
+    for key in ("completed", "total_input_tokens", "total_output_tokens", "median_ttft_ms", "median_tpot_ms"):
+        print(f"{key:24} " + " ".join(f"{r[key]:11.2f}" for r in (*ours, *theirs)))
+    for run in (*ours, *theirs):
+        assert run["completed"] == PROMPTS
+        assert run["total_input_tokens"] == theirs[0]["total_input_tokens"]
+        assert run["total_output_tokens"] == PROMPTS * OUTPUT_LEN
+    for key in ("median_ttft_ms", "median_tpot_ms"):
+        a, b = [r[key] for r in ours], [r[key] for r in theirs]
+        noise = max(max(a) - min(a), max(b) - min(b), 0.1 * min(b))
+        assert min(b) - noise <= sum(a) / 2 <= max(b) + noise, f"{key}: llmqual {a} vs vllm bench serve {b}"
+
+
+def run_llmqual(tag: str, url: str, tokenizer: Path, sharegpt: Path, out: Path) -> dict[str, Any]:
     done = llmqual(
         tag, "bench", "dynamic", "--base-url", url, "--tokenizer", str(tokenizer), "--dataset", str(sharegpt),
         "--dataset-type", "sharegpt", "--request-rate", "inf", "--num-prompts", str(PROMPTS),
-        "--fixed-output-len", str(OUTPUT_LEN), "--result-json", str(ours),
+        "--fixed-output-len", str(OUTPUT_LEN), "--result-json", str(out),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    summary: dict[str, Any] = json.loads(out.read_text())[0]
+    return summary
 
-    theirs = tmp_path / "vllm.json"
+
+def run_vllm_bench(tag: str, url: str, tokenizer: Path, sharegpt: Path, folder: Path, name: str) -> dict[str, Any]:
     vllm = subprocess.run(
         [
             sys.executable, "-c", VLLM_BENCH, "--backend", "vllm", "--base-url", url, "--model", "tiny-llama",
             "--tokenizer", str(tokenizer), "--dataset-name", "sharegpt", "--dataset-path", str(sharegpt),
             "--num-prompts", str(PROMPTS), "--sharegpt-output-len", str(OUTPUT_LEN), "--request-rate", "inf",
-            "--ignore-eos", "--seed", "0", "--disable-tqdm", "--save-result", "--result-dir", str(tmp_path),
-            "--result-filename", theirs.name,
+            "--ignore-eos", "--seed", "0", "--disable-tqdm", "--save-result", "--result-dir", str(folder),
+            "--result-filename", name,
         ],
         env=harness_env(tag), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert vllm.returncode == 0, vllm.stdout[-3000:] + vllm.stderr[-3000:]
-
-    a: dict[str, Any] = json.loads(ours.read_text())[0]
-    b: dict[str, Any] = json.loads(theirs.read_text())
-    print(f"\n{'metric':24} {'llmqual':>12} {'vllm bench':>12}")
-    for key in ("completed", "total_input_tokens", "total_output_tokens", "median_ttft_ms", "median_tpot_ms"):
-        print(f"{key:24} {a[key]:12.2f} {b[key]:12.2f}")
-    assert a["completed"] == b["completed"] == PROMPTS
-    assert a["total_input_tokens"] == b["total_input_tokens"]
-    assert a["total_output_tokens"] == b["total_output_tokens"] == PROMPTS * OUTPUT_LEN
-    # Two clients measuring the same server one after the other: they must agree within run-to-run noise.
-    for key in ("median_ttft_ms", "median_tpot_ms"):
-        assert 0.5 < a[key] / b[key] < 2.0, f"{key}: llmqual {a[key]:.2f} vs vllm bench serve {b[key]:.2f}"
+    summary: dict[str, Any] = json.loads((folder / name).read_text())
+    return summary
