@@ -24,6 +24,7 @@ from harness.bench.cases import DynamicCase, LoadSettings, StaticCase
 from harness.bench.from_plan import load_settings, plan_dynamic_cases, plan_static_cases
 from harness.config.plan import PLATFORMS, Plan, PlatformName, load_plan
 from harness.config.suites import TaskSpec
+from harness.deploy.multi import Deployment, instance_configs, write_rank_table
 from harness.errors import HarnessError, PlanError
 from harness.fingerprint import fingerprint
 from harness.load.tokens import Tokens
@@ -324,6 +325,31 @@ def serve(request: pytest.FixtureRequest, model_cache: Path) -> Callable[[Plan],
         return pool.get(server_config(variant, resolve_model(variant, model_cache), model_cache)).endpoint
 
     return start
+
+
+@pytest.fixture(scope="session")
+def deployments(request: pytest.FixtureRequest, llmqual_run: Run) -> Iterator[dict[str, Deployment]]:
+    """Multi-instance deployments started in this session, by plan; all stopped at the end, however it ends."""
+    running: dict[str, Deployment] = {}
+    try:
+        yield running
+    finally:
+        for deployment in running.values():
+            deployment.stop()
+
+
+@pytest.fixture
+def deployment(plan: Plan, model_cache: Path, llmqual_run: Run, deployments: dict[str, Deployment]) -> Deployment:
+    """The plan's prefill/decode instances, started together (with their rank table) once per session."""
+    if plan.deployment is None:
+        pytest.skip("the plan has no deployment section")
+    if plan.source not in deployments:
+        folder = llmqual_run.log_dir / f"deployment-{plan.name}"
+        table = write_rank_table(plan, folder)
+        configs = instance_configs(plan, resolve_model(plan, model_cache), model_cache, table)
+        leases = model_cache / "leases"
+        deployments[plan.source] = Deployment(configs, folder, lease_dir=leases).__enter__()
+    return deployments[plan.source]
 
 
 @pytest.fixture

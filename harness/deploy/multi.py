@@ -9,6 +9,7 @@ If one instance fails to start, the ones already up are stopped before the error
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +18,7 @@ from harness.config.plan import Plan, ServerSpec
 from harness.deploy.ranktable import check_rank_table, rank_table
 from harness.errors import PlanError
 from harness.platform.environment import server_environment
-from harness.runtime.leases import VISIBLE
+from harness.runtime.leases import VISIBLE, DeviceLease
 from harness.server.vllm import ServerConfig, VLLMServer
 
 KV_ROLES = {"prefill": "kv_producer", "decode": "kv_consumer"}
@@ -74,13 +75,28 @@ class Deployment:
         configs: list[ServerConfig],
         log_dir: Path,
         factory: Callable[[ServerConfig, Path], VLLMServer] = VLLMServer,
+        lease_dir: Path | None = None,
+        lease_timeout_s: float = 600.0,
     ) -> None:
         self.configs, self.log_dir, self.factory = configs, log_dir, factory
+        self.lease_dir, self.lease_timeout_s = lease_dir, lease_timeout_s
         self.servers: list[VLLMServer] = []
+        self.leases: list[DeviceLease] = []
+
+    def _lease(self, config: ServerConfig) -> None:
+        """Hold exactly the instance's cards, so no other run or worker binds them meanwhile."""
+        visible = dict(config.env).get(VISIBLE.get(config.platform, ""), "")
+        if self.lease_dir is None or not visible:
+            return
+        cards = [int(n) for n in visible.split(",")]
+        holder = f"pid {os.getpid()}: instance on port {config.spec.port}"
+        lease = DeviceLease(self.lease_dir, config.platform, cards, len(cards), self.lease_timeout_s, holder)
+        self.leases.append(lease.__enter__())
 
     def __enter__(self) -> Deployment:
         try:
             for index, config in enumerate(self.configs):
+                self._lease(config)
                 server = self.factory(config, self.log_dir / f"vllm-instance{index}-{config.spec.port}.log")
                 server.__enter__()
                 self.servers.append(server)
@@ -96,6 +112,8 @@ class Deployment:
                 self.servers.pop().stop()
             except Exception as exc:  # stop every instance before reporting
                 errors.append(exc)
+        while self.leases:
+            self.leases.pop().release()
         if errors:
             raise errors[0]
 

@@ -12,6 +12,7 @@ from harness.config.plan import load_plan
 from harness.deploy.multi import RANK_TABLE_ENV, Deployment, instance_configs, write_rank_table
 from harness.deploy.ranktable import check_rank_table
 from harness.errors import PlanError, ServerStartError
+from harness.runtime.leases import DeviceLease, LeaseError
 from harness.server.vllm import ServerConfig, VLLMServer, vllm_arguments
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,3 +132,15 @@ def test_a_failed_instance_stops_the_ones_already_up(tmp_path: Path) -> None:
     with pytest.raises(ServerStartError), Deployment(_configs(tmp_path), tmp_path, Recorder):
         pass
     assert Recorder.events == ["start 8100", "stop 8100"]
+
+
+def test_instances_hold_their_cards_while_up(tmp_path: Path) -> None:
+    Recorder.events, Recorder.fail_port = [], None
+    leases = tmp_path / "leases"
+    with (
+        Deployment(_configs(tmp_path), tmp_path, Recorder, lease_dir=leases),
+        pytest.raises(LeaseError, match=r"held: 0: pid \d+: instance on port 8100, 1: pid \d+: instance on port 8100"),
+    ):
+        DeviceLease(leases, "npu", [0, 1], 1, timeout_s=0.1).__enter__()
+    with DeviceLease(leases, "npu", [0, 1, 2, 3], 4, timeout_s=1):
+        pass
