@@ -6,6 +6,7 @@ llmqual model build [--plan F]   build (or find) the tiny model of a plan and pr
 llmqual serve --plan F           start the plan's vLLM server, print its URL, serve until Ctrl-C
 llmqual bench static|dynamic     serving benchmarks against a running server (see harness/bench/command.py)
 llmqual dataset generate|to-sharegpt   make benchmark datasets
+llmqual train parse-log FILE     a training log's loss curve (megatron, llamafactory, hf) as JSON
 """
 
 from __future__ import annotations
@@ -94,6 +95,18 @@ def _cmd_npu_smi_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_parse_log(args: argparse.Namespace) -> int:
+    from harness.training.parsers import parse_log
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise HarnessError(f"cannot read {args.file}: {exc.strerror}") from exc
+    document = parse_log(text, args.format).as_json()
+    print(json.dumps(document, indent=None if args.json else 2, allow_nan=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmqual", description=__doc__.split("\n")[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -118,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_command.add_parser(commands)
     dataset_command.add_parser(commands)
+
+    train = commands.add_parser("train", help="training logs").add_subparsers(dest="train_command", required=True)
+    parse = train.add_parser("parse-log", help="a training log's loss curve as JSON")
+    parse.add_argument("file")
+    parse.add_argument("--format", default="auto", choices=("auto", "megatron", "llamafactory", "hf"))
+    parse.add_argument("--json", action="store_true", help="one compact JSON document")
+    parse.set_defaults(run=_cmd_train_parse_log)
 
     npu = commands.add_parser("npu", help="Ascend tools").add_subparsers(dest="npu_command", required=True)
     smi = npu.add_parser("smi-parse", help="parse saved npu-smi output")

@@ -1,0 +1,1 @@
+"""Training: log parsers, loss curves, convergence and alignment checks, throughput."""

@@ -1,0 +1,54 @@
+"""A training run's loss curve, whatever framework wrote the log."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LossPoint:
+    """One logged training step. Fields a log does not carry are None; fields we do not know are in `extra`."""
+
+    step: int
+    loss: float | None
+    learning_rate: float | None = None
+    grad_norm: float | None = None
+    elapsed_ms: float | None = None  # time of this iteration
+    tokens: float | None = None  # consumed (or total) tokens so far
+    global_batch_size: int | None = None
+    skipped: int | None = None  # skipped iterations reported at this step
+    nan: int | None = None  # NaN iterations reported at this step
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvalPoint:
+    step: int
+    loss: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    format: str
+    points: list[LossPoint]
+    eval_points: list[EvalPoint] = field(default_factory=list)
+
+    def losses(self) -> list[float]:
+        return [p.loss for p in self.points if p.loss is not None]
+
+    def as_json(self) -> dict[str, Any]:
+        """The `llmqual train parse-log --json` document; None fields are left out of each point."""
+
+        def compact(point: Any) -> dict[str, Any]:
+            data = dataclasses.asdict(point)
+            extra = data.pop("extra")
+            return {**{k: v for k, v in data.items() if v is not None}, **({"extra": extra} if extra else {})}
+
+        return {
+            "format": self.format,
+            "points": [compact(p) for p in self.points],
+            "eval_points": [compact(p) for p in self.eval_points],
+        }
