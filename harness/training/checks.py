@@ -1,0 +1,156 @@
+"""Convergence checks and run-to-run alignment of loss curves, and training throughput. Pure functions.
+
+Each check returns a Verdict (ok, message) so a suite can assert it and a report can show it. Defaults follow what
+Ascend engineers use: alignment within a mean relative error of 2% and a mean absolute error of 0.005 over the
+matched steps (DESIGN.md §5); throughput after 5 warm-up steps.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harness.training.curve import LossCurve, LossPoint
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    message: str
+    steps: tuple[int, ...] = ()  # the steps the message is about (NaNs, spikes, worst misalignments)
+    numbers: dict[str, float | None] = field(default_factory=dict)
+
+
+def _steps_losses(curve: LossCurve) -> list[tuple[int, float]]:
+    return [(p.step, p.loss) for p in curve.points if p.loss is not None]
+
+
+def finite(curve: LossCurve) -> Verdict:
+    bad = tuple(step for step, loss in _steps_losses(curve) if not math.isfinite(loss))
+    if not curve.points:
+        return Verdict(False, "the log has no training loss")
+    if bad:
+        return Verdict(False, f"non-finite loss at steps {list(bad[:10])}{' ...' if len(bad) > 10 else ''}", bad)
+    return Verdict(True, f"all {len(curve.points)} losses are finite")
+
+
+def decreasing(curve: LossCurve, window_fraction: float = 0.2, min_relative_drop: float = 0.05) -> Verdict:
+    """The median loss of the last part of the run is below that of the first part by `min_relative_drop`.
+
+    Medians over windows make it robust to noise and to single spikes.
+    """
+    losses = [loss for _, loss in _steps_losses(curve) if math.isfinite(loss)]
+    if len(losses) < 4:
+        return Verdict(False, f"too few finite losses ({len(losses)}) to judge a trend")
+    width = max(2, int(len(losses) * window_fraction))
+    first, last = statistics.median(losses[:width]), statistics.median(losses[-width:])
+    drop = (first - last) / abs(first) if first else 0.0
+    numbers: dict[str, float | None] = {"first_median": first, "last_median": last, "relative_drop": drop}
+    if drop >= min_relative_drop:
+        return Verdict(True, f"loss fell from a median of {first:.4f} to {last:.4f} ({drop:.1%})", numbers=numbers)
+    word = "rose" if drop < 0 else "fell only"
+    return Verdict(
+        False,
+        f"loss {word} from a median of {first:.4f} to {last:.4f} ({drop:+.1%}; need {min_relative_drop:.0%})",
+        numbers=numbers,
+    )
+
+
+def spikes(curve: LossCurve, window: int = 10, factor: float = 6.0) -> Verdict:
+    """Steps whose loss jumps above the median of the previous `window` by more than `factor` robust deviations."""
+    found = []
+    pairs = [(s, v) for s, v in _steps_losses(curve) if math.isfinite(v)]
+    for i in range(window, len(pairs)):
+        previous = [v for _, v in pairs[i - window : i]]
+        centre = statistics.median(previous)
+        spread = 1.4826 * statistics.median(abs(v - centre) for v in previous)
+        spread = max(spread, 0.01 * abs(centre), 1e-6)
+        if pairs[i][1] > centre + factor * spread:
+            found.append(pairs[i][0])
+    if found:
+        return Verdict(False, f"loss spikes at steps {found[:10]}", tuple(found))
+    return Verdict(True, "no loss spike")
+
+
+def plateau(curve: LossCurve, window: int = 20, min_relative_change: float = 0.002) -> Verdict:
+    """Fails when the loss stopped moving well before the end: the first of the last two windows' medians
+    differs from the second by less than `min_relative_change` while the run's first half was still falling."""
+    losses = [v for _, v in _steps_losses(curve) if math.isfinite(v)]
+    if len(losses) < 3 * window:
+        return Verdict(True, f"too short to judge a plateau ({len(losses)} points < {3 * window})")
+    a, b = statistics.median(losses[-2 * window : -window]), statistics.median(losses[-window:])
+    change = (a - b) / abs(a) if a else 0.0
+    start = statistics.median(losses[:window])
+    if abs(change) < min_relative_change and (start - b) / abs(start) < 0.01:
+        return Verdict(False, f"the loss has not moved from {start:.4f} (plateau at {b:.4f})")
+    return Verdict(True, f"last windows changed by {change:.2%}", numbers={"relative_change": change})
+
+
+def skipped_and_nan(curve: LossCurve, max_skipped: int = 0, max_nan: int = 0) -> Verdict:
+    skipped = sum(p.skipped or 0 for p in curve.points)
+    nans = sum(p.nan or 0 for p in curve.points)
+    numbers: dict[str, float | None] = {"skipped": skipped, "nan": nans}
+    if skipped > max_skipped or nans > max_nan:
+        steps = tuple(p.step for p in curve.points if (p.skipped or 0) or (p.nan or 0))
+        return Verdict(
+            False, f"{skipped} skipped and {nans} NaN iterations (allowed {max_skipped}, {max_nan})", steps, numbers
+        )
+    return Verdict(True, f"{skipped} skipped, {nans} NaN iterations", numbers=numbers)
+
+
+def final_below(curve: LossCurve, threshold: float, tail: int = 5) -> Verdict:
+    losses = [v for _, v in _steps_losses(curve) if math.isfinite(v)][-tail:]
+    if not losses:
+        return Verdict(False, "no finite loss at the end of the run")
+    final = statistics.median(losses)
+    return Verdict(
+        final < threshold,
+        f"final loss (median of last {len(losses)}) {final:.4f}, threshold {threshold}",
+        numbers={"final": final},
+    )
+
+
+def align(
+    run: LossCurve, reference: LossCurve, max_mre: float = 0.02, max_mae: float = 0.005, worst: int = 5
+) -> Verdict:
+    """Compare a run with a reference over the steps both logged: mean relative and mean absolute error."""
+    ours = dict(_steps_losses(run))
+    theirs = dict(_steps_losses(reference))
+    steps = sorted(set(ours) & set(theirs))
+    if not steps:
+        return Verdict(False, "the run and the reference share no logged step")
+    errors = [(abs(ours[s] - theirs[s]), s) for s in steps]
+    relative = [abs(ours[s] - theirs[s]) / abs(theirs[s]) if theirs[s] else math.inf for s in steps]
+    mre, mae = sum(relative) / len(relative), sum(e for e, _ in errors) / len(errors)
+    top = sorted(errors, reverse=True)[:worst]
+    listing = ", ".join(f"step {s}: {ours[s]:.4f} vs {theirs[s]:.4f}" for _, s in top)
+    ok = mre <= max_mre and mae <= max_mae
+    message = (
+        f"{len(steps)} matched steps: mean relative error {mre:.3%} (max {max_mre:.1%}), mean absolute error "
+        f"{mae:.4f} (max {max_mae}); worst: {listing}"
+    )
+    return Verdict(ok, message, tuple(s for _, s in top), {"mre": mre, "mae": mae, "matched_steps": len(steps)})
+
+
+@dataclass(frozen=True)
+class Throughput:
+    tokens_per_s_per_card: float | None
+    samples_per_s: float | None
+    steps_used: int
+
+
+def throughput(
+    points: Sequence[LossPoint], seq_len: int, cards: int, global_batch_size: int | None = None, warmup: int = 5
+) -> Throughput:
+    """tokens/s/p = global batch size x sequence length / (cards x seconds per iteration), after `warmup` steps,
+    averaged over iterations (mean of per-iteration times); samples/s = global batch size / seconds per iteration."""
+    timed = [p for p in points[warmup:] if p.elapsed_ms]
+    batches = [global_batch_size or p.global_batch_size for p in timed]
+    usable = [(p.elapsed_ms / 1000.0, b) for p, b in zip(timed, batches, strict=True) if b and p.elapsed_ms]
+    if not usable:
+        return Throughput(None, None, 0)
+    seconds = sum(s for s, _ in usable) / len(usable)
+    batch = sum(b for _, b in usable) / len(usable)
+    return Throughput(batch * seq_len / (cards * seconds), batch / seconds, len(usable))
