@@ -1,0 +1,148 @@
+"""The embedded training launcher: transformers' Trainer on the tiny model, on CPU, over the synthetic SFT data.
+
+It writes what real launchers write: a `trainer_state.json` with the loss history (parsed by the same `hf`
+parser as any transformers run), the console log, checkpoints every `save-steps`, and a final HF checkpoint that
+vLLM can serve. Runs are cached under `<cache>/trained/<hash of configuration, data, seed>/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.runtime.locks import file_lock
+from harness.training.curve import LossCurve
+from harness.training.instruct_data import sft_pairs
+from harness.training.parsers import parse_log
+
+
+class TrainingError(HarnessError):
+    """The training run failed."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_steps: int = 300
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    warmup_steps: int = 10
+    logging_steps: int = 5
+    save_steps: int = 100
+    seed: int = 0
+    epochs_of_data: int = 0  # informational; the run is bounded by max_steps
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    checkpoint: Path  # the final HF model folder (model + tokenizer)
+    curve: LossCurve
+    log_path: Path  # trainer_state.json of the run
+    wall_s: float
+    folder: Path
+
+
+def run_key(base_model: Path, config: TrainConfig) -> str:
+    data = json.dumps(sft_pairs(), sort_keys=True)
+    blob = json.dumps([str(base_model), asdict(config), hashlib.sha256(data.encode()).hexdigest()], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _dataset(tokenizer: Any) -> list[dict[str, list[int]]]:
+    """Tokenised samples; the prompt's tokens are masked out of the labels (only the answer is learnt)."""
+    samples = []
+    for prompt, answer in sft_pairs():
+        prompt_ids = tokenizer(prompt).input_ids
+        answer_ids = [*tokenizer(answer, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
+        samples.append({"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_ids})
+    return samples
+
+
+def _collate(pad_id: int) -> Any:
+    import torch
+
+    def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        width = max(len(s["input_ids"]) for s in batch)
+        ids = [s["input_ids"] + [pad_id] * (width - len(s["input_ids"])) for s in batch]
+        labels = [s["labels"] + [-100] * (width - len(s["labels"])) for s in batch]
+        mask = [[1] * len(s["input_ids"]) + [0] * (width - len(s["input_ids"])) for s in batch]
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}
+
+    return collate
+
+
+def train(
+    base_model: Path, out: Path, config: TrainConfig, resume_from: Path | None = None, stop_after: int | None = None
+) -> LossCurve:
+    """Train from `base_model` into `out` (checkpoints and trainer_state.json); optionally resume or stop early."""
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM, Trainer, TrainerCallback, TrainingArguments
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model))
+    model = LlamaForCausalLM.from_pretrained(str(base_model), dtype=torch.float32)
+    args = TrainingArguments(
+        output_dir=str(out),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        lr_scheduler_type="cosine",
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=True,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+    class StopAt(TrainerCallback):
+        """Ends the run after `stop_after` steps (the first half of the resume check)."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if stop_after is not None and state.global_step >= stop_after:
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=_dataset(tokenizer),
+        data_collator=_collate(tokenizer.pad_token_id),
+        callbacks=[StopAt()],
+    )
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise TrainingError(f"training into {out} failed: {exc}") from exc
+    trainer.state.save_to_json(str(out / "trainer_state.json"))
+    final = out / "final"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    return parse_log((out / "trainer_state.json").read_text(), "hf")
+
+
+def trained_run(base_model: Path, cache: Path, config: TrainConfig) -> TrainedRun:
+    """The cached training run for (base model, configuration, data, seed), trained on first use."""
+    import time
+
+    folder = cache / "trained" / run_key(base_model, config)
+    with file_lock(folder.with_suffix(".lock"), timeout_s=3600):
+        done = folder / "final" / "config.json"
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            started = time.monotonic()
+            train(base_model, folder, config)
+            (folder / "wall_s.txt").write_text(f"{time.monotonic() - started:.1f}\n")
+    state = folder / "trainer_state.json"
+    curve = parse_log(state.read_text(), "hf")
+    return TrainedRun(folder / "final", curve, state, float((folder / "wall_s.txt").read_text()), folder)
