@@ -238,9 +238,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def _run_order(item: pytest.Item) -> int:
     """Performance first, on a fresh server and a quiet client process (lm-eval, run in-process, leaves worker
-    threads that disturb the client's timing); then accuracy; last the quantisation comparison, which starts other
-    server configurations, so the plan's own server starts once."""
-    if item.get_closest_marker("quant"):
+    threads that disturb the client's timing); then accuracy; last training and the quantisation comparison, which
+    start other server configurations, so the plan's own server starts once."""
+    if item.get_closest_marker("quant") or item.get_closest_marker("training"):
         return 2
     return 1 if item.get_closest_marker("accuracy") else 0
 

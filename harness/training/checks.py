@@ -66,7 +66,7 @@ def spikes(curve: LossCurve, window: int = 10, factor: float = 6.0) -> Verdict:
         previous = [v for _, v in pairs[i - window : i]]
         centre = statistics.median(previous)
         spread = 1.4826 * statistics.median(abs(v - centre) for v in previous)
-        spread = max(spread, 0.01 * abs(centre), 1e-6)
+        spread = max(spread, 0.05 * abs(centre), 1e-6)  # a floor: a near-constant window is not infinitely strict
         if pairs[i][1] > centre + factor * spread:
             found.append(pairs[i][0])
     if found:

@@ -47,16 +47,23 @@ class TrainedRun:
 
 
 def run_key(base_model: Path, config: TrainConfig) -> str:
-    data = json.dumps(sft_pairs(), sort_keys=True)
+    """Hash of the base model, the configuration and the tokenised training data (what the run actually sees)."""
+    from transformers import AutoTokenizer
+
+    data = json.dumps(_dataset(AutoTokenizer.from_pretrained(str(base_model))))
     blob = json.dumps([str(base_model), asdict(config), hashlib.sha256(data.encode()).hexdigest()], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _dataset(tokenizer: Any) -> list[dict[str, list[int]]]:
-    """Tokenised samples; the prompt's tokens are masked out of the labels (only the answer is learnt)."""
+    """Tokenised samples; the prompt's tokens are masked out of the labels (only the answer is learnt).
+
+    Each pair is given twice, with and without the BOS: a server adds it to a text prompt, lm-eval's API models
+    send token ids without it, and the model must answer either way.
+    """
     samples = []
-    for prompt, answer in sft_pairs():
-        prompt_ids = tokenizer(prompt).input_ids
+    for (prompt, answer), bos in ((pair, bos) for pair in sft_pairs() for bos in (True, False)):
+        prompt_ids = tokenizer(prompt, add_special_tokens=bos).input_ids
         answer_ids = [*tokenizer(answer, add_special_tokens=False).input_ids, tokenizer.eos_token_id]
         samples.append({"input_ids": prompt_ids + answer_ids, "labels": [-100] * len(prompt_ids) + answer_ids})
     return samples
