@@ -102,7 +102,8 @@ def _cmd_train_parse_log(args: argparse.Namespace) -> int:
         text = Path(args.file).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise HarnessError(f"cannot read {args.file}: {exc.strerror}") from exc
-    document = parse_log(text, args.format).as_json()
+    curve = parse_log(text, args.format)
+    document = (curve.losses_only() if args.losses_only else curve).as_json()
     print(json.dumps(document, indent=None if args.json else 2, allow_nan=True))
     return 0
 
@@ -135,8 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="training logs").add_subparsers(dest="train_command", required=True)
     parse = train.add_parser("parse-log", help="a training log's loss curve as JSON")
     parse.add_argument("file")
-    parse.add_argument("--format", default="auto", choices=("auto", "megatron", "llamafactory", "hf"))
+    parse.add_argument("--format", default="auto", choices=("auto", "megatron", "llamafactory", "hf", "llmqual"))
     parse.add_argument("--json", action="store_true", help="one compact JSON document")
+    parse.add_argument(
+        "--losses-only", action="store_true", help="steps and losses only: a reference curve for suites.training"
+    )
     parse.set_defaults(run=_cmd_train_parse_log)
 
     npu = commands.add_parser("npu", help="Ascend tools").add_subparsers(dest="npu_command", required=True)

@@ -4,6 +4,7 @@
     ├── PlanError             a plan file is invalid: names the file, the key and the fix
     ├── PlatformError         the requested platform is absent or misconfigured
     ├── ModelBuildError       the tiny model could not be built
+    ├── TrainingError         a training run failed or missed its deadline (carries the log tail)
     └── ServerError
         ├── ServerStartError  the server died or missed its readiness deadline (carries the log tail)
         └── EndpointError     an external endpoint is unreachable or does not serve what was asked
@@ -40,6 +41,10 @@ class PlatformError(HarnessError):
 
 class ModelBuildError(HarnessError):
     """Building the tiny model failed."""
+
+
+class TrainingError(HarnessError):
+    """A training run failed, wrote no readable log, or did not finish in time."""
 
 
 class ServerError(HarnessError):

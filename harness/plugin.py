@@ -37,6 +37,8 @@ from harness.server.endpoint import Endpoint, connect_endpoint
 from harness.server.pool import ServerPool
 from harness.server.vllm import server_config
 
+pytest_plugins = ["harness.training.fixtures"]  # each suite family's fixtures live with its code
+
 DEFAULT_PLANS: dict[PlatformName, str] = {"cpu": "fixtures/plans/cpu-tiny.yaml"}
 
 MARKERS = {

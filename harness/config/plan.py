@@ -186,12 +186,15 @@ class Plan(Frozen):
         plan._source = self._source
         return plan
 
+    def with_model(self, path: Path, served_name: str | None = None) -> Plan:
+        """This plan serving the model folder `path` (a trained checkpoint, say), optionally under another name."""
+        plan = self.model_copy(update={"model": self.model.model_copy(update={"path": str(path), "tiny": None})})
+        plan._source = self._source
+        return plan.server_with({"served-model-name": served_name}) if served_name else plan
+
     def model_path(self) -> Path | None:
         """The model directory a `path` plan names, resolved against the plan's own folder."""
-        if self.model.path is None:
-            return None
-        given = Path(self.model.path).expanduser()
-        return given if given.is_absolute() else (Path(self.source).parent / given).resolve()
+        return None if self.model.path is None else self.relative(self.model.path)
 
     def check_runnable(self) -> None:
         """Checks that depend on this machine; run before any server is started."""

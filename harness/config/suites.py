@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from harness.config.base import Frozen
+from harness.config.training import TrainingSpec
 
 
 class SmokeSpec(Frozen):
@@ -194,31 +195,6 @@ class PreflightSpec(Frozen):
     npu_count: int | None = Field(None, ge=1, description="cards npu-smi must list")
     min_free_hbm_mb: float = Field(0.0, ge=0, description="free HBM each of the plan's cards must have")
     smi_timeout_s: float = Field(30.0, gt=0)
-
-
-class TrainingSpec(Frozen):
-    """The embedded training run (tiny model, transformers' Trainer on CPU) and what its curve must show."""
-
-    max_steps: int = Field(300, ge=10)
-    batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
-    warmup_steps: int = Field(10, ge=0)
-    logging_steps: int = Field(5, ge=1)
-    save_steps: int = Field(100, ge=1)
-    seed: int = Field(0, ge=0)
-    final_loss_below: float | None = Field(None, gt=0)
-    min_relative_drop: float = Field(0.5, gt=0, lt=1)
-    spike_factor: float = Field(6.0, gt=0, description="robust deviations above the recent median that make a spike")
-    resume_at: int | None = Field(None, ge=1, description="stop here, resume from the checkpoint, compare")
-    resume_max_mre: float = Field(0.02, gt=0)
-    eval_task: str | None = Field(None, description="accuracy task that training must improve")
-    min_accuracy_gain: float = Field(0.1, ge=0)
-
-    @model_validator(mode="after")
-    def _resume_inside(self) -> TrainingSpec:
-        if self.resume_at is not None and (self.resume_at >= self.max_steps or self.resume_at % self.save_steps):
-            raise ValueError("resume-at must be a multiple of save-steps below max-steps (a saved checkpoint)")
-        return self
 
 
 class SuitesSpec(Frozen):

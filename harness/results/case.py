@@ -28,6 +28,7 @@ class CaseResult:
     checks: dict[str, Any] = field(default_factory=dict)
     invalid_reasons: list[str] = field(default_factory=list)
     records: list[RequestRecord] | None = None
+    series: dict[str, list[list[float | None]]] = field(default_factory=dict)  # plot data: name -> [[x, y], ...]
 
     @property
     def valid(self) -> bool:
@@ -45,6 +46,8 @@ class CaseResult:
             "checks": self.checks,
             "environment": environment or {},
         }
+        if self.series:
+            doc["series"] = self.series
         if self.records is not None:
             doc["records"] = [_record_json(r) for r in self.records]
         finite: dict[str, Any] = _finite(doc)

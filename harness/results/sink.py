@@ -61,7 +61,8 @@ def case_line(document: dict[str, Any]) -> str:
         )
     else:
         shown = [
-            f"{key} {value:.4f}" + (f" ± {m[key + '/stderr']:.4f}" if m.get(key + "/stderr") is not None else "")
+            f"{key} {value if isinstance(value, int) else format(value, '.4f')}"
+            + (f" ± {m[key + '/stderr']:.4f}" if m.get(key + "/stderr") is not None else "")
             for key, value in m.items()
             if not key.endswith("/stderr") and isinstance(value, int | float)
         ]

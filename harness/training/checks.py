@@ -142,15 +142,36 @@ class Throughput:
 
 
 def throughput(
-    points: Sequence[LossPoint], seq_len: int, cards: int, global_batch_size: int | None = None, warmup: int = 5
+    points: Sequence[LossPoint],
+    seq_len: int | None,
+    cards: int,
+    global_batch_size: int | None = None,
+    warmup: int = 5,
 ) -> Throughput:
-    """tokens/s/p = global batch size x sequence length / (cards x seconds per iteration), after `warmup` steps,
-    averaged over iterations (mean of per-iteration times); samples/s = global batch size / seconds per iteration."""
-    timed = [p for p in points[warmup:] if p.elapsed_ms]
-    batches = [global_batch_size or p.global_batch_size for p in timed]
-    usable = [(p.elapsed_ms / 1000.0, b) for p, b in zip(timed, batches, strict=True) if b and p.elapsed_ms]
-    if not usable:
-        return Throughput(None, None, 0)
-    seconds = sum(s for s, _ in usable) / len(usable)
-    batch = sum(b for _, b in usable) / len(usable)
-    return Throughput(batch * seq_len / (cards * seconds), batch / seconds, len(usable))
+    """Training throughput over the iterations after step `warmup`, from their logged time per iteration.
+
+    Tokens per iteration are global batch size x sequence length when both are known (Megatron's tokens/s/p);
+    otherwise the growth of the log's token counter between logged steps (transformers, LLaMA-Factory).
+    tokens/s/p = tokens per iteration / (cards x seconds per iteration), averaged over iterations; samples/s =
+    global batch size / seconds per iteration. Missing inputs give None, never 0.
+    """
+    tokens_rates, sample_rates = [], []
+    previous: LossPoint | None = None
+    for point in points:
+        before, previous = previous, point
+        if point.step <= warmup or not point.elapsed_ms:
+            continue
+        seconds = point.elapsed_ms / 1000.0
+        batch = global_batch_size or point.global_batch_size
+        if batch:
+            sample_rates.append(batch / seconds)
+        if batch and seq_len:
+            tokens_rates.append(batch * seq_len / (cards * seconds))
+        elif point.tokens is not None and before is not None and before.tokens is not None:
+            per_step = (point.tokens - before.tokens) / (point.step - before.step)
+            tokens_rates.append(per_step / (cards * seconds))
+    return Throughput(
+        sum(tokens_rates) / len(tokens_rates) if tokens_rates else None,
+        sum(sample_rates) / len(sample_rates) if sample_rates else None,
+        max(len(tokens_rates), len(sample_rates)),
+    )

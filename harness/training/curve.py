@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -39,6 +40,14 @@ class LossCurve:
     def losses(self) -> list[float]:
         return [p.loss for p in self.points if p.loss is not None]
 
+    def losses_only(self) -> LossCurve:
+        """Steps and losses without timing or counters: what a reviewable reference curve keeps."""
+        return LossCurve(
+            self.format,
+            [LossPoint(p.step, p.loss) for p in self.points],
+            [EvalPoint(p.step, p.loss) for p in self.eval_points],
+        )
+
     def as_json(self) -> dict[str, Any]:
         """The `llmqual train parse-log --json` document; None fields are left out of each point."""
 
@@ -52,3 +61,15 @@ class LossCurve:
             "points": [compact(p) for p in self.points],
             "eval_points": [compact(p) for p in self.eval_points],
         }
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """What a launcher leaves: the checkpoint (None for a log made elsewhere), the curve and the log it came from."""
+
+    launcher: str
+    checkpoint: Path | None
+    curve: LossCurve
+    log_path: Path
+    wall_s: float | None
+    folder: Path

@@ -3,6 +3,7 @@
 - `megatron`: Megatron-LM / MindSpeed-LLM / ModelLink iteration lines (`| key: value |` fields).
 - `llamafactory`: LLaMA-Factory `trainer_log.jsonl`.
 - `hf`: transformers `trainer_state.json` (`log_history`) or console dict lines `{'loss': ..., ...}`.
+- `llmqual`: the harness's own curve document (`llmqual train parse-log --json`), used for reference curves.
 
 All are robust to unrelated lines in between, ANSI colours, a rank prefix before a line, a field wrapped onto
 the next line, and a last line still being written (its unterminated tail is ignored).
@@ -141,13 +142,21 @@ def _json_lines(lines: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _per_iteration_ms(step: int, clock_s: float | None, previous: tuple[int, float] | None) -> float | None:
+    """Milliseconds per iteration between two logged steps of a cumulative clock (None for the first one, whose
+    interval includes start-up)."""
+    if clock_s is None or previous is None or step <= previous[0]:
+        return None
+    return (clock_s - previous[1]) * 1000.0 / (step - previous[0])
+
+
 @register("llamafactory")
 def parse_llamafactory(text: str) -> LossCurve:
     rows = [r for r in _json_lines(_clean(text)) if "current_steps" in r]
     if not rows:
         raise LogFormatError('no LLaMA-Factory trainer_log.jsonl record (`{"current_steps": ...}`)')
     points, evals = [], []
-    previous: float | None = None
+    previous: tuple[int, float] | None = None
     for row in rows:
         step = int(row["current_steps"])
         if "eval_loss" in row:
@@ -161,13 +170,13 @@ def parse_llamafactory(text: str) -> LossCurve:
                 step=step,
                 loss=float(row["loss"]),
                 learning_rate=row.get("lr"),
+                elapsed_ms=_per_iteration_ms(step, elapsed, previous),
                 tokens=row.get("total_tokens"),
                 extra={k: v for k, v in row.items() if k not in known}
-                | ({"elapsed_s": elapsed} if elapsed is not None else {})
-                | ({"seconds_since_previous_log": elapsed - previous} if elapsed and previous is not None else {}),
+                | ({"elapsed_s": elapsed} if elapsed is not None else {}),
             )
         )
-        previous = elapsed if elapsed is not None else previous
+        previous = (step, elapsed) if elapsed is not None else previous
     return LossCurve("llamafactory", points, evals)
 
 
@@ -195,10 +204,13 @@ def _hf_entries(text: str) -> list[dict[str, Any]]:
 
 @register("hf")
 def parse_hf(text: str) -> LossCurve:
+    """transformers' log history. With `include_num_input_tokens_seen`, entries carry the token counter and the
+    run's cumulative `train_runtime`, from which the time per iteration follows."""
     entries = _hf_entries(text)
     if not entries:
         raise LogFormatError("no transformers log_history entries or `{'loss': ...}` console lines")
     points, evals = [], []
+    previous: tuple[int, float] | None = None
     for index, entry in enumerate(entries, start=1):
         step = int(entry.get("step", index))  # console lines carry no step: their order stands in for it
         if "eval_loss" in entry:
@@ -206,22 +218,39 @@ def parse_hf(text: str) -> LossCurve:
                 EvalPoint(step, float(entry["eval_loss"]), {k: v for k, v in entry.items() if k.startswith("eval_")})
             )
         if "loss" in entry:
-            known = {"loss", "learning_rate", "grad_norm", "step"}
+            clock = entry.get("train_runtime")
+            known = {"loss", "learning_rate", "grad_norm", "step", "num_input_tokens_seen"}
             points.append(
                 LossPoint(
                     step=step,
                     loss=float(entry["loss"]),
                     learning_rate=entry.get("learning_rate"),
                     grad_norm=entry.get("grad_norm"),
+                    elapsed_ms=_per_iteration_ms(step, clock, previous),
+                    tokens=entry.get("num_input_tokens_seen"),
                     extra={k: v for k, v in entry.items() if k not in known},
                 )
             )
+            previous = (step, float(clock)) if clock is not None else previous
     return LossCurve("hf", points, evals)
+
+
+@register("llmqual")
+def parse_llmqual(text: str) -> LossCurve:
+    try:
+        document = json.loads(text)
+        points = [LossPoint(**p) for p in document["points"]]
+        evals = [EvalPoint(**p) for p in document.get("eval_points", [])]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise LogFormatError(f'not an llmqual curve document ({{"format": ..., "points": [...]}}): {exc}') from exc
+    return LossCurve(str(document.get("format", "llmqual")), points, evals)
 
 
 def detect(text: str) -> str:
     """The log family of `text`, from its first recognisable lines."""
     head = text[:200_000]
+    if head.lstrip().startswith("{") and '"points"' in head and '"format"' in head:
+        return "llmqual"
     if '"log_history"' in head:
         return "hf"
     if '"current_steps"' in head:

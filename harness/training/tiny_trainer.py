@@ -14,15 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import TrainingError
 from harness.runtime.locks import file_lock
-from harness.training.curve import LossCurve
+from harness.training.curve import LossCurve, TrainedRun
 from harness.training.instruct_data import sft_pairs
 from harness.training.parsers import parse_log
 
-
-class TrainingError(HarnessError):
-    """The training run failed."""
+LAUNCHER_VERSION = 2  # bump when what a run writes changes, so cached runs are redone (2: token counter logged)
 
 
 @dataclass(frozen=True)
@@ -37,21 +35,13 @@ class TrainConfig:
     epochs_of_data: int = 0  # informational; the run is bounded by max_steps
 
 
-@dataclass(frozen=True)
-class TrainedRun:
-    checkpoint: Path  # the final HF model folder (model + tokenizer)
-    curve: LossCurve
-    log_path: Path  # trainer_state.json of the run
-    wall_s: float
-    folder: Path
-
-
 def run_key(base_model: Path, config: TrainConfig) -> str:
     """Hash of the base model, the configuration and the tokenised training data (what the run actually sees)."""
     from transformers import AutoTokenizer
 
     data = json.dumps(_dataset(AutoTokenizer.from_pretrained(str(base_model))))
-    blob = json.dumps([str(base_model), asdict(config), hashlib.sha256(data.encode()).hexdigest()], sort_keys=True)
+    digest = hashlib.sha256(data.encode()).hexdigest()
+    blob = json.dumps([LAUNCHER_VERSION, str(base_model), asdict(config), digest], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -109,6 +99,7 @@ def train(
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",  # logs carry the token counter and the run time: throughput
     )
 
     class StopAt(TrainerCallback):
@@ -152,4 +143,4 @@ def trained_run(base_model: Path, cache: Path, config: TrainConfig) -> TrainedRu
             (folder / "wall_s.txt").write_text(f"{time.monotonic() - started:.1f}\n")
     state = folder / "trainer_state.json"
     curve = parse_log(state.read_text(), "hf")
-    return TrainedRun(folder / "final", curve, state, float((folder / "wall_s.txt").read_text()), folder)
+    return TrainedRun("tiny", folder / "final", curve, state, float((folder / "wall_s.txt").read_text()), folder)

@@ -1,7 +1,8 @@
-"""Training suite: the embedded run (the tiny model, transformers' Trainer on CPU, synthetic instruction data)
-converges, resumes where it stopped, and raises accuracy on the task it was taught.
+"""Training suite: a run converges, follows its reference curve, reports its throughput, resumes where it stopped,
+and (on CPU) raises accuracy on the task it was taught.
 
-The run is cached by (configuration, data, seed): the first test trains, the others read its curve.
+The run is the `trained_run` fixture: the plan's launcher (the embedded tiny SFT run on CPU, LLaMA-Factory or
+MindSpeed-LLM on hardware), or a log given with `--training-log`.
 """
 
 from __future__ import annotations
@@ -14,118 +15,182 @@ import pytest
 from harness.accuracy.evaluate import EvalSettings, evaluate
 from harness.accuracy.scores import scores
 from harness.config.plan import Plan
-from harness.config.suites import TrainingSpec
+from harness.config.training import TrainingSpec
 from harness.model.resolve import resolve_model
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
 from harness.server.endpoint import Endpoint
 from harness.training import checks
-from harness.training.tiny_trainer import TrainConfig, TrainedRun, train, trained_run
+from harness.training.curve import LossCurve, TrainedRun
+from harness.training.fixtures import tiny_config
+from harness.training.parsers import parse_log
+from harness.training.tiny_trainer import train
 
 pytestmark = pytest.mark.training
 
 
-def config_of(spec: TrainingSpec) -> TrainConfig:
-    return TrainConfig(
-        max_steps=spec.max_steps,
-        batch_size=spec.batch_size,
-        learning_rate=spec.learning_rate,
-        warmup_steps=spec.warmup_steps,
-        logging_steps=spec.logging_steps,
-        save_steps=spec.save_steps,
-        seed=spec.seed,
-    )
+def loss_series(curve: LossCurve) -> list[list[float | None]]:
+    return [[p.step, p.loss] for p in curve.points]
 
 
-@pytest.fixture
-def spec(plan: Plan) -> TrainingSpec:
-    if plan.suites.training is None:
-        pytest.skip("the plan has no suites.training run")
-    return plan.suites.training
+def run_config(run: TrainedRun, spec: TrainingSpec) -> dict[str, object]:
+    return {
+        "launcher": run.launcher,
+        "log": str(run.log_path),
+        "checkpoint": str(run.checkpoint),
+        **spec.model_dump(by_alias=True),
+    }
 
 
-@pytest.fixture
-def run(plan: Plan, spec: TrainingSpec, model_cache: Path, case_sink: CaseSink) -> TrainedRun:
-    trained = trained_run(resolve_model(plan, model_cache), model_cache, config_of(spec))
-    return trained
+def verdict_json(verdict: checks.Verdict) -> dict[str, object]:
+    return {"ok": verdict.ok, "message": verdict.message, "steps": list(verdict.steps)}
 
 
-def test_loss_converges(run: TrainedRun, spec: TrainingSpec, case_sink: CaseSink) -> None:
+def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, case_sink: CaseSink) -> None:
+    curve, spec = trained_run.curve, training_spec
     verdicts = {
-        "finite": checks.finite(run.curve),
-        "decreasing": checks.decreasing(run.curve, min_relative_drop=spec.min_relative_drop),
-        "spikes": checks.spikes(run.curve, factor=spec.spike_factor),
-        "plateau": checks.plateau(run.curve),
-        "skipped_nan": checks.skipped_and_nan(run.curve),
+        "finite": checks.finite(curve),
+        "decreasing": checks.decreasing(curve, min_relative_drop=spec.min_relative_drop),
+        "spikes": checks.spikes(curve, factor=spec.spike_factor),
+        "plateau": checks.plateau(curve),
+        "skipped_nan": checks.skipped_and_nan(curve),
     }
     if spec.final_loss_below is not None:
-        verdicts["final_loss"] = checks.final_below(run.curve, spec.final_loss_below)
-    losses = run.curve.losses()
+        verdicts["final_loss"] = checks.final_below(curve, spec.final_loss_below)
+    losses = curve.losses()
     case_sink.write(
         CaseResult(
             suite="training.convergence",
-            case_id="tiny-sft",
-            config={"trainer_state": str(run.log_path), "checkpoint": str(run.checkpoint), **vars(spec)},
-            metrics={"first_loss": losses[0], "final_loss": losses[-1], "points": len(losses), "wall_s": run.wall_s},
-            checks={name: {"ok": v.ok, "message": v.message} for name, v in verdicts.items()},
+            case_id=trained_run.launcher,
+            config=run_config(trained_run, spec),
+            metrics={
+                "first_loss": losses[0] if losses else None,
+                "final_loss": losses[-1] if losses else None,
+                "points": len(losses),
+                "wall_s": trained_run.wall_s,
+            },
+            checks={name: verdict_json(v) for name, v in verdicts.items()},
+            series={"loss": loss_series(curve)},
         )
     )
     failed = [f"{name}: {v.message}" for name, v in verdicts.items() if not v.ok]
     assert not failed, "\n".join(failed)
 
 
-def test_resume_continues_the_curve(
-    plan: Plan, spec: TrainingSpec, run: TrainedRun, model_cache: Path, tmp_path: Path
+def test_loss_follows_the_reference(
+    plan: Plan, trained_run: TrainedRun, training_spec: TrainingSpec, case_sink: CaseSink
 ) -> None:
+    if training_spec.reference is None:
+        pytest.skip("the plan sets no suites.training.reference curve")
+    path = plan.relative(training_spec.reference)
+    reference = parse_log(path.read_text(encoding="utf-8"))
+    verdict = checks.align(
+        trained_run.curve, reference, max_mre=training_spec.align_max_mre, max_mae=training_spec.align_max_mae
+    )
+    case_sink.write(
+        CaseResult(
+            suite="training.alignment",
+            case_id=trained_run.launcher,
+            config={
+                "reference": str(path),
+                "max_mre": training_spec.align_max_mre,
+                "max_mae": training_spec.align_max_mae,
+            },
+            metrics={
+                "mre": verdict.numbers.get("mre"),
+                "mae": verdict.numbers.get("mae"),
+                "matched_steps": verdict.numbers.get("matched_steps"),
+            },
+            checks={"alignment": verdict_json(verdict)},
+            series={"loss": loss_series(trained_run.curve), "reference": loss_series(reference)},
+        )
+    )
+    assert verdict.ok, f"the loss curve departs from {path}: {verdict.message}"
+
+
+def test_throughput_is_measured(trained_run: TrainedRun, training_spec: TrainingSpec, case_sink: CaseSink) -> None:
+    """Reported, not gated here: tokens/s/card and samples/s after the warm-up steps, from the log's timing."""
+    settings = training_spec.throughput
+    batch = settings.global_batch_size or (training_spec.batch_size if trained_run.launcher == "tiny" else None)
+    result = checks.throughput(trained_run.curve.points, settings.seq_len, settings.cards, batch, settings.warmup_steps)
+    case_sink.write(
+        CaseResult(
+            suite="training.throughput",
+            case_id=trained_run.launcher,
+            config={
+                "cards": settings.cards,
+                "seq_len": settings.seq_len,
+                "global_batch_size": batch,
+                "warmup_steps": settings.warmup_steps,
+            },
+            metrics={
+                "tokens_per_s_per_card": result.tokens_per_s_per_card,
+                "samples_per_s": result.samples_per_s,
+                "iterations_used": result.steps_used,
+            },
+        )
+    )
+    assert result.tokens_per_s_per_card is not None, (
+        f"{trained_run.log_path} gives no time per iteration and token count after step {settings.warmup_steps}; "
+        "set suites.training.throughput (seq-len, global-batch-size) for a log without them"
+    )
+    assert result.tokens_per_s_per_card > 0
+
+
+def test_resume_continues_the_curve(
+    plan: Plan, training_spec: TrainingSpec, trained_run: TrainedRun, model_cache: Path, tmp_path: Path
+) -> None:
+    spec = training_spec
     if spec.resume_at is None:
         pytest.skip("the plan sets no suites.training.resume-at")
+    if trained_run.launcher != "tiny":
+        pytest.skip(f"the resume check runs the embedded launcher; this run is {trained_run.launcher}")
     base = resolve_model(plan, model_cache)
-    config = config_of(spec)
+    config = tiny_config(spec)
     train(base, tmp_path, config, stop_after=spec.resume_at)
     resumed = train(base, tmp_path, config, resume_from=tmp_path / f"checkpoint-{spec.resume_at}")
     after = [p for p in resumed.points if p.step > spec.resume_at]
     assert after, "the resumed run logged nothing after the checkpoint"
-    tail = type(resumed)(resumed.format, after)
-    verdict = checks.align(tail, run.curve, max_mre=spec.resume_max_mre, max_mae=1.0)
+    verdict = checks.align(
+        LossCurve(resumed.format, after), trained_run.curve, max_mre=spec.resume_max_mre, max_mae=1.0
+    )
     assert verdict.ok, "the resumed run does not continue the uninterrupted one: " + verdict.message
 
 
 def test_training_raised_accuracy(
     plan: Plan,
-    spec: TrainingSpec,
-    run: TrainedRun,
+    training_spec: TrainingSpec,
+    trained_run: TrainedRun,
     endpoint: Endpoint,
     serve: Callable[[Plan], Endpoint],
     lm_eval_include: Path | None,
     tokenizer_path: Path,
     case_sink: CaseSink,
 ) -> None:
-    if spec.eval_task is None:
+    task = training_spec.eval_task
+    if task is None:
         pytest.skip("the plan sets no suites.training.eval-task")
+    if trained_run.checkpoint is None:
+        pytest.skip("the run left no checkpoint to serve")
     settings = EvalSettings(num_concurrent=4)
     out = case_sink.directory / "training" / "accuracy"
-    before = scores(evaluate(endpoint, tokenizer_path, spec.eval_task, lm_eval_include, settings, out / "untrained"))
-    trained_plan = plan.model_copy(
-        update={"model": plan.model.model_copy(update={"path": str(run.checkpoint), "tiny": None})}
+    before = scores(evaluate(endpoint, tokenizer_path, task, lm_eval_include, settings, out / "untrained"))
+    trained = serve(
+        plan.with_model(trained_run.checkpoint, served_name=f"{plan.server.served_model_name or plan.name}-trained")
     )
-    trained_plan._source = plan.source
-    trained_plan = trained_plan.server_with({"served-model-name": "tiny-llama-trained"})
-    trained_endpoint = serve(trained_plan)
-    after = scores(
-        evaluate(trained_endpoint, run.checkpoint, spec.eval_task, lm_eval_include, settings, out / "trained")
-    )
+    after = scores(evaluate(trained, trained_run.checkpoint, task, lm_eval_include, settings, out / "trained"))
     gains = {b.metric: (b.value, a.value) for b, a in zip(before, after, strict=True)}
     case_sink.write(
         CaseResult(
             suite="training.accuracy",
-            case_id=spec.eval_task,
-            config={"task": spec.eval_task, "checkpoint": str(run.checkpoint)},
+            case_id=task,
+            config={"task": task, "checkpoint": str(trained_run.checkpoint)},
             metrics={f"{m}/untrained": b for m, (b, _) in gains.items()}
             | {f"{m}/trained": a for m, (_, a) in gains.items()},
         )
     )
-    for metric, (untrained, trained) in gains.items():
-        assert trained >= untrained + spec.min_accuracy_gain, (
-            f"{spec.eval_task} {metric}: {untrained:.3f} untrained, {trained:.3f} trained; "
-            f"need +{spec.min_accuracy_gain}"
+    for metric, (untrained, trained_value) in gains.items():
+        assert trained_value >= untrained + training_spec.min_accuracy_gain, (
+            f"{task} {metric}: {untrained:.3f} untrained, {trained_value:.3f} trained; "
+            f"need +{training_spec.min_accuracy_gain}"
         )

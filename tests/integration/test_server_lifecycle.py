@@ -44,7 +44,8 @@ ACCURACY_CASES = len(plan_tasks(load_plan(PLAN)))
 # The main job: smoke, static, prefix caching, dynamic, accuracy and the quantisation comparison; the multimodal
 # workload skips on the text-only tiny model. Against --endpoint the quantisation comparison and the trained
 # model's accuracy skip too (they start their own server configurations).
-TRAINING_TESTS = 3  # convergence, resume, accuracy gain (it starts a server for the trained checkpoint)
+# convergence, alignment with the reference curve, throughput, resume, accuracy gain (a server for the checkpoint)
+TRAINING_TESTS = 5
 MAIN_JOB = {
     "passed": SMOKE_TESTS + STATIC_CASES + 1 + DYNAMIC_CASES + ACCURACY_CASES + 1 + TRAINING_TESTS,
     "skipped": 1,
@@ -95,6 +96,8 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
     for task in ("llmqual_arith_gen", "llmqual_arith_mc"):
         assert (run / "accuracy/lm_eval" / task / "lm_eval_results.json").is_file(), "lm-eval's own results"
         assert (run / "accuracy/lm_eval" / f"{task}.json").is_file(), "the harness's result beside it"
+    for check in ("convergence", "alignment", "throughput"):
+        assert (run / "training" / check / "tiny.json").is_file()
     assert tagged_processes(tag) == []
 
 

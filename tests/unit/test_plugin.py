@@ -96,3 +96,60 @@ def test_run_folder_records_outcomes_as_they_happen(project: pytest.Pytester) ->
     assert summary["outcomes"] == {"passed": 1, "skipped": 1}
     assert summary["environment"]["harness_version"]
     assert (run / "junit.xml").is_file()
+
+
+def lf_log(path: Path, losses: list[float]) -> Path:
+    rows = [
+        {
+            "current_steps": 10 * (i + 1),
+            "loss": loss,
+            "total_tokens": 20480 * (i + 1),
+            "elapsed_time": f"0:00:{2 * i:02d}",
+        }
+        for i, loss in enumerate(losses)
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def training_run(project: pytest.Pytester, log: Path, *extra: str) -> pytest.RunResult:
+    shutil.copytree(REPO / "suites", project.path / "suites")
+    shutil.copytree(REPO / "fixtures/baselines", project.path / "fixtures/baselines")
+    return project.runpytest_subprocess(
+        "suites/training",
+        "-m",
+        "cpu",
+        "--training-log",
+        str(log),
+        "-k",
+        "converges or throughput or reference",
+        "--reports-dir",
+        "out",
+        *extra,
+    )
+
+
+def test_a_training_log_made_elsewhere_is_qualified(project: pytest.Pytester) -> None:
+    """--training-log: the checks and throughput run on the log; no training, no server. The CPU plan's reference
+    is another run, so the alignment fails and says by how much."""
+    good = lf_log(project.path / "trainer_log.jsonl", [4.0 - 0.055 * i for i in range(60)])
+    result = training_run(project, good)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*the loss curve departs from*mean relative error*"])
+    document = json.loads((project.path / "out/latest/training/throughput/log.json").read_text())
+    assert document["metrics"]["tokens_per_s_per_card"] == pytest.approx(2048 / 0.2 / 1), (
+        "20480 tokens per 10 steps in 2 s"
+    )
+
+
+def test_a_diverging_training_log_fails_with_the_reason(project: pytest.Pytester) -> None:
+    bad = lf_log(project.path / "trainer_log.jsonl", [2.0 + 0.05 * i for i in range(60)])
+    result = training_run(project, bad)
+    result.stdout.fnmatch_lines(["*decreasing: loss rose from a median of*"])
+
+
+def test_an_unreadable_training_log_stops_the_run_up_front(project: pytest.Pytester) -> None:
+    (project.path / "notes.txt").write_text("nothing here\n")
+    result = training_run(project, project.path / "notes.txt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--training-log*notes.txt: cannot tell the log format*"])

@@ -92,3 +92,14 @@ def test_throughput_skips_warmup() -> None:
     assert result.tokens_per_s_per_card == pytest.approx(64 * 4096 / (8 * 2.0))
     assert result.samples_per_s == pytest.approx(32.0)
     assert checks.throughput(points[:5], 4096, 8).tokens_per_s_per_card is None, "warm-up only: missing"
+
+
+def test_throughput_from_a_token_counter() -> None:
+    """transformers / LLaMA-Factory logs: tokens per iteration from the counter's growth between logged steps."""
+    points = [LossPoint(s, 2.0, elapsed_ms=500.0, tokens=300.0 * s) for s in range(0, 60, 10)]
+    result = checks.throughput(points, seq_len=None, cards=2, global_batch_size=16, warmup=5)
+    assert result.tokens_per_s_per_card == pytest.approx(300 / (2 * 0.5))
+    assert result.samples_per_s == pytest.approx(32.0)
+    assert result.steps_used == 5
+    untimed = [LossPoint(s, 2.0, tokens=300.0 * s) for s in range(0, 60, 10)]
+    assert checks.throughput(untimed, None, 1) == checks.Throughput(None, None, 0), "no timing: missing, not 0"

@@ -69,6 +69,8 @@ def test_llamafactory_log_with_eval_summary_and_partial_line() -> None:
     assert [(p.step, p.loss) for p in curve.points] == [(5, 2.8), (10, 2.1)]
     assert curve.points[0].tokens == 40960
     assert curve.points[1].extra["elapsed_s"] == 20.0
+    assert curve.points[0].elapsed_ms is None, "the first interval includes start-up"
+    assert curve.points[1].elapsed_ms == pytest.approx((20.0 - 10.0) * 1000 / 5)
     assert [(e.step, e.loss) for e in curve.eval_points] == [(10, 2.25)]
 
 
@@ -80,6 +82,28 @@ def test_trainer_state_and_console_lines() -> None:
     console = parse_log((DATA / "hf_console.log").read_text())
     assert [p.loss for p in console.points] == [2.3101, 2.0514]
     assert [e.loss for e in console.eval_points] == [2.1]
+
+
+def test_trainer_state_with_token_counter_gives_time_per_iteration() -> None:
+    """`include_num_input_tokens_seen` adds the counter and the cumulative run time to each entry."""
+    history = [
+        {"loss": 3.0, "step": 5, "num_input_tokens_seen": 500, "train_runtime": 2.0},
+        {"loss": 2.0, "step": 10, "num_input_tokens_seen": 1000, "train_runtime": 3.5},
+    ]
+    curve = parse_log(json.dumps({"log_history": history}))
+    assert [p.tokens for p in curve.points] == [500, 1000]
+    assert [p.elapsed_ms for p in curve.points] == [None, pytest.approx(300.0)]
+
+
+def test_own_curve_documents_round_trip() -> None:
+    """A reference curve is stored as `parse-log --json` prints it and read back unchanged."""
+    original = parse_log(LLAMAFACTORY)
+    again = parse_log(json.dumps(original.as_json()))
+    assert detect(json.dumps(original.as_json())) == "llmqual"
+    assert again.points == original.points
+    assert again.eval_points == original.eval_points
+    with pytest.raises(LogFormatError, match="not an llmqual curve"):
+        parse_log('{"format": "x", "points": [{"stp": 1}]}')
 
 
 def test_detection_and_overrides() -> None:

@@ -1,0 +1,279 @@
+"""Launchers for training frameworks run as processes: LLaMA-Factory and MindSpeed-LLM / ModelLink.
+
+A launcher turns the plan into the files the framework reads (a YAML and a DeepSpeed config, or a copy of a shell
+script with its variables set) and a `Launch`: the command, its environment, and where the loss log will be.
+`run_launch` runs it in its own process group under a deadline and parses the log. Everything a launch needs is
+checked by `prepare` before the process starts, with the plan key to fix named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config.training import LlamaFactorySpec, MindSpeedSpec, TrainingSpec
+from harness.errors import PlanError, TrainingError
+from harness.runtime.process import ManagedProcess
+from harness.training.curve import TrainedRun
+from harness.training.parsers import LogFormatError, parse_log
+
+
+class LaunchConfigError(Exception):
+    """Raised by a preparer; `prepare` turns it into a PlanError naming the plan file."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"suites.training.{key}: {problem}")
+
+
+@dataclass(frozen=True)
+class Launch:
+    launcher: str
+    argv: list[str]
+    env: dict[str, str]  # added to the harness's environment
+    cwd: Path
+    console: Path  # the process's stdout and stderr
+    log: Path  # the file the loss curve is parsed from
+    log_format: str
+    checkpoint: Path | None
+    written: tuple[Path, ...]  # files the harness generated for this launch
+
+
+Resolve = Callable[[str], Path]  # a path from the plan, resolved against the plan's folder
+
+
+def _require_command(argv: list[str], key: str) -> None:
+    if shutil.which(argv[0]) is None:
+        raise LaunchConfigError(key, f"{argv[0]!r} is not on PATH", "install the framework or give its full path")
+
+
+# --- LLaMA-Factory ---------------------------------------------------------------------------------------------
+
+
+def deepspeed_config(stage: int) -> dict[str, Any]:
+    """A ZeRO config with the batch, clipping and precision left to the trainer ("auto")."""
+    zero: dict[str, Any] = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True}
+    if stage == 3:
+        zero |= {
+            "sub_group_size": 1e9,
+            "reduce_bucket_size": "auto",
+            "stage3_prefetch_bucket_size": "auto",
+            "stage3_param_persistence_threshold": "auto",
+            "stage3_max_live_parameters": 1e9,
+            "stage3_max_reuse_distance": 1e9,
+            "stage3_gather_16bit_weights_on_model_save": True,
+        }
+    else:
+        zero |= {"allgather_partitions": True, "reduce_scatter": True, "allgather_bucket_size": 5e8}
+    return {
+        "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": "auto",
+        "gradient_clipping": "auto",
+        "zero_allow_untested_optimizer": True,
+        "fp16": {"enabled": "auto", "loss_scale": 0, "loss_scale_window": 1000, "initial_scale_power": 16},
+        "bf16": {"enabled": "auto"},
+        "zero_optimization": zero,
+    }
+
+
+def llamafactory_config(spec: LlamaFactorySpec, model: Path, out: Path, seed: int) -> dict[str, Any]:
+    """The `llamafactory-cli train` YAML, in LLaMA-Factory's own key names."""
+    config: dict[str, Any] = {
+        "model_name_or_path": str(model),
+        "trust_remote_code": True,
+        "stage": spec.stage,
+        "do_train": True,
+        "finetuning_type": spec.finetuning_type,
+        "template": spec.template,
+        "cutoff_len": spec.cutoff_len,
+        "overwrite_cache": True,
+        "output_dir": str(out),
+        "overwrite_output_dir": True,
+        "logging_steps": spec.logging_steps,
+        "save_steps": spec.save_steps,
+        "report_to": "none",
+        "per_device_train_batch_size": spec.per_device_train_batch_size,
+        "gradient_accumulation_steps": spec.gradient_accumulation_steps,
+        "learning_rate": spec.learning_rate,
+        "num_train_epochs": spec.num_train_epochs,
+        "lr_scheduler_type": "cosine",
+        "seed": seed,
+    }
+    if spec.max_steps is not None:
+        config["max_steps"] = spec.max_steps
+    if spec.precision != "fp32":
+        config[spec.precision] = True
+    if spec.finetuning_type == "lora":
+        config |= {"lora_rank": spec.lora_rank, "lora_target": spec.lora_target}
+    if spec.deepspeed_zero:
+        config["deepspeed"] = str(out / f"ds_z{spec.deepspeed_zero}_config.json")
+    if spec.stage == "dpo":
+        config["pref_beta"] = spec.pref_beta
+    if spec.stage == "ppo":
+        config["reward_model"] = spec.reward_model
+    if spec.data is not None:
+        config |= {"dataset": "llmqual_data", "dataset_dir": str(out / "data")}
+    else:
+        config["dataset"] = spec.dataset
+        if spec.dataset_dir is not None:
+            config["dataset_dir"] = spec.dataset_dir
+    return config | dict(spec.extra)
+
+
+def _dataset_info(data_file: Path, formatting: str, ranking: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"file_name": str(data_file), "formatting": formatting, "ranking": ranking}
+    if formatting == "sharegpt":
+        entry["columns"] = {"messages": "conversations"}
+    return {"llmqual_data": entry}
+
+
+def prepare_llamafactory(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
+    spec = training.llamafactory
+    if spec is None:
+        raise LaunchConfigError("llamafactory", "missing", "add the section or choose another launcher")
+    _require_command(spec.command, "llamafactory.command")
+    if not (model / "config.json").is_file():
+        raise LaunchConfigError("llamafactory", f"no model with a config.json at {model}", "fix model.path")
+    out.mkdir(parents=True, exist_ok=True)
+    config = llamafactory_config(spec, model, out, training.seed)
+    if spec.data is None and spec.dataset_dir is not None:
+        config["dataset_dir"] = str(resolve(spec.dataset_dir))
+    written = [out / "llamafactory.yaml"]
+    if spec.data is not None:
+        data_file = resolve(spec.data.path)
+        if not data_file.is_file():
+            raise LaunchConfigError("llamafactory.data.path", f"no file {data_file}", "point it at the data file")
+        (out / "data").mkdir(exist_ok=True)
+        info = out / "data" / "dataset_info.json"
+        info.write_text(json.dumps(_dataset_info(data_file, spec.data.formatting, spec.data.ranking), indent=2))
+        written.append(info)
+    if spec.deepspeed_zero:
+        ds = out / f"ds_z{spec.deepspeed_zero}_config.json"
+        ds.write_text(json.dumps(deepspeed_config(spec.deepspeed_zero), indent=2))
+        written.append(ds)
+    written[0].write_text(yaml.safe_dump(config, sort_keys=False))
+    # LLaMA-Factory starts DeepSpeed runs through torchrun only when asked to.
+    env = {"FORCE_TORCHRUN": "1"} if spec.deepspeed_zero else {}
+    return Launch(
+        "llamafactory",
+        [*spec.command, str(written[0])],
+        env,
+        out,
+        out / "console.log",
+        out / "trainer_log.jsonl",
+        "llamafactory",
+        out,
+        tuple(written),
+    )
+
+
+# --- MindSpeed-LLM / ModelLink -----------------------------------------------------------------------------------
+
+ASSIGNMENT = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
+PLACEHOLDER = re.compile(r"""^["']?your\b""", re.I)  # "your model save ckpt path", as the scripts ship
+
+
+def set_script_vars(script: str, values: Mapping[str, str]) -> tuple[str, set[str]]:
+    """`script` with every assignment of a name in `values` replaced by that value; the names it assigned."""
+    lines, assigned = [], set()
+    for line in script.splitlines():
+        match = ASSIGNMENT.match(line)
+        if match and match["name"] in values:
+            assigned.add(match["name"])
+            value = shlex.quote(values[match["name"]])
+            line = f"{match['lead']}{match['name']}={value}  # set by llmqual"
+        lines.append(line)
+    return "\n".join(lines) + "\n", assigned
+
+
+def unset_placeholders(script: str) -> list[str]:
+    """Names still assigned a placeholder such as "your data path"."""
+    return [
+        m["name"] for line in script.splitlines() if (m := ASSIGNMENT.match(line)) and PLACEHOLDER.match(m["value"])
+    ]
+
+
+def prepare_mindspeed(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
+    spec: MindSpeedSpec | None = training.mindspeed
+    if spec is None:
+        raise LaunchConfigError("mindspeed", "missing", "add the section or choose another launcher")
+    script = resolve(spec.script)
+    try:
+        original = script.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LaunchConfigError("mindspeed.script", f"cannot read {script}: {exc.strerror}", "fix the path") from exc
+    values = {name: str(value) for name, value in spec.vars.items()}
+    text, _ = set_script_vars(original, values)
+    left = unset_placeholders(text)
+    if left:
+        raise LaunchConfigError(
+            "mindspeed.vars",
+            f"{script.name} still has placeholder values for {', '.join(left)}",
+            f"set them under suites.training.mindspeed.vars (for example {left[0]}: /path)",
+        )
+    _require_command(["bash"], "mindspeed.script")
+    out.mkdir(parents=True, exist_ok=True)
+    copy = out / script.name
+    copy.write_text(text)
+    checkpoint = values.get(spec.checkpoint_var)
+    return Launch(
+        "mindspeed",
+        ["bash", str(copy)],
+        values,  # exported too: parts of the scripts read them as ${NAME:-default}
+        resolve(spec.workdir) if spec.workdir else script.parent,
+        out / "console.log",
+        out / "console.log",  # the iteration lines go to stdout (the scripts tee them to their own log too)
+        "megatron",
+        Path(checkpoint) if checkpoint else None,
+        (copy,),
+    )
+
+
+Preparer = Callable[[TrainingSpec, Path, Resolve, Path], Launch]
+LAUNCHERS: dict[str, Preparer] = {"llamafactory": prepare_llamafactory, "mindspeed": prepare_mindspeed}
+
+
+def prepare(training: TrainingSpec, model: Path, resolve: Resolve, out: Path, plan_source: str) -> Launch:
+    """The launch of `training.launcher`, every input checked; nothing is started."""
+    try:
+        if training.launcher not in LAUNCHERS:
+            raise LaunchConfigError("launcher", f"{training.launcher!r} runs in-process", "use " + ", ".join(LAUNCHERS))
+        return LAUNCHERS[training.launcher](training, model, resolve, out)
+    except LaunchConfigError as exc:
+        raise PlanError(plan_source, f"suites.training.{exc.key}", exc.problem, exc.fix) from exc
+
+
+def run_launch(launch: Launch, timeout_s: float, poll_s: float = 1.0) -> TrainedRun:
+    """Run the launch to the end (its whole process group is stopped on every exit path) and parse its log."""
+    started = time.monotonic()
+    with ManagedProcess(launch.argv, launch.console, env={**os.environ, **launch.env}, cwd=launch.cwd) as proc:
+        while (code := proc.returncode()) is None:
+            if time.monotonic() - started > timeout_s:
+                raise TrainingError(
+                    f"{launch.launcher} did not finish within {timeout_s:.0f} s (suites.training.timeout-s); "
+                    f"the end of {launch.console}:\n{proc.log_tail(30)}"
+                )
+            time.sleep(poll_s)
+        if code != 0:
+            raise TrainingError(
+                f"{launch.launcher} exited with {code}; the end of {launch.console}:\n{proc.log_tail(30)}"
+            )
+    wall_s = time.monotonic() - started
+    try:
+        curve = parse_log(launch.log.read_text(encoding="utf-8", errors="replace"), launch.log_format)
+    except OSError as exc:
+        raise TrainingError(f"{launch.launcher} finished but wrote no log at {launch.log}") from exc
+    except LogFormatError as exc:
+        raise TrainingError(f"{launch.launcher}'s log {launch.log}: {exc}") from exc
+    return TrainedRun(launch.launcher, launch.checkpoint, curve, launch.log, wall_s, launch.console.parent)

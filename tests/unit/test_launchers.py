@@ -1,0 +1,199 @@
+"""Training launchers: the files built from a plan, and the process handling, with fake framework commands.
+
+LLaMA-Factory and MindSpeed-LLM cannot run here (no NPU); the fakes stand in for them only to write the logs those
+frameworks write (test data in the formats of ../shared/samples), to fail, or to hang.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from harness.config.training import LlamaFactorySpec, TrainingSpec
+from harness.errors import PlanError, TrainingError
+from harness.runtime.process import group_members
+from harness.training import launchers
+from harness.training.parsers import parse_log
+
+DATA = Path(__file__).parent / "data" / "training"
+LF_LOG = DATA / "llamafactory_trainer_log.jsonl"
+MEGATRON_LOG = DATA / "megatron_variants.log"
+
+
+def executable(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+def lf_spec(**overrides: object) -> TrainingSpec:
+    section = {"template": "qwen", "dataset": "alpaca_en_demo", "dataset-dir": "data"} | overrides
+    return TrainingSpec.model_validate({"launcher": "llamafactory", "llamafactory": section})
+
+
+def test_llamafactory_yaml_from_the_plan(tmp_path: Path, model: Path) -> None:
+    spec = LlamaFactorySpec.model_validate(
+        {
+            "stage": "dpo",
+            "finetuning-type": "lora",
+            "lora-rank": 16,
+            "deepspeed-zero": 3,
+            "precision": "fp16",
+            "template": "llama3",
+            "cutoff-len": 4096,
+            "data": {"path": "pairs.json", "ranking": True},
+            "extra": {"flash_attn": "fa2"},
+        }
+    )
+    config = launchers.llamafactory_config(spec, model, tmp_path / "out", seed=7)
+    assert config["stage"] == "dpo"
+    assert config["finetuning_type"] == "lora"
+    assert config["lora_rank"] == 16
+    assert config["fp16"] is True
+    assert "bf16" not in config
+    assert config["cutoff_len"] == 4096
+    assert config["template"] == "llama3"
+    assert config["seed"] == 7
+    assert config["deepspeed"].endswith("ds_z3_config.json")
+    assert config["pref_beta"] == 0.1
+    assert config["flash_attn"] == "fa2"
+    assert config["dataset"] == "llmqual_data"
+    assert launchers.deepspeed_config(3)["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"]
+    assert launchers.deepspeed_config(2)["zero_optimization"]["stage"] == 2
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"stage": "ppo"}, "stage ppo needs reward-model"),
+        ({"stage": "dpo", "dataset": None, "data": {"path": "x.json"}}, "stage dpo needs data.ranking: true"),
+        ({"dataset": None}, "exactly one of dataset"),
+    ],
+)
+def test_inconsistent_llamafactory_sections_are_refused(section: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        lf_spec(**section)
+
+
+def test_a_launcher_without_its_section_is_refused() -> None:
+    with pytest.raises(ValidationError, match="launcher mindspeed needs a `mindspeed:` section"):
+        TrainingSpec.model_validate({"launcher": "mindspeed"})
+
+
+def test_llamafactory_runs_and_its_log_is_parsed(tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # The fake reads the YAML it is given (as LLaMA-Factory does) and writes the sample log into output_dir.
+    executable(
+        bin_dir / "fake-llamafactory-cli",
+        f"#!/usr/bin/env python3\nimport sys, yaml, shutil\nconfig = yaml.safe_load(open(sys.argv[2]))\n"
+        f"print('fake LLaMA-Factory', sys.argv[1], config['stage'])\n"
+        f"shutil.copy({str(LF_LOG)!r}, config['output_dir'] + '/trainer_log.jsonl')\n",
+    )
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    data = tmp_path / "sft.json"
+    data.write_text("[]")
+    spec = lf_spec(
+        dataset=None,
+        data={"path": str(data), "formatting": "sharegpt"},
+        command=["fake-llamafactory-cli", "train"],
+        **{"deepspeed-zero": 2},
+    )
+    launch = launchers.prepare(spec, model, Path, tmp_path / "out", "plan.yaml")
+    written = yaml.safe_load((tmp_path / "out" / "llamafactory.yaml").read_text())
+    info = json.loads((tmp_path / "out" / "data" / "dataset_info.json").read_text())
+    assert written["dataset_dir"] == str(tmp_path / "out" / "data")
+    assert info["llmqual_data"] == {
+        "file_name": str(data),
+        "formatting": "sharegpt",
+        "ranking": False,
+        "columns": {"messages": "conversations"},
+    }
+    assert launch.env == {"FORCE_TORCHRUN": "1"}
+    run = launchers.run_launch(launch, timeout_s=60, poll_s=0.05)
+    assert run.curve.points == parse_log(LF_LOG.read_text()).points
+    assert "fake LLaMA-Factory train sft" in launch.console.read_text()
+
+
+def test_llamafactory_command_missing_names_the_key(tmp_path: Path, model: Path) -> None:
+    spec = lf_spec(command=["no-such-llamafactory-cli", "train"])
+    with pytest.raises(PlanError, match=r"plan.yaml: suites.training.llamafactory.command: 'no-such-llamafactory-cli'"):
+        launchers.prepare(spec, model, Path, tmp_path / "out", "plan.yaml")
+
+
+MINDSPEED_SCRIPT = """#!/bin/bash
+export CUDA_DEVICE_MAX_CONNECTIONS=1
+NPUS_PER_NODE=8
+CKPT_SAVE_DIR="your model save ckpt path"
+DATA_PATH="your data path"
+TP=8
+echo "TP=$TP NPUS=$NPUS_PER_NODE save=$CKPT_SAVE_DIR extra=$LLMQUAL_EXTRA"
+cat "$DATA_PATH"
+"""
+
+
+def mindspeed_spec(script: Path, **variables: object) -> TrainingSpec:
+    return TrainingSpec.model_validate(
+        {"launcher": "mindspeed", "mindspeed": {"script": str(script), "vars": variables}}
+    )
+
+
+def test_mindspeed_script_placeholders_are_refused_before_running(tmp_path: Path, model: Path) -> None:
+    script = tmp_path / "pretrain_fake.sh"
+    script.write_text(MINDSPEED_SCRIPT)
+    with pytest.raises(PlanError, match="still has placeholder values for CKPT_SAVE_DIR, DATA_PATH") as caught:
+        launchers.prepare(mindspeed_spec(script), model, Path, tmp_path / "out", "plan.yaml")
+    assert "suites.training.mindspeed.vars" in str(caught.value)
+    assert not (tmp_path / "out").exists(), "nothing is written before the inputs are known good"
+
+
+def test_mindspeed_script_runs_with_the_plans_variables(tmp_path: Path, model: Path) -> None:
+    script = tmp_path / "pretrain_fake.sh"
+    script.write_text(MINDSPEED_SCRIPT)
+    spec = mindspeed_spec(
+        script, CKPT_SAVE_DIR=str(tmp_path / "ckpt"), DATA_PATH=str(MEGATRON_LOG), TP=2, LLMQUAL_EXTRA="seen"
+    )
+    launch = launchers.prepare(spec, model, Path, tmp_path / "out", "plan.yaml")
+    copy = launch.written[0].read_text()
+    assert "TP=2  # set by llmqual" in copy
+    assert "NPUS_PER_NODE=8" in copy
+    run = launchers.run_launch(launch, timeout_s=60, poll_s=0.05)
+    assert f"TP=2 NPUS=8 save={tmp_path / 'ckpt'} extra=seen" in launch.console.read_text()
+    assert run.curve.format == "megatron"
+    assert repr(run.curve.points) == repr(parse_log(MEGATRON_LOG.read_text()).points), "NaN losses included"
+    assert run.checkpoint == tmp_path / "ckpt"
+
+
+def test_a_failing_run_reports_its_log_tail(tmp_path: Path, model: Path) -> None:
+    script = executable(tmp_path / "fake_fail.sh", "#!/bin/bash\necho 'HCCL init failed on device 3'\nexit 7\n")
+    launch = launchers.prepare(mindspeed_spec(script), model, Path, tmp_path / "out", "plan.yaml")
+    with pytest.raises(TrainingError, match=r"exited with 7(.|\n)*HCCL init failed on device 3"):
+        launchers.run_launch(launch, timeout_s=60, poll_s=0.05)
+
+
+def test_a_hanging_run_is_stopped_whole_at_its_deadline(tmp_path: Path, model: Path) -> None:
+    pids = tmp_path / "pids"
+    script = executable(tmp_path / "fake_hang.sh", f"#!/bin/bash\nsleep 300 &\necho $$ $! > {pids}\nwait\n")
+    launch = launchers.prepare(mindspeed_spec(script), model, Path, tmp_path / "out", "plan.yaml")
+    started = time.monotonic()
+    with pytest.raises(TrainingError, match=r"did not finish within 1 s \(suites.training.timeout-s\)"):
+        launchers.run_launch(launch, timeout_s=1.0, poll_s=0.05)
+    assert time.monotonic() - started < 30
+    leader, child = (int(p) for p in pids.read_text().split())
+    assert group_members(leader) == [], "the script and its background child are gone"
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
