@@ -7,6 +7,10 @@ llmqual serve --plan F           start the plan's vLLM server, print its URL, se
 llmqual bench static|dynamic     serving benchmarks against a running server (see harness/bench/command.py)
 llmqual dataset generate|to-sharegpt   make benchmark datasets
 llmqual train parse-log FILE     a training log's loss curve (megatron, llamafactory, hf) as JSON
+llmqual report RUN               re-render a run's HTML report (RUN: folder, run id or latest)
+llmqual baseline update RUN      append a run's measurements to its plan's baseline file
+llmqual compare RUN_A RUN_B      every gated metric of two runs, with the gate's verdict
+llmqual npu smi-parse FILE       saved npu-smi output as JSON
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from harness.bench import command as bench_command
 from harness.config.plan import PLATFORMS, load_plan
 from harness.errors import HarnessError
 from harness.load import command as dataset_command
+from harness.report import command as report_command
 
 DEFAULT_PLAN = "fixtures/plans/cpu-tiny.yaml"
 
@@ -132,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_command.add_parser(commands)
     dataset_command.add_parser(commands)
+    report_command.add_parser(commands)
 
     train = commands.add_parser("train", help="training logs").add_subparsers(dest="train_command", required=True)
     parse = train.add_parser("parse-log", help="a training log's loss curve as JSON")

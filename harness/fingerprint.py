@@ -37,7 +37,9 @@ def git_commit(repo: Path) -> str | None:
 
 
 def fingerprint(platform: str | None, repo: Path) -> dict[str, Any]:
-    """Host, platform and versions; device details are added by the platform layer on hardware."""
+    """Host, platform, devices (model, count, driver, CANN) and versions."""
+    from harness.platform.devices import device_facts
+
     return {
         "host": socket.gethostname(),
         "os": f"{_platform.system()} {_platform.release()}",
@@ -47,4 +49,5 @@ def fingerprint(platform: str | None, repo: Path) -> dict[str, Any]:
         "harness_version": harness.__version__,
         "harness_commit": git_commit(repo),
         "packages": package_versions(),
+        **device_facts(platform),
     }

@@ -10,7 +10,6 @@ the session whatever happened; `--endpoint` uses a running server instead.
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -31,29 +30,18 @@ from harness.load.tokens import Tokens
 from harness.model.resolve import resolve_model
 from harness.paths import cache_root
 from harness.platform.detect import detect
-from harness.results.sink import CaseSink, case_line
+from harness.results.index import RunIndex
+from harness.results.sink import CaseSink
 from harness.run import Run, new_run_id
 from harness.server.endpoint import Endpoint, connect_endpoint
 from harness.server.pool import ServerPool
 from harness.server.vllm import server_config
+from harness.stash import INDEX_KEY, PLAN_KEY, POOL_KEY, RUN_KEY, SINK_KEY, TOKENS_KEY
 
-pytest_plugins = ["harness.training.fixtures"]  # each suite family's fixtures live with its code
+# Each concern's hooks and fixtures live with its code: training runs, and the run's results and report.
+pytest_plugins = ["harness.training.fixtures", "harness.session"]
 
 DEFAULT_PLANS: dict[PlatformName, str] = {"cpu": "fixtures/plans/cpu-tiny.yaml"}
-
-MARKERS = {
-    "npu": "runs on Ascend NPUs (skipped with the reason when none is found)",
-    "gpu": "runs on NVIDIA GPUs (skipped with the reason when none is found)",
-    "cpu": "runs on the CPU with vLLM's CPU build: the embedded default",
-    "smoke": "serving smoke checks: the server answers the OpenAI API correctly",
-    "serving": "serving performance suites (static and dynamic benchmarks)",
-    "accuracy": "accuracy suites (lm-eval through the served model)",
-    "training": "training convergence suites",
-    "preflight": "checks of a node before a run",
-    "integration": "the harness's own tests that start real engines (slow)",
-    "quant": "accuracy of quantised server configurations (starts extra servers; runs last)",
-    "platforms": "platforms(*names): only these platform variants exist (e.g. preflight: npu)",
-}
 
 
 # Fixtures whose values are cases a plan lists: a test asking for one runs once per (platform, case).
@@ -67,12 +55,6 @@ CASE_SOURCES: dict[str, Callable[[Plan], Sequence[Case]]] = {
     "dynamic_case": plan_dynamic_cases,
     "accuracy_case": plan_tasks,
 }
-
-RUN_KEY = pytest.StashKey[Run]()
-PLAN_KEY = pytest.StashKey[dict[str, Plan]]()
-POOL_KEY = pytest.StashKey[ServerPool]()
-SINK_KEY = pytest.StashKey[CaseSink]()
-TOKENS_KEY = pytest.StashKey[dict[Path, Tokens]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,6 +73,8 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    from harness.session import MARKERS, RunRecorder  # registered as a plugin first (assertion rewriting)
+
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
     plans: dict[str, Plan] = {}
@@ -111,6 +95,10 @@ def pytest_configure(config: pytest.Config) -> None:
     run_id = workerinput["llmqual_run_id"] if workerinput else new_run_id()
     run = Run.create(reports, run_id) if workerinput is None else Run(reports / run_id)
     config.stash[RUN_KEY] = run
+    config.stash[INDEX_KEY] = index = RunIndex(reports)
+    if workerinput is None:
+        given = next(iter(plans.values()), None)
+        index.start_run(run_id, run.directory, given.name if given else None, given.platform if given else None)
     config.pluginmanager.register(RunRecorder(config, run), "llmqual-recorder")
     if workerinput is None and not config.option.xmlpath:
         config.option.xmlpath = str(run.junit_path)
@@ -365,7 +353,8 @@ def case_sink(request: pytest.FixtureRequest, llmqual_run: Run) -> CaseSink:
     """Writes each case's result document and CSV rows into the run folder as the case finishes."""
     plans: dict[str, Plan] = request.config.stash[PLAN_KEY]
     platform = next(iter(plans), None)
-    sink = CaseSink.for_run(llmqual_run.directory, fingerprint(platform, request.config.rootpath))
+    root = request.config.rootpath
+    sink = CaseSink.for_run(llmqual_run.directory, fingerprint(platform, root), lambda p: fingerprint(p, root))
     request.config.stash[SINK_KEY] = sink
     return sink
 
@@ -378,72 +367,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for server in pool.started[-1:]:
             report.sections.append((f"vLLM server log tail ({server.log_path})", server.log_tail()))
     return report
-
-
-class RunRecorder:
-    """Writes each test's outcome to the run folder as it happens, and the run summary at the end."""
-
-    def __init__(self, config: pytest.Config, run: Run) -> None:
-        self.config = config
-        self.run = run
-        self.started = time.time()
-        self.summary_path: Path | None = None
-        self.summary: dict[str, Any] = {}
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call" and not (report.failed or report.skipped):
-            return
-        self.run.record(
-            {
-                "nodeid": report.nodeid,
-                "phase": report.when,
-                "outcome": report.outcome,
-                "duration_s": round(report.duration, 3),
-                "markers": sorted(k for k in report.keywords if k in MARKERS),
-                "detail": str(report.longrepr)[-2000:] if report.failed or report.skipped else None,
-            }
-        )
-
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if getattr(self.config, "workerinput", None) is not None:
-            return
-        pool = self.config.stash.get(POOL_KEY, None)
-        plans = self.config.stash[PLAN_KEY]
-        counts: dict[str, int] = {}
-        for entry in self.run.records:
-            counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
-        self.summary = {
-            "run_id": self.run.directory.name,
-            "started": self.started,
-            "finished": time.time(),
-            "exit_status": int(exitstatus),
-            "outcomes": counts,
-            "plans": {p: plan.source for p, plan in plans.items()},
-            "servers": [
-                {
-                    "model": s.config.served_model_name,
-                    "platform": s.config.platform,
-                    "startup_s": None if s.startup_s is None else round(s.startup_s, 2),
-                    "log": str(s.log_path),
-                }
-                for s in (pool.started if pool else [])
-            ],
-            "environment": fingerprint(next(iter(plans), None), self.config.rootpath),
-        }
-        self.summary_path = self.run.write_summary(self.summary)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.summary_path is None:
-            return
-        terminalreporter.section("llmqual")
-        for server in self.summary["servers"]:
-            terminalreporter.write_line(
-                f"server {server['model']} ({server['platform']}): ready in {server['startup_s']} s, "
-                f"log {server['log']}"
-            )
-        sink = self.config.stash.get(SINK_KEY, None)
-        for document in sink.documents if sink else []:
-            terminalreporter.write_line(case_line(document))
-        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.summary["outcomes"].items()))
-        terminalreporter.write_line(f"outcomes: {outcomes or 'no tests recorded'}")
-        terminalreporter.write_line(f"report: {self.summary_path.parent}")

@@ -147,3 +147,18 @@ def run_dynamic(
     }
     scheduled = None if math.isinf(case.request_rate) else realised_rate(offsets)
     return measure(endpoint, tokens, samples, settings, loop, "serving.dynamic", case.id, config, scheduled, case.slo)
+
+
+def repeated(measure: Callable[[], CaseResult], times: int) -> CaseResult:
+    """Measure a case `times` times: the last measurement's result, with every measurement's metrics in `repeats`.
+
+    An invalid repeat (the client fell behind) makes the whole case invalid: its reasons are kept, numbered.
+    """
+    results = [measure() for _ in range(times)]
+    last = results[-1]
+    if times > 1:
+        last.repeats = [r.metrics for r in results]
+        last.invalid_reasons = [
+            f"repeat {i}: {reason}" for i, r in enumerate(results, start=1) for reason in r.invalid_reasons
+        ]
+    return last

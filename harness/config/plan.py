@@ -20,6 +20,7 @@ from harness.config.base import Frozen
 from harness.config.container import ContainerSpec
 from harness.config.deployment import DeploymentSpec
 from harness.config.errors import plan_error_from
+from harness.config.gates import GatesSpec
 from harness.config.suites import SuitesSpec
 from harness.errors import PlanError
 
@@ -115,6 +116,7 @@ class Plan(Frozen):
     suites: SuitesSpec = SuitesSpec()
     deployment: DeploymentSpec | None = None
     container: ContainerSpec | None = None
+    gates: GatesSpec = GatesSpec()
     _source: str = PrivateAttr("")
 
     @model_validator(mode="after")
@@ -191,6 +193,11 @@ class Plan(Frozen):
         plan = self.model_copy(update={"model": self.model.model_copy(update={"path": str(path), "tiny": None})})
         plan._source = self._source
         return plan.server_with({"served-model-name": served_name}) if served_name else plan
+
+    def baseline_path(self) -> Path:
+        """The plan's run baseline: `gates.baseline`, else fixtures/baselines/runs/<name>.yaml beside the plans."""
+        given = self.gates.baseline or f"../baselines/runs/{self.name}.yaml"
+        return self.relative(given)
 
     def model_path(self) -> Path | None:
         """The model directory a `path` plan names, resolved against the plan's own folder."""

@@ -1,8 +1,11 @@
 """One case's result: what was run, what was measured, what the harness's own checks said.
 
-Schema `llmqual.case/1`: {schema, suite, case_id, valid, invalid_reasons, config, metrics, checks, environment,
-records?}. `metrics` uses `vllm bench serve`'s result-JSON names (request_throughput, mean_ttft_ms, ...);
-a value that could not be measured is null, never 0.
+Schema `llmqual.case/2`: {schema, suite, case_id, valid, invalid_reasons, config, metrics, checks, environment,
+repeats?, series?, gates?, records?}. `metrics` uses `vllm bench serve`'s result-JSON names (request_throughput,
+mean_ttft_ms, ...); a value that could not be measured is null, never 0. `repeats` holds the metrics of every
+measurement of the case when it was measured more than once (`metrics` are the last one's); `series` holds plot
+data (loss curves); `gates` the verdicts against the baseline. Version 2 added repeats, series and gates; readers
+accept 1 and 2 (`read_case`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 
 from harness.client.openai import RequestRecord
 
-CASE_SCHEMA = "llmqual.case/1"
+CASE_SCHEMA = "llmqual.case/2"
+READABLE_SCHEMAS = ("llmqual.case/1", CASE_SCHEMA)
 
 
 @dataclass
@@ -29,6 +33,9 @@ class CaseResult:
     invalid_reasons: list[str] = field(default_factory=list)
     records: list[RequestRecord] | None = None
     series: dict[str, list[list[float | None]]] = field(default_factory=dict)  # plot data: name -> [[x, y], ...]
+    repeats: list[dict[str, Any]] = field(default_factory=list)  # metrics of each measurement, when repeated
+    gates: list[dict[str, Any]] = field(default_factory=list)  # GateResult.as_json() of each gated metric
+    test: str | None = None  # the pytest node id that measured it
 
     @property
     def valid(self) -> bool:
@@ -46,8 +53,9 @@ class CaseResult:
             "checks": self.checks,
             "environment": environment or {},
         }
-        if self.series:
-            doc["series"] = self.series
+        for name in ("series", "repeats", "gates", "test"):
+            if getattr(self, name):
+                doc[name] = getattr(self, name)
         if self.records is not None:
             doc["records"] = [_record_json(r) for r in self.records]
         finite: dict[str, Any] = _finite(doc)
@@ -69,6 +77,25 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def read_case(path: Path) -> dict[str, Any]:
+    """A case document written by this or an earlier schema version; anything else is refused by name."""
+    from harness.errors import HarnessError
+
+    try:
+        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"{path}: not a readable case result ({exc})") from exc
+    if document.get("schema") not in READABLE_SCHEMAS:
+        raise HarnessError(f"{path}: schema {document.get('schema')!r} is not one of {', '.join(READABLE_SCHEMAS)}")
+    return document
+
+
+def metric_samples(document: dict[str, Any], metric: str) -> list[float | None]:
+    """Every measurement of `metric` in a case document: one per repeat, or the single one."""
+    runs = document.get("repeats") or [document.get("metrics", {})]
+    return [r.get(metric) for r in runs]
 
 
 def write_json(path: Path, document: Any) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ class CaseSink:
     """Writes into `directory`: `<suite>/<case-id>.json` per case, and rows into `csv` targets per suite kind.
 
     `csv` maps a CSV kind ("static", "dynamic") to the (path, layout) files that kind's rows are appended to.
+    `environment_of` gives the fingerprint of a platform (computed once per platform); without it `environment`
+    is used for every case.
     """
 
     directory: Path
@@ -22,20 +25,34 @@ class CaseSink:
     csv: dict[str, list[tuple[Path, Layout]]] = field(default_factory=dict)
     written: list[Path] = field(default_factory=list)
     documents: list[dict[str, Any]] = field(default_factory=list)
+    environment_of: Callable[[str | None], dict[str, Any]] | None = None
+    _environments: dict[str | None, dict[str, Any]] = field(default_factory=dict)
+
+    def environment_for(self, platform: str | None) -> dict[str, Any]:
+        if self.environment_of is None:
+            return self.environment
+        if platform not in self._environments:
+            self._environments[platform] = self.environment_of(platform)
+        return self._environments[platform]
 
     @classmethod
-    def for_run(cls, run_dir: Path, environment: dict[str, Any]) -> CaseSink:
+    def for_run(
+        cls,
+        run_dir: Path,
+        environment: dict[str, Any],
+        environment_of: Callable[[str | None], dict[str, Any]] | None = None,
+    ) -> CaseSink:
         """The layout of a pytest run: `serving/<kind>.csv` (AscendCloud) and `serving/<kind>.en.csv`."""
         serving = run_dir / "serving"
         targets = {
             kind: [(serving / f"{kind}.csv", "ascendcloud"), (serving / f"{kind}.en.csv", "english")]
             for kind in ("static", "dynamic")
         }
-        return cls(run_dir, environment, targets)  # type: ignore[arg-type]
+        return cls(run_dir, environment, targets, environment_of=environment_of)  # type: ignore[arg-type]
 
-    def write(self, result: CaseResult, csv_kind: str | None = None) -> dict[str, Any]:
+    def write(self, result: CaseResult, csv_kind: str | None = None, platform: str | None = None) -> dict[str, Any]:
         """Write the case's document and CSV rows now; returns the document."""
-        document = result.document(self.environment)
+        document = result.document(self.environment_for(platform) if platform else self.environment)
         path = write_json(self.directory / result.suite.replace(".", "/") / f"{result.case_id}.json", document)
         self.written.append(path)
         self.documents.append(document)

@@ -20,6 +20,7 @@ from harness.config.suites import TaskSpec
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
 from harness.server.endpoint import Endpoint
+from harness.session import RecordCase
 
 pytestmark = pytest.mark.accuracy
 
@@ -31,6 +32,7 @@ def test_lm_eval(
     tokenizer_path: Path,
     lm_eval_include: Path | None,
     case_sink: CaseSink,
+    record_case: RecordCase,
 ) -> None:
     spec = plan.suites.accuracy
     assert spec is not None  # the case came from it
@@ -41,11 +43,12 @@ def test_lm_eval(
     assert found, f"lm-eval reported no metric for {accuracy_case.name}"
 
     baselines = load_baselines(plan.relative(spec.baselines)) if spec.baselines else {}
-    verdicts = [
-        check(score, baselines[score.task][score.metric], spec.k, spec.floor)
+    compared = [
+        (score, reference, check(score, reference, spec.k, spec.floor))
         for score in found
-        if score.metric in baselines.get(score.task, {})
+        if (reference := baselines.get(score.task, {}).get(score.metric)) is not None
     ]
+    verdicts = [v for _, _, v in compared]
     metrics: dict[str, float | None] = {}
     for score in found:
         metrics[f"{score.task}/{score.metric}"] = score.value
@@ -71,7 +74,19 @@ def test_lm_eval(
             ],
             "baseline_file": spec.baselines,
         },
+        gates=[
+            {
+                "metric": f"{score.task}/{score.metric}",
+                "outcome": "fail" if v.regressed else "pass",
+                "message": v.message,
+                "baseline_mean": reference.value,
+                "baseline_stderr": reference.stderr,
+                "candidate_mean": score.value,
+                "change": v.delta,
+            }
+            for score, reference, v in compared
+        ],
     )
-    case_sink.write(result)
+    record_case(result)
     regressions = [v.message for v in verdicts if v.regressed]
     assert not regressions, "accuracy regression: " + "; ".join(regressions)

@@ -21,6 +21,7 @@ from harness.config.plan import Plan
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
 from harness.server.endpoint import Endpoint
+from harness.session import RecordCase
 
 pytestmark = [pytest.mark.accuracy, pytest.mark.quant]
 
@@ -31,6 +32,7 @@ def test_quantised_accuracy_within_noise_of_reference(
     tokenizer_path: Path,
     lm_eval_include: Path | None,
     case_sink: CaseSink,
+    record_case: RecordCase,
 ) -> None:
     spec, accuracy = plan.suites.quant, plan.suites.accuracy
     if spec is None or accuracy is None:
@@ -58,7 +60,7 @@ def test_quantised_accuracy_within_noise_of_reference(
                 spec.floor,
             )
         )
-    case_sink.write(
+    record_case(
         CaseResult(
             suite="accuracy.quant",
             case_id="-".join(f"{k}={v}" for k, v in sorted(spec.candidate.items())),

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from harness.bench.cases import DynamicCase, LoadSettings
-from harness.bench.execute import run_dynamic
+from harness.bench.execute import repeated, run_dynamic
 from harness.bench.from_plan import dynamic_workload
 from harness.config.plan import Plan
 from harness.load.tokens import Tokens
-from harness.results.sink import CaseSink
 from harness.server.endpoint import Endpoint
+from harness.session import RecordCase
 from suites.serving.checks import check_case
 
 pytestmark = pytest.mark.serving
@@ -29,14 +29,15 @@ def test_dynamic(
     endpoint: Endpoint,
     served_tokens: Tokens,
     load: LoadSettings,
-    case_sink: CaseSink,
+    record_case: RecordCase,
+    repeats: int,
     model_cache: Path,
 ) -> None:
     spec = plan.suites.dynamic
     assert spec is not None  # the case came from it
     dataset, samples = dynamic_workload(plan, spec, served_tokens, model_cache, dynamic_case.num_prompts)
-    result = run_dynamic(endpoint, served_tokens, dynamic_case, load, samples, dataset)
-    case_sink.write(result, "dynamic")
+    result = repeated(lambda: run_dynamic(endpoint, served_tokens, dynamic_case, load, samples, dataset), repeats)
+    record_case(result, "dynamic")
     check_case(result, dynamic_case.num_prompts)
     assert result.metrics["total_output_tokens"] == sum(s.output_len for s in samples)
     if dynamic_case.slo.given():

@@ -15,29 +15,34 @@ import numpy as np
 import pytest
 
 from harness.bench.cases import LoadSettings, StaticCase
-from harness.bench.execute import run_static
+from harness.bench.execute import repeated, run_static
 from harness.config.plan import Plan
 from harness.load.synthetic import image_samples, prefix_samples, vision_support
 from harness.load.tokens import Tokens
 from harness.model.resolve import resolve_model
-from harness.results.sink import CaseSink
 from harness.server.endpoint import Endpoint
+from harness.session import RecordCase
 from suites.serving.checks import check_case
 
 pytestmark = pytest.mark.serving
 
 
 def test_static(
-    static_case: StaticCase, endpoint: Endpoint, served_tokens: Tokens, load: LoadSettings, case_sink: CaseSink
+    static_case: StaticCase,
+    endpoint: Endpoint,
+    served_tokens: Tokens,
+    load: LoadSettings,
+    record_case: RecordCase,
+    repeats: int,
 ) -> None:
-    result = run_static(endpoint, served_tokens, static_case, load)
-    case_sink.write(result, "static")
+    result = repeated(lambda: run_static(endpoint, served_tokens, static_case, load), repeats)
+    record_case(result, "static")
     check_case(result, static_case.num_requests)
     assert result.metrics["total_output_tokens"] == static_case.num_requests * static_case.output_tokens
 
 
 def test_prefix_caching(
-    plan: Plan, endpoint: Endpoint, served_tokens: Tokens, load: LoadSettings, case_sink: CaseSink
+    plan: Plan, endpoint: Endpoint, served_tokens: Tokens, load: LoadSettings, record_case: RecordCase, repeats: int
 ) -> None:
     """Prompts sharing a long prefix: the server's prefix cache must be hit (when it exports the counters)."""
     spec = plan.suites.prefix
@@ -48,9 +53,9 @@ def test_prefix_caching(
         served_tokens, spec.num_prompts, spec.prefix_tokens, spec.prompt_tokens, spec.output_tokens, rng
     )
     case = StaticCase(spec.parallel_num, spec.prompt_tokens, spec.output_tokens, 1)
-    result = run_static(endpoint, served_tokens, case, load, samples, suite="serving.prefix")
+    result = repeated(lambda: run_static(endpoint, served_tokens, case, load, samples, suite="serving.prefix"), repeats)
     result.config["prefix_tokens"] = spec.prefix_tokens
-    case_sink.write(result, None)
+    record_case(result)
     check_case(result, spec.num_prompts)
     hit_rate = result.checks["server"].get("prefix_cache_hit_rate")
     if hit_rate is None:
@@ -64,7 +69,8 @@ def test_multimodal(
     endpoint: Endpoint,
     served_tokens: Tokens,
     load: LoadSettings,
-    case_sink: CaseSink,
+    record_case: RecordCase,
+    repeats: int,
     model_cache: Path,
 ) -> None:
     """Chat requests with a locally generated image each (skips with the reason on a text-only model)."""
@@ -80,7 +86,9 @@ def test_multimodal(
     )
     case = StaticCase(spec.parallel_num, spec.prompt_tokens, spec.output_tokens, 1)
     chat = dataclasses.replace(load, route="chat")
-    result = run_static(endpoint, served_tokens, case, chat, samples, suite="serving.multimodal")
+    result = repeated(
+        lambda: run_static(endpoint, served_tokens, case, chat, samples, suite="serving.multimodal"), repeats
+    )
     result.config.update(height=spec.height, width=spec.width)
-    case_sink.write(result, None)
+    record_case(result)
     check_case(result, spec.num_prompts)

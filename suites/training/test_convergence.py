@@ -18,8 +18,9 @@ from harness.config.plan import Plan
 from harness.config.training import TrainingSpec
 from harness.model.resolve import resolve_model
 from harness.results.case import CaseResult
-from harness.results.sink import CaseSink
+from harness.run import Run
 from harness.server.endpoint import Endpoint
+from harness.session import RecordCase
 from harness.training import checks
 from harness.training.curve import LossCurve, TrainedRun
 from harness.training.fixtures import tiny_config
@@ -46,7 +47,7 @@ def verdict_json(verdict: checks.Verdict) -> dict[str, object]:
     return {"ok": verdict.ok, "message": verdict.message, "steps": list(verdict.steps)}
 
 
-def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, case_sink: CaseSink) -> None:
+def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, record_case: RecordCase) -> None:
     curve, spec = trained_run.curve, training_spec
     verdicts = {
         "finite": checks.finite(curve),
@@ -58,7 +59,7 @@ def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, ca
     if spec.final_loss_below is not None:
         verdicts["final_loss"] = checks.final_below(curve, spec.final_loss_below)
     losses = curve.losses()
-    case_sink.write(
+    record_case(
         CaseResult(
             suite="training.convergence",
             case_id=trained_run.launcher,
@@ -78,7 +79,7 @@ def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, ca
 
 
 def test_loss_follows_the_reference(
-    plan: Plan, trained_run: TrainedRun, training_spec: TrainingSpec, case_sink: CaseSink
+    plan: Plan, trained_run: TrainedRun, training_spec: TrainingSpec, record_case: RecordCase
 ) -> None:
     if training_spec.reference is None:
         pytest.skip("the plan sets no suites.training.reference curve")
@@ -87,7 +88,7 @@ def test_loss_follows_the_reference(
     verdict = checks.align(
         trained_run.curve, reference, max_mre=training_spec.align_max_mre, max_mae=training_spec.align_max_mae
     )
-    case_sink.write(
+    record_case(
         CaseResult(
             suite="training.alignment",
             case_id=trained_run.launcher,
@@ -108,12 +109,12 @@ def test_loss_follows_the_reference(
     assert verdict.ok, f"the loss curve departs from {path}: {verdict.message}"
 
 
-def test_throughput_is_measured(trained_run: TrainedRun, training_spec: TrainingSpec, case_sink: CaseSink) -> None:
+def test_throughput_is_measured(trained_run: TrainedRun, training_spec: TrainingSpec, record_case: RecordCase) -> None:
     """Reported, not gated here: tokens/s/card and samples/s after the warm-up steps, from the log's timing."""
     settings = training_spec.throughput
     batch = settings.global_batch_size or (training_spec.batch_size if trained_run.launcher == "tiny" else None)
     result = checks.throughput(trained_run.curve.points, settings.seq_len, settings.cards, batch, settings.warmup_steps)
-    case_sink.write(
+    record_case(
         CaseResult(
             suite="training.throughput",
             case_id=trained_run.launcher,
@@ -165,7 +166,8 @@ def test_training_raised_accuracy(
     serve: Callable[[Plan], Endpoint],
     lm_eval_include: Path | None,
     tokenizer_path: Path,
-    case_sink: CaseSink,
+    record_case: RecordCase,
+    llmqual_run: Run,
 ) -> None:
     task = training_spec.eval_task
     if task is None:
@@ -173,14 +175,14 @@ def test_training_raised_accuracy(
     if trained_run.checkpoint is None:
         pytest.skip("the run left no checkpoint to serve")
     settings = EvalSettings(num_concurrent=4)
-    out = case_sink.directory / "training" / "accuracy"
+    out = llmqual_run.directory / "training" / "accuracy"
     before = scores(evaluate(endpoint, tokenizer_path, task, lm_eval_include, settings, out / "untrained"))
     trained = serve(
         plan.with_model(trained_run.checkpoint, served_name=f"{plan.server.served_model_name or plan.name}-trained")
     )
     after = scores(evaluate(trained, trained_run.checkpoint, task, lm_eval_include, settings, out / "trained"))
     gains = {b.metric: (b.value, a.value) for b, a in zip(before, after, strict=True)}
-    case_sink.write(
+    record_case(
         CaseResult(
             suite="training.accuracy",
             case_id=task,

@@ -1,0 +1,136 @@
+"""Run baselines: reviewable YAML files of recent measurements per case and metric, and judging a case by them.
+
+`fixtures/baselines/runs/<plan>.yaml`, schema `llmqual.baseline/1`:
+
+    schema: llmqual.baseline/1
+    plan: cpu-tiny
+    platform: cpu
+    device: Intel(R) Xeon(R) ...
+    runs: [20261122-070000-1234, ...]          # the runs the samples came from, oldest first
+    cases:
+      serving.static/p1-in64-out32:
+        output_throughput: [498.1, 502.3, ...] # the most recent `keep-samples` measurements (repeats included)
+
+A baseline belongs to one (plan, platform, device): the plan names the model and the cases. `llmqual baseline
+update RUN` appends a run's measurements; the file is meant to be reviewed in a pull request like code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import HarnessError
+from harness.gates.gate import GatePolicy, GateResult, gate
+from harness.gates.policy import GATED_METRICS
+from harness.results.case import metric_samples
+
+BASELINE_SCHEMA = "llmqual.baseline/1"
+
+
+@dataclass
+class RunBaseline:
+    plan: str
+    platform: str | None = None
+    device: str | None = None
+    runs: list[str] = field(default_factory=list)
+    cases: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def samples(self, key: str, metric: str) -> list[float]:
+        return self.cases.get(key, {}).get(metric, [])
+
+
+def case_key(document: dict[str, Any]) -> str:
+    return f"{document['suite']}/{document['case_id']}"
+
+
+def load_baseline(path: Path) -> RunBaseline | None:
+    """The baseline at `path`; None when there is none yet. A malformed file is an error naming it."""
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("schema") != BASELINE_SCHEMA:
+            raise ValueError(f"schema must be {BASELINE_SCHEMA}")
+        cases = {
+            str(key): {str(m): [float(v) for v in values] for m, values in metrics.items()}
+            for key, metrics in (data.get("cases") or {}).items()
+        }
+        return RunBaseline(
+            str(data["plan"]), data.get("platform"), data.get("device"), list(data.get("runs") or []), cases
+        )
+    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise HarnessError(
+            f"{path}: not a valid run baseline ({exc}); regenerate it with `llmqual baseline update RUN`"
+        ) from exc
+
+
+def save_baseline(path: Path, baseline: RunBaseline) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        "# llmqual run baseline: recent measurements per case and metric; written by `llmqual baseline update RUN`.\n"
+        "# Review changes like code: a baseline that moves is a claim about the product's speed.\n"
+    )
+    data = {
+        "schema": BASELINE_SCHEMA,
+        "plan": baseline.plan,
+        "platform": baseline.platform,
+        "device": baseline.device,
+        "runs": baseline.runs,
+        "cases": {
+            k: {m: [round(v, 6) for v in vs] for m, vs in ms.items()} for k, ms in sorted(baseline.cases.items())
+        },
+    }
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def gated_values(document: dict[str, Any]) -> dict[str, list[float]]:
+    """The measured values of the metrics the document's suite gates (every repeat), for a baseline."""
+    values: dict[str, list[float]] = {}
+    for metric in GATED_METRICS.get(document["suite"], ()):
+        found = [float(v) for v in metric_samples(document, metric) if isinstance(v, int | float)]
+        if found:
+            values[metric] = found
+    return values
+
+
+def update(baseline: RunBaseline, run_id: str, documents: Iterable[dict[str, Any]], keep: int) -> RunBaseline:
+    """`baseline` with the valid cases of a run appended, keeping the newest `keep` samples per metric."""
+    cases = {k: dict(v) for k, v in baseline.cases.items()}
+    for document in documents:
+        if not document.get("valid", True):
+            continue  # an invalid measurement (client fell behind) is no reference
+        entry = cases.setdefault(case_key(document), {})
+        for metric, values in gated_values(document).items():
+            entry[metric] = (entry.get(metric, []) + values)[-keep:]
+    runs = [r for r in baseline.runs if r != run_id] + [run_id]
+    return RunBaseline(baseline.plan, baseline.platform, baseline.device, runs, cases)
+
+
+def judge(document: dict[str, Any], baseline: RunBaseline | None, policy: GatePolicy) -> list[GateResult]:
+    """The gate of every gated metric of a case against the baseline (none without a baseline entry)."""
+    if baseline is None:
+        return []
+    key = case_key(document)
+    return [
+        gate(metric, baseline.samples(key, metric), metric_samples(document, metric), policy)
+        for metric in GATED_METRICS.get(document["suite"], ())
+        if baseline.samples(key, metric)
+    ]
+
+
+def compare_samples(
+    a: dict[str, dict[str, Sequence[float | None]]], b: dict[str, dict[str, Sequence[float | None]]], policy: GatePolicy
+) -> list[tuple[str, GateResult]]:
+    """Gate every (case, metric) present in both: `a` is the reference, `b` the candidate."""
+    return [
+        (key, gate(metric, a[key][metric], b[key][metric], policy))
+        for key in sorted(set(a) & set(b))
+        for metric in a[key]
+        if metric in b[key]
+    ]

@@ -1,0 +1,131 @@
+"""The gate: is a run's metric worse than its baseline, beyond noise and beyond what matters? Pure.
+
+Both sides are samples: the candidate's repeats of a case and the baseline's recorded runs. The relative change of
+the mean, signed so that negative is worse, gets a one-sided confidence bound from Welch's t (the pooled spread of
+the side that has one when only one has). With `tolerance` the change that does not matter:
+
+- pass: even the pessimistic bound is within tolerance (`low >= -tolerance`);
+- fail: the optimistic bound is still worse than no change, and the estimate is worse than tolerance
+  (`high < 0 and change < -tolerance`): a regression that is both real and material;
+- inconclusive: neither; more repeats narrow the bounds. Also when a side has no data or no spread is known.
+
+The default confidence and repeats are chosen by the simulation in tests/unit/test_gates.py: at a run-to-run
+spread of 2% they keep false failures on unchanged noise under 1% and catch a 5% regression 95% of the time.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from scipy import stats
+
+from harness.gates.directions import direction
+
+Outcome = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    tolerance: float = 0.02  # a regression must be worse than this to fail
+    detect: float = 0.05  # a pass rules out a regression this large
+    confidence: float = 0.99  # of each one-sided bound
+
+
+@dataclass(frozen=True)
+class GateResult:
+    metric: str
+    outcome: Outcome
+    message: str
+    change: float | None = None  # relative change of the mean; negative is worse
+    low: float | None = None  # pessimistic bound of the change
+    high: float | None = None  # optimistic bound of the change
+    baseline_mean: float | None = None
+    candidate_mean: float | None = None
+    n_baseline: int = 0
+    n_candidate: int = 0
+
+    def as_json(self) -> dict[str, object]:
+        return dict(vars(self))
+
+
+def _clean(values: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def _spread(base: list[float], cand: list[float]) -> tuple[float, float] | None:
+    """(standard error of the difference of means, degrees of freedom), or None if no spread is known."""
+    nb, nc = len(base), len(cand)
+    vb = statistics.variance(base) if nb >= 2 else None
+    vc = statistics.variance(cand) if nc >= 2 else None
+    if vb is None and vc is None:
+        return None
+    if vb is None or vc is None:  # one side's spread stands for both (unchanged noise)
+        var, dof = (vb, nb - 1) if vb is not None else (float(vc or 0.0), nc - 1)
+        return math.sqrt(var / nb + var / nc), float(dof)
+    se2 = vb / nb + vc / nc
+    if se2 == 0:
+        return 0.0, float(nb + nc - 2)
+    df = se2**2 / ((vb / nb) ** 2 / (nb - 1) + (vc / nc) ** 2 / (nc - 1))
+    return math.sqrt(se2), df
+
+
+def gate(
+    metric: str,
+    baseline: Sequence[float | None],
+    candidate: Sequence[float | None],
+    policy: GatePolicy = GatePolicy(),
+    sign: int | None = None,
+) -> GateResult:
+    """Compare `candidate` samples of `metric` with `baseline` samples; `sign` overrides the metric's direction."""
+    sign = sign if sign is not None else direction(metric)
+    base, cand = _clean(baseline), _clean(candidate)
+    nb, nc = len(base), len(cand)
+    if sign is None:
+        return GateResult(
+            metric, "inconclusive", f"{metric}: no known direction (not gated)", n_baseline=nb, n_candidate=nc
+        )
+    if not base or not cand:
+        side = "baseline" if not base else "run"
+        return GateResult(metric, "inconclusive", f"{metric}: the {side} has no value", n_baseline=nb, n_candidate=nc)
+    mb, mc = statistics.fmean(base), statistics.fmean(cand)
+
+    def result(outcome: Outcome, message: str, *bounds: float | None) -> GateResult:
+        change, low, high = (*bounds, None, None, None)[:3]
+        return GateResult(metric, outcome, message, change, low, high, mb, mc, nb, nc)
+
+    if mb == 0:
+        return result("inconclusive", f"{metric}: the baseline is 0, no relative change")
+    spread = _spread(base, cand)
+    change = sign * (mc - mb) / abs(mb)
+    if spread is None:
+        return result(
+            "inconclusive",
+            f"{metric}: {change:+.2%} but no spread is known (one value each side); repeat the case or record the "
+            "baseline from several runs",
+            change,
+        )
+    se, df = spread
+    margin = float(stats.t.ppf(policy.confidence, df)) * se / abs(mb) if se > 0 else 0.0
+    low, high = change - margin, change + margin
+    numbers = f"{change:+.2%} ({low:+.2%} .. {high:+.2%} at {policy.confidence:.0%}; n={len(base)}/{len(cand)})"
+    if high < 0 and change < -policy.tolerance:
+        outcome: Outcome = "fail"
+        text = f"{metric}: worse by {numbers}, beyond the {policy.tolerance:.0%} tolerance"
+    elif low > -policy.detect:
+        outcome = "pass"
+        text = f"{metric}: {numbers}; rules out a regression of {policy.detect:.0%}"
+    else:
+        outcome = "inconclusive"
+        text = f"{metric}: {numbers}; cannot rule out a regression of {policy.detect:.0%}: add repeats"
+    return result(outcome, text, change, low, high)
+
+
+def overall(results: Sequence[GateResult]) -> Outcome | None:
+    """fail if any fails, else inconclusive if any is, else pass; None when nothing was gated."""
+    outcomes = {r.outcome for r in results}
+    order: tuple[Outcome, ...] = ("fail", "inconclusive", "pass")
+    return next((outcome for outcome in order if outcome in outcomes), None)

@@ -1,0 +1,117 @@
+"""`llmqual report RUN`, `llmqual baseline update RUN`, `llmqual compare RUN_A RUN_B`.
+
+RUN is a run folder, a run id under --reports (default `reports`), or `latest`.
+
+    llmqual report latest                      re-render reports/<run>/report.html (and cases.json)
+    llmqual baseline update latest [--plan P]  append the run's measurements to the plan's baseline file
+    llmqual compare RUN_A RUN_B                a table of every gated metric of the cases both runs measured,
+                                               RUN_A as the reference, with the gate's verdict; exit 1 on a fail
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from harness.config.plan import load_plan
+from harness.errors import HarnessError
+from harness.gates.baseline import RunBaseline, case_key, compare_samples, gated_values, load_baseline, save_baseline
+from harness.gates.baseline import update as update_baseline
+from harness.gates.gate import GatePolicy
+from harness.report.html import write_report
+from harness.report.rundata import RunData, load_run, resolve_run
+from harness.report.summary import suite_lines, summarise
+from harness.results.index import RunIndex
+
+
+def _run(args: argparse.Namespace, given: str) -> RunData:
+    return load_run(resolve_run(given, Path(args.reports)))
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    run = _run(args, args.run_ref)
+    path = write_report(run, RunIndex(Path(args.reports)))
+    for line in suite_lines(summarise(run)):
+        print(line)
+    print(f"report: {path}")
+    return 0
+
+
+def _plan_of(run: RunData, given: str | None) -> Path:
+    if given:
+        return Path(given)
+    plans = list(run.summary.get("plans", {}).values())
+    if len(plans) != 1:
+        raise HarnessError(f"run {run.run_id} names {len(plans)} plans; choose one with --plan")
+    return Path(plans[0])
+
+
+def _cmd_baseline_update(args: argparse.Namespace) -> int:
+    run = _run(args, args.run_ref)
+    plan = load_plan(_plan_of(run, args.plan))
+    path = Path(args.out) if args.out else plan.baseline_path()
+    environment = run.summary.get("environment", {})
+    baseline = load_baseline(path) or RunBaseline(plan.name, plan.platform, environment.get("device"))
+    if baseline.plan != plan.name:
+        raise HarnessError(f"{path} is the baseline of plan {baseline.plan!r}, not {plan.name!r}; give --out")
+    measured = [d for d in run.documents if gated_values(d)]
+    if not measured:
+        raise HarnessError(f"run {run.run_id} has no gated measurement to record (did the suites run?)")
+    updated = update_baseline(baseline, run.run_id, measured, plan.gates.keep_samples)
+    save_baseline(path, updated)
+    print(f"{path}: {len(measured)} cases from run {run.run_id} ({len(updated.runs)} runs recorded)")
+    return 0
+
+
+def _samples(run: RunData) -> dict[str, dict[str, Any]]:
+    return {case_key(d): gated_values(d) for d in run.documents if d.get("valid", True)}
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    a, b = _run(args, args.run_a), _run(args, args.run_b)
+    policy = GatePolicy(args.tolerance, args.detect, args.confidence)
+    rows = compare_samples(_samples(a), _samples(b), policy)
+    if not rows:
+        raise HarnessError(f"runs {a.run_id} and {b.run_id} share no gated case")
+    header = f"{'case':<34} {'metric':<22} {'A mean':>12} {'B mean':>12} {'change':>8}  verdict"
+    print(f"A = {a.run_id}, B = {b.run_id}\n{header}\n{'-' * len(header)}")
+    for key, result in rows:
+        change = "" if result.change is None else f"{result.change:+.2%}"
+        print(
+            f"{key:<34} {result.metric:<22} {_num(result.baseline_mean):>12} {_num(result.candidate_mean):>12} "
+            f"{change:>8}  {result.outcome.upper()} (n={result.n_baseline}/{result.n_candidate})"
+        )
+    outcomes = [r.outcome for _, r in rows]
+    print(", ".join(f"{outcomes.count(o)} {o}" for o in ("pass", "fail", "inconclusive")))
+    return 1 if "fail" in outcomes else 0
+
+
+def _num(value: float | None) -> str:
+    return "missing" if value is None else f"{value:,.2f}"
+
+
+def add_parser(commands: Any) -> None:
+    report = commands.add_parser("report", help="re-render a run's HTML report")
+    report.add_argument("run_ref", metavar="RUN", help="run folder, run id or latest")
+    report.add_argument("--reports", default="reports")
+    report.set_defaults(run=_cmd_report)
+
+    baseline = commands.add_parser("baseline", help="run baselines").add_subparsers(
+        dest="baseline_command", required=True
+    )
+    update = baseline.add_parser("update", help="append a run's measurements to its plan's baseline file")
+    update.add_argument("run_ref", metavar="RUN", help="run folder, run id or latest")
+    update.add_argument("--plan", default=None, help="the plan (default: the one the run used)")
+    update.add_argument("--out", default=None, help="baseline file (default: the plan's)")
+    update.add_argument("--reports", default="reports")
+    update.set_defaults(run=_cmd_baseline_update)
+
+    compare = commands.add_parser("compare", help="compare two runs metric by metric, with gate verdicts")
+    compare.add_argument("run_a", help="the reference run")
+    compare.add_argument("run_b", help="the run judged")
+    compare.add_argument("--reports", default="reports")
+    compare.add_argument("--tolerance", type=float, default=GatePolicy().tolerance)
+    compare.add_argument("--detect", type=float, default=GatePolicy().detect)
+    compare.add_argument("--confidence", type=float, default=GatePolicy().confidence)
+    compare.set_defaults(run=_cmd_compare)

@@ -1,0 +1,331 @@
+"""The release qualification report: one self-contained HTML file per run (no CDN, no web fonts, opens offline).
+
+Sections: verdict per suite, environment fingerprint, serving (throughput against concurrency, TTFT/TPOT
+percentiles against request rate, latency distributions, tables), accuracy against baseline with error bars,
+training loss against its reference, gate verdicts, trends over the last runs, failed tests. Every string that
+comes from a model, a log or a test is escaped. A small inline script sorts tables and records script errors in
+`data-errors` (the browser test reads it). `write_report` also writes `cases.json`, every case document combined.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from harness.report.rundata import RunData
+from harness.report.summary import summarise
+from harness.report.svg import Series, histogram, line_chart
+from harness.results.case import write_json
+from harness.results.index import RunIndex
+
+TREND_RUNS = 10
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;max-width:1100px}
+h1{font-size:1.5em} h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:2em}
+table{border-collapse:collapse;margin:8px 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
+th{background:#f4f4f4;cursor:pointer} td.text,th.text{text-align:left}
+.PASS{color:#116611;font-weight:bold} .FAIL,.fail{color:#b00;font-weight:bold}
+.INCONCLUSIVE,.inconclusive{color:#a60;font-weight:bold} .SKIPPED,.NOT{color:#666}
+svg.plot{width:100%;max-width:760px;height:auto;display:block;margin:12px 0;font-size:11px}
+pre{background:#f8f8f8;padding:8px;overflow-x:auto;font-size:.85em;white-space:pre-wrap}
+"""
+
+SCRIPT = """
+(function () {
+  var errors = [];
+  window.addEventListener("error", function (e) {
+    errors.push(String(e.message)); document.documentElement.dataset.errors = errors.join(" | ");
+  });
+  function sortBy(table, column) {
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    var asc = table.dataset.sorted !== String(column);
+    rows.sort(function (a, b) {
+      var x = a.cells[column].textContent, y = b.cells[column].textContent;
+      var nx = parseFloat(x.replace(/,/g, "")), ny = parseFloat(y.replace(/,/g, ""));
+      var c = (isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
+      return asc ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    table.dataset.sorted = asc ? String(column) : "";
+  }
+  document.querySelectorAll("table.sortable").forEach(function (table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, i) {
+      th.addEventListener("click", function () { sortBy(table, i); });
+    });
+  });
+  var drawn = 0;
+  document.querySelectorAll("svg.plot").forEach(function (svg) {
+    var marks = svg.querySelectorAll(".mark"), box = svg.getBoundingClientRect();
+    if (marks.length && box.width > 0 && box.height > 0) { drawn++; }
+  });
+  document.documentElement.dataset.plotsDrawn = String(drawn);
+  document.documentElement.dataset.ready = "1";
+})();
+"""
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return '<td class="missing">missing</td>'
+    if isinstance(value, float):
+        return f"<td>{value:,.4g}</td>" if abs(value) < 1e4 else f"<td>{value:,.1f}</td>"
+    if isinstance(value, int):
+        return f"<td>{value:,}</td>"
+    return f'<td class="text">{escape(str(value))}</td>'
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return "<p>None in this run.</p>"
+    head = "".join(f'<th class="text">{escape(h)}</th>' for h in headers)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _docs(run: RunData, prefix: str) -> list[dict[str, Any]]:
+    return [d for d in run.documents if d["suite"].startswith(prefix)]
+
+
+def verdict_section(run: RunData) -> str:
+    rows = [
+        [f'<span class="{s.verdict.split()[0]}">{s.verdict}</span>', s.suite, dict(s.tests), dict(s.gates), s.numbers()]
+        for s in summarise(run)
+    ]
+    head = "".join(f"<th class='text'>{h}</th>" for h in ("verdict", "suite", "tests", "gates", "key numbers"))
+    body = "".join(
+        f"<tr><td class='text'>{r[0]}</td>"
+        + "".join(f"<td class='text'>{escape(str(v) if v else '')}</td>" for v in r[1:])
+        + "</tr>"
+        for r in rows
+    )
+    return f"<h2>Verdict per suite</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def environment_section(run: RunData) -> str:
+    environment = dict(run.summary.get("environment", {}))
+    packages = environment.pop("packages", {}) or {}
+    rows = [[k, v] for k, v in environment.items()] + [[f"package {k}", v] for k, v in packages.items()]
+    return "<h2>Environment</h2>" + table(["fact", "value"], rows)
+
+
+def _rate(value: Any) -> float | None:
+    if value == "inf" or (isinstance(value, float) and math.isinf(value)):
+        return math.inf
+    return float(value) if isinstance(value, int | float) else None
+
+
+def serving_section(run: RunData) -> str:
+    static, dynamic = _docs(run, "serving.static"), _docs(run, "serving.dynamic")
+    parts = ["<h2>Serving</h2>"]
+    by_shape: dict[str, list[tuple[float, float | None]]] = {}
+    for d in static:
+        shape = f"in{d['config'].get('prompt_tokens')}/out{d['config'].get('output_tokens')}"
+        by_shape.setdefault(shape, []).append(
+            (float(d["config"].get("parallel", 0)), d["metrics"].get("output_throughput"))
+        )
+    parts.append(
+        line_chart(
+            "throughput-vs-concurrency",
+            "Static: output throughput against concurrency",
+            [Series(k, sorted(v)) for k, v in by_shape.items()],
+            "concurrent requests",
+            "output tokens/s",
+        )
+    )
+    rates = sorted({r for d in dynamic if (r := _rate(d["config"].get("request_rate"))) is not None})
+    finite = [r for r in rates if math.isfinite(r)]
+    inf_at = (max(finite) * 1.5 if finite else 1.0) if math.inf in rates else None
+    x_names = {r: _label_rate(r) for r in finite} | ({inf_at: "inf"} if inf_at is not None else {})
+    for metric in ("ttft", "tpot"):
+        series = []
+        for stat in ("mean", "p50", "p90", "p99"):
+            points = []
+            for d in dynamic:
+                rate = _rate(d["config"].get("request_rate"))
+                if rate is not None:
+                    points.append((inf_at if math.isinf(rate) else rate, d["metrics"].get(f"{stat}_{metric}_ms")))
+            series.append(Series(stat, sorted((x, y) for x, y in points if x is not None)))
+        parts.append(
+            line_chart(
+                f"{metric}-vs-rate",
+                f"Dynamic: {metric.upper()} percentiles against request rate",
+                series,
+                "request rate (req/s)",
+                f"{metric.upper()} (ms)",
+                x_names or None,
+            )
+        )
+    distributions = {f"{d['suite'].split('.')[-1]} {d['case_id']}": d.get("distribution", {}) for d in static + dynamic}
+    for metric, label in (("ttft_ms", "TTFT"), ("e2el_ms", "end-to-end latency")):
+        samples = {name: dist.get(metric, []) for name, dist in distributions.items() if dist.get(metric)}
+        parts.append(histogram(f"{metric}-distribution", f"{label} distribution per case", samples, f"{label} (ms)"))
+    keys = [
+        "completed",
+        "output_throughput",
+        "request_throughput",
+        "mean_ttft_ms",
+        "p99_ttft_ms",
+        "mean_tpot_ms",
+        "p99_tpot_ms",
+        "mean_e2el_ms",
+    ]
+    rows = [
+        [d["suite"], d["case_id"], "yes" if d.get("valid", True) else "INVALID"] + [d["metrics"].get(k) for k in keys]
+        for d in _docs(run, "serving.")
+    ]
+    parts.append(table(["suite", "case", "valid", *keys], rows))
+    return "".join(parts)
+
+
+def _label_rate(rate: float) -> str:
+    return f"{rate:g}"
+
+
+def accuracy_section(run: RunData) -> str:
+    docs = _docs(run, "accuracy.")
+    rows, value_series, base_series = [], Series("this run", [], []), Series("baseline", [], [], dashed=True)
+    names: dict[float, str] = {}
+    for d in docs:
+        gates = {g["metric"]: g for g in d.get("gates", [])}
+        for metric, value in d["metrics"].items():
+            if metric.endswith("/stderr") or not isinstance(value, int | float):
+                continue
+            stderr = d["metrics"].get(f"{metric}/stderr")
+            base = gates.get(metric, {})
+            x = float(len(names))
+            names[x] = f"{d['case_id']} {metric}"[:28]
+            value_series.points.append((x, float(value)))
+            value_series.errors.append(stderr if isinstance(stderr, int | float) else None)
+            base_value = base.get("baseline_mean")
+            base_series.points.append((x, base_value))
+            base_series.errors.append(base.get("baseline_stderr"))
+            rows.append([d["suite"], d["case_id"], metric, value, stderr, base_value, base.get("outcome")])
+    chart = line_chart(
+        "accuracy-vs-baseline",
+        "Accuracy against baseline (error bars: stderr)",
+        [value_series, base_series],
+        "task metric",
+        "score",
+        names or None,
+    )
+    headers = ["suite", "task", "metric", "value", "stderr", "baseline", "gate"]
+    return "<h2>Accuracy</h2>" + chart + table(headers, rows)
+
+
+def training_section(run: RunData) -> str:
+    docs = _docs(run, "training.")
+    parts = ["<h2>Training</h2>"]
+    curves = next((d for d in docs if "reference" in d.get("series", {})), None) or next(
+        (d for d in docs if d.get("series")), None
+    )
+    series = []
+    for name, points in (curves or {}).get("series", {}).items():
+        series.append(Series(name, [(float(x), y) for x, y in points], dashed=name == "reference"))
+    parts.append(line_chart("loss-vs-reference", "Loss curve against its reference", series, "step", "loss"))
+    rows = []
+    for d in docs:
+        for name, check in d.get("checks", {}).items():
+            if isinstance(check, dict) and "ok" in check:
+                rows.append([d["suite"], d["case_id"], name, "ok" if check["ok"] else "FAILED", check.get("message")])
+    parts.append(table(["suite", "case", "check", "result", "message"], rows))
+    metric_rows = [
+        [d["suite"], d["case_id"], k, v] for d in docs for k, v in d["metrics"].items() if isinstance(v, int | float)
+    ]
+    parts.append(table(["suite", "case", "metric", "value"], metric_rows))
+    return "".join(parts)
+
+
+def gates_section(run: RunData) -> str:
+    rows = [
+        [
+            d["suite"],
+            d["case_id"],
+            g["metric"],
+            g["outcome"],
+            g.get("baseline_mean"),
+            g.get("candidate_mean"),
+            g.get("change"),
+            g["message"],
+        ]
+        for d in run.documents
+        for g in d.get("gates", [])
+    ]
+    intro = "<p>No baseline for this plan yet: record one with <code>llmqual baseline update RUN</code>.</p>"
+    body = table(["suite", "case", "metric", "outcome", "baseline mean", "run mean", "change", "detail"], rows)
+    return "<h2>Gates against the baseline</h2>" + (body if rows else intro)
+
+
+def trends_section(run: RunData, index: RunIndex | None, plan: str | None) -> str:
+    parts = [f"<h2>Trends over the last {TREND_RUNS} runs</h2>"]
+    if index is None:
+        return parts[0] + "<p>No run index.</p>"
+    picks = [
+        ("serving.static", "output_throughput"),
+        ("serving.dynamic", "request_throughput"),
+        ("training.throughput", "tokens_per_s_per_card"),
+    ]
+    for suite, metric in picks:
+        series = []
+        order: dict[str, int] = {}
+        for d in _docs(run, suite):
+            points = index.trend(suite, d["case_id"], metric, plan, TREND_RUNS)
+            for p in points:
+                order.setdefault(p.run_id, len(order))
+            series.append(Series(d["case_id"], [(float(order[p.run_id]), p.value) for p in points]))
+        names = {float(i): run_id[:15] for run_id, i in order.items()}
+        parts.append(line_chart(f"trend-{suite}", f"{suite}: {metric} by run", series, "run", metric, names or None))
+    return "".join(parts)
+
+
+def failures_section(run: RunData) -> str:
+    failed = [r for r in run.records if r["outcome"] == "failed"]
+    if not failed:
+        return "<h2>Failed tests</h2><p>None.</p>"
+    items = "".join(
+        f"<h3>{escape(r['nodeid'])} ({escape(r['phase'])})</h3><pre>{escape(r.get('detail') or '')}</pre>"
+        for r in failed
+    )
+    return "<h2>Failed tests</h2>" + items
+
+
+def render(run: RunData, index: RunIndex | None = None) -> str:
+    plan = next(iter(run.summary.get("plan_names", {}).values()), None)
+    verdicts = {s.verdict for s in summarise(run)}
+    overall = next((v for v in ("FAIL", "INCONCLUSIVE", "PASS") if v in verdicts), "NOT RUN")
+    finished = run.summary.get("finished")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished)) if finished else "unfinished"
+    body = "".join(
+        [
+            f"<h1>llmqual qualification report: {escape(plan or 'no plan')}</h1>",
+            f"<p>Run <code>{escape(run.run_id)}</code>, finished {escape(when)}. Overall: "
+            f'<span class="{overall.split()[0]}">{overall}</span>.</p>',
+            verdict_section(run),
+            environment_section(run),
+            serving_section(run),
+            accuracy_section(run),
+            training_section(run),
+            gates_section(run),
+            trends_section(run, index, plan),
+            failures_section(run),
+        ]
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>llmqual {escape(run.run_id)}</title><style>{STYLE}</style></head>"
+        f"<body>{body}<script>{SCRIPT}</script></body></html>"
+    )
+
+
+def write_report(run: RunData, index: RunIndex | None = None) -> Path:
+    """Write `report.html` and `cases.json` into the run folder; returns the HTML's path."""
+    write_json(run.directory / "cases.json", {"run_id": run.run_id, "cases": run.documents})
+    path = run.directory / "report.html"
+    staging = path.with_suffix(".html.tmp")
+    staging.write_text(render(run, index), encoding="utf-8")
+    staging.replace(path)
+    return path

@@ -1,0 +1,76 @@
+"""A run folder read back: its summary, each test's outcome and every case document. What the renderers take."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.results.case import READABLE_SCHEMAS
+
+
+@dataclass
+class RunData:
+    directory: Path
+    summary: dict[str, Any]
+    records: list[dict[str, Any]]
+    documents: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.directory.name
+
+
+def distribution(records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Per-request TTFT and end-to-end latency (ms) of the requests that completed, for histograms."""
+    done = [r for r in records if r.get("error") is None and r.get("end") is not None]
+    return {
+        "ttft_ms": [(r["content_times"][0] - r["sent"]) * 1000.0 for r in done if r.get("content_times")],
+        "e2el_ms": [(r["end"] - r["sent"]) * 1000.0 for r in done],
+    }
+
+
+def _case_documents(directory: Path) -> list[dict[str, Any]]:
+    documents = []
+    for path in sorted(directory.rglob("*.json")):
+        if path.name == "run.json" or "lm_eval" in path.relative_to(directory).parts[:-1]:
+            continue
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue  # a file of another tool, or one being written
+        if isinstance(document, dict) and document.get("schema") in READABLE_SCHEMAS:
+            records = document.pop("records", None) or []  # per-request records stay in the case file
+            if records:
+                document["distribution"] = distribution(records)
+            document["path"] = str(path.relative_to(directory))
+            documents.append(document)
+    return documents
+
+
+def load_run(directory: Path) -> RunData:
+    """Read a run folder; a folder that is not a run is refused by name."""
+    if not (directory / "results.jsonl").is_file() and not (directory / "run.json").is_file():
+        raise HarnessError(f"{directory} is not an llmqual run folder (no results.jsonl or run.json)")
+    summary: dict[str, Any] = {}
+    if (directory / "run.json").is_file():
+        summary = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+    records = []
+    if (directory / "results.jsonl").is_file():
+        for line in (directory / "results.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue  # the last line of an interrupted run
+    return RunData(directory, summary, records, _case_documents(directory))
+
+
+def resolve_run(given: str, reports: Path) -> Path:
+    """A run folder from a path, a run id under `reports`, or "latest"."""
+    for candidate in (Path(given), reports / given):
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise HarnessError(f"no run folder {given!r} (looked in . and {reports}); give a path or a run id")

@@ -1,0 +1,159 @@
+"""Plots as inline SVG strings, drawn here so the report needs no plotting library, no script and no network.
+
+Each plot is `<svg class="plot" data-plot=NAME>` with its data marks classed `mark` (what the browser test looks
+for), axes with a few round ticks, a legend, and `<title>` tooltips on points. Pure: data in, text out. Missing
+values (None) leave gaps; a plot with no data says so instead of drawing empty axes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+
+WIDTH, HEIGHT = 640, 320
+LEFT, RIGHT, TOP, BOTTOM = 70, 150, 20, 50
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+
+
+@dataclass
+class Series:
+    name: str
+    points: list[tuple[float, float | None]]
+    errors: list[float | None] = field(default_factory=list)  # half-widths of error bars, by point
+    dashed: bool = False
+
+
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / count
+    step = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 5, 10):
+        if raw <= factor * step:
+            step *= factor
+            break
+    start = math.floor(low / step) * step
+    return [start + i * step for i in range(int((high - start) / step) + 2) if start + i * step <= high + step / 2]
+
+
+def _label(value: float) -> str:
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.1e}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
+
+
+def _empty(name: str, title: str, why: str) -> str:
+    return (
+        f'<svg class="plot empty" data-plot="{escape(name)}" viewBox="0 0 {WIDTH} 60" role="img">'
+        f'<text x="10" y="25" font-weight="bold">{escape(title)}</text>'
+        f'<text x="10" y="48" fill="#666">{escape(why)}</text></svg>'
+    )
+
+
+def line_chart(
+    name: str,
+    title: str,
+    series: Sequence[Series],
+    x_label: str,
+    y_label: str,
+    x_names: dict[float, str] | None = None,
+) -> str:
+    """Lines with markers (and error bars where given). `x_names` labels x positions (e.g. "inf" for a rate)."""
+    points = [(x, y) for s in series for x, y in s.points if y is not None and math.isfinite(y)]
+    if not points:
+        return _empty(name, title, "no data in this run")
+    spans = [
+        (y - (e or 0.0), y + (e or 0.0))
+        for s in series
+        for (_, y), e in zip(s.points, s.errors or [None] * len(s.points), strict=True)
+        if y is not None
+    ]
+    x_low, x_high = min(x for x, _ in points), max(x for x, _ in points)
+    y_low, y_high = min(0.0, min(lo for lo, _ in spans)), max(hi for _, hi in spans)
+    x_ticks = sorted(x_names) if x_names else _ticks(x_low, x_high)
+    y_ticks = _ticks(y_low, y_high)
+    x0, x1 = min(x_low, x_ticks[0]), max(x_high, x_ticks[-1])
+    y0, y1 = min(y_low, y_ticks[0]), max(y_high, y_ticks[-1])
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def px(x: float) -> float:
+        return LEFT + (plot_w * (x - x0) / (x1 - x0) if x1 > x0 else plot_w / 2)
+
+    def py(y: float) -> float:
+        return TOP + plot_h - (plot_h * (y - y0) / (y1 - y0) if y1 > y0 else plot_h / 2)
+
+    parts = [
+        f'<svg class="plot" data-plot="{escape(name)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(title)}">',
+        f'<text x="{LEFT}" y="14" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#333"/>',
+        f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" stroke="#333"/>',
+    ]
+    for tick in x_ticks:
+        text = (x_names or {}).get(tick, _label(tick))
+        parts.append(f'<text x="{px(tick):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{escape(text)}</text>')
+    for tick in y_ticks:
+        parts.append(
+            f'<line x1="{LEFT}" y1="{py(tick):.1f}" x2="{LEFT + plot_w}" y2="{py(tick):.1f}" stroke="#eee"/>'
+            f'<text x="{LEFT - 6}" y="{py(tick) + 4:.1f}" text-anchor="end">{_label(tick)}</text>'
+        )
+    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(x_label)}</text>')
+    parts.append(
+        f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle">{escape(y_label)}</text>'
+    )
+    for i, s in enumerate(series):
+        colour = COLOURS[i % len(COLOURS)]
+        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
+        segment: list[str] = []
+        paths: list[str] = []
+        for x, y in s.points:
+            if y is None or not math.isfinite(y):
+                paths.append(" ".join(segment))
+                segment = []
+                continue
+            segment.append(f"{'M' if not segment else 'L'}{px(x):.1f},{py(y):.1f}")
+        paths.append(" ".join(segment))
+        for d in filter(None, paths):
+            parts.append(f'<path class="mark" d="{d}" fill="none" stroke="{colour}" stroke-width="1.8"{dash}/>')
+        errors = s.errors or [None] * len(s.points)
+        dense = len(s.points) > 60  # long curves: the line alone, no marker per point
+        for (x, y), error in zip(s.points, errors, strict=True):
+            if y is None or not math.isfinite(y):
+                continue
+            if error:
+                parts.append(
+                    f'<line class="mark" x1="{px(x):.1f}" y1="{py(y - error):.1f}" x2="{px(x):.1f}" '
+                    f'y2="{py(y + error):.1f}" stroke="{colour}"/>'
+                )
+            if not dense:
+                tip = escape(f"{s.name}: {(x_names or {}).get(x, _label(x))} → {_label(y)}")
+                parts.append(
+                    f'<circle class="mark" cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{colour}">'
+                    f"<title>{tip}</title></circle>"
+                )
+        legend_y = TOP + 14 + 18 * i
+        parts.append(
+            f'<line x1="{WIDTH - RIGHT + 10}" y1="{legend_y - 4}" x2="{WIDTH - RIGHT + 28}" y2="{legend_y - 4}" '
+            f'stroke="{colour}" stroke-width="2"{dash}/>'
+            f'<text x="{WIDTH - RIGHT + 32}" y="{legend_y}">{escape(s.name[:22])}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def histogram(name: str, title: str, samples: dict[str, list[float]], x_label: str, bins: int = 30) -> str:
+    """Distributions as step-line histograms on shared bins (one line per sample set)."""
+    values = [v for vs in samples.values() for v in vs if math.isfinite(v)]
+    if not values:
+        return _empty(name, title, "no measurements in this run")
+    low, high = min(values), max(values)
+    width = (high - low) / bins or 1.0
+    series = []
+    for label, vs in samples.items():
+        counts = [0] * bins
+        for v in vs:
+            counts[min(bins - 1, int((v - low) / width))] += 1
+        series.append(Series(label, [(low + (i + 0.5) * width, float(c)) for i, c in enumerate(counts)]))
+    return line_chart(name, title, series, x_label, "requests")

@@ -1,0 +1,168 @@
+"""The run's results as a pytest plugin: markers, each case recorded and gated as it finishes, each test's outcome
+appended to the run folder, and at the end the run summary, the index entry, the report and the terminal summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.config.plan import Plan
+from harness.fingerprint import fingerprint
+from harness.gates.baseline import RunBaseline, judge, load_baseline
+from harness.gates.gate import GatePolicy, overall
+from harness.report.summary import suite_lines
+from harness.results.case import CaseResult
+from harness.results.sink import CaseSink, case_line
+from harness.run import Run
+from harness.stash import INDEX_KEY, PLAN_KEY, POOL_KEY, SINK_KEY
+
+MARKERS = {
+    "npu": "runs on Ascend NPUs (skipped with the reason when none is found)",
+    "gpu": "runs on NVIDIA GPUs (skipped with the reason when none is found)",
+    "cpu": "runs on the CPU with vLLM's CPU build: the embedded default",
+    "smoke": "serving smoke checks: the server answers the OpenAI API correctly",
+    "serving": "serving performance suites (static and dynamic benchmarks)",
+    "accuracy": "accuracy suites (lm-eval through the served model)",
+    "training": "training convergence suites",
+    "preflight": "checks of a node before a run",
+    "integration": "the harness's own tests that start real engines (slow)",
+    "quant": "accuracy of quantised server configurations (starts extra servers; runs last)",
+    "platforms": "platforms(*names): only these platform variants exist (e.g. preflight: npu)",
+}
+
+BASELINES_KEY = pytest.StashKey[dict[str, RunBaseline | None]]()
+
+RecordCase = Callable[..., dict[str, Any]]
+
+
+def policy_of(plan: Plan) -> GatePolicy:
+    return GatePolicy(plan.gates.tolerance, plan.gates.detect, plan.gates.confidence)
+
+
+@pytest.fixture
+def record_case(request: pytest.FixtureRequest, plan: Plan, case_sink: CaseSink, llmqual_run: Run) -> RecordCase:
+    """Gate a case against the plan's baseline, write it (JSON, CSV rows, index) at once, then enforce the gate.
+
+    `record_case(result, csv_kind=None)` returns the written document. A failed gate fails the test only after
+    the result is on disk, and only when the plan's `gates.enforce` is on.
+    """
+    baselines = request.config.stash.setdefault(BASELINES_KEY, {})
+    if plan.source not in baselines:
+        baselines[plan.source] = load_baseline(plan.baseline_path())
+    baseline = baselines[plan.source]
+
+    def record(result: CaseResult, csv_kind: str | None = None) -> dict[str, Any]:
+        result.test = request.node.nodeid
+        shape = {"suite": result.suite, "case_id": result.case_id, "metrics": result.metrics, "repeats": result.repeats}
+        verdicts = judge(shape, baseline, policy_of(plan))
+        result.gates = result.gates + [v.as_json() for v in verdicts]  # a suite may bring its own (accuracy)
+        document = case_sink.write(result, csv_kind, plan.platform)
+        index = request.config.stash.get(INDEX_KEY, None)
+        if index is not None:
+            index.record_case(llmqual_run.directory.name, document, case_sink.written[-1], overall(verdicts))
+        failed = [v.message for v in verdicts if v.outcome == "fail"]
+        if failed and plan.gates.enforce:
+            pytest.fail("regression against the baseline:\n" + "\n".join(failed), pytrace=False)
+        return document
+
+    return record
+
+
+@pytest.fixture
+def repeats(plan: Plan) -> int:
+    """How many times each serving case is measured (the plan's gates.repeats)."""
+    return plan.gates.repeats
+
+
+class RunRecorder:
+    """Writes each test's outcome to the run folder as it happens; at the end the run summary, the index entry,
+    the report (HTML and combined JSON) and the terminal summary."""
+
+    def __init__(self, config: pytest.Config, run: Run) -> None:
+        self.config = config
+        self.run = run
+        self.started = time.time()
+        self.summary_path: Path | None = None
+        self.report_path: Path | None = None
+        self.summary: dict[str, Any] = {}
+        self.lines: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and not (report.failed or report.skipped):
+            return
+        self.run.record(
+            {
+                "nodeid": report.nodeid,
+                "phase": report.when,
+                "outcome": report.outcome,
+                "duration_s": round(report.duration, 3),
+                "markers": sorted(k for k in report.keywords if k in MARKERS),
+                "detail": str(report.longrepr)[-2000:] if report.failed or report.skipped else None,
+            }
+        )
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if getattr(self.config, "workerinput", None) is not None:
+            return
+        from harness.report.html import write_report
+        from harness.report.rundata import load_run
+        from harness.report.summary import summarise
+
+        pool = self.config.stash.get(POOL_KEY, None)
+        plans = self.config.stash[PLAN_KEY]
+        counts: dict[str, int] = {}
+        for entry in self.run.records:
+            counts[entry["outcome"]] = counts.get(entry["outcome"], 0) + 1
+        platform = next(iter(plans), None)
+        environment = fingerprint(platform, self.config.rootpath)
+        self.summary = {
+            "run_id": self.run.directory.name,
+            "started": self.started,
+            "finished": time.time(),
+            "exit_status": int(exitstatus),
+            "outcomes": counts,
+            "plans": {p: plan.source for p, plan in plans.items()},
+            "plan_names": {p: plan.name for p, plan in plans.items()},
+            "servers": [
+                {
+                    "model": s.config.served_model_name,
+                    "platform": s.config.platform,
+                    "startup_s": None if s.startup_s is None else round(s.startup_s, 2),
+                    "log": str(s.log_path),
+                }
+                for s in (pool.started if pool else [])
+            ],
+            "environment": environment,
+        }
+        self.summary_path = self.run.write_summary(self.summary)
+        index = self.config.stash.get(INDEX_KEY, None)
+        if index is not None:
+            status = {0: "passed", 2: "interrupted", 5: "no tests"}.get(int(exitstatus), "failed")
+            plan = next(iter(plans.values()), None)
+            index.finish_run(self.run.directory.name, status, environment, plan.name if plan else None, platform)
+        data = load_run(self.run.directory)
+        self.lines = suite_lines(summarise(data))
+        self.report_path = write_report(data, index)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.summary_path is None:
+            return
+        terminalreporter.section("llmqual")
+        for server in self.summary["servers"]:
+            terminalreporter.write_line(
+                f"server {server['model']} ({server['platform']}): ready in {server['startup_s']} s, "
+                f"log {server['log']}"
+            )
+        sink = self.config.stash.get(SINK_KEY, None)
+        for document in sink.documents if sink else []:
+            terminalreporter.write_line(case_line(document))
+        for line in self.lines:
+            terminalreporter.write_line(line)
+        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.summary["outcomes"].items()))
+        terminalreporter.write_line(f"outcomes: {outcomes or 'no tests recorded'}")
+        terminalreporter.write_line(f"report: {self.report_path or self.summary_path.parent}")

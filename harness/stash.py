@@ -1,0 +1,21 @@
+"""Per-session values the plugin modules share through pytest's config stash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config.plan import Plan
+from harness.load.tokens import Tokens
+from harness.results.index import RunIndex
+from harness.results.sink import CaseSink
+from harness.run import Run
+from harness.server.pool import ServerPool
+
+RUN_KEY = pytest.StashKey[Run]()
+PLAN_KEY = pytest.StashKey[dict[str, Plan]]()
+POOL_KEY = pytest.StashKey[ServerPool]()
+SINK_KEY = pytest.StashKey[CaseSink]()
+TOKENS_KEY = pytest.StashKey[dict[Path, Tokens]]()
+INDEX_KEY = pytest.StashKey[RunIndex]()
