@@ -9,6 +9,7 @@ the session whatever happened; `--endpoint` uses a running server instead.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
@@ -36,7 +37,7 @@ from harness.run import Run, new_run_id
 from harness.server.endpoint import Endpoint, connect_endpoint
 from harness.server.pool import ServerPool
 from harness.server.vllm import server_config
-from harness.stash import INDEX_KEY, PLAN_KEY, POOL_KEY, RUN_KEY, SINK_KEY, TOKENS_KEY
+from harness.stash import INDEX_KEY, PLAN_KEY, POOL_KEY, PROGRESS_KEY, RUN_KEY, SINK_KEY, TOKENS_KEY
 
 # Each concern's hooks and fixtures live with its code: training runs, and the run's results and report.
 pytest_plugins = ["harness.training.fixtures", "harness.session"]
@@ -343,9 +344,15 @@ def deployment(plan: Plan, model_cache: Path, llmqual_run: Run, deployments: dic
 
 
 @pytest.fixture
-def load(plan: Plan) -> LoadSettings:
-    """How the plan's serving cases send their requests."""
-    return load_settings(plan)
+def load(request: pytest.FixtureRequest, plan: Plan) -> LoadSettings:
+    """How the plan's serving cases send their requests; long cases report progress on the terminal."""
+    from harness.session import TerminalProgress
+
+    if PROGRESS_KEY not in request.config.stash:
+        printer: Callable[[str, int, int], None] = TerminalProgress(request.config)
+        request.config.stash[PROGRESS_KEY] = printer
+    progress = request.config.stash[PROGRESS_KEY]
+    return dataclasses.replace(load_settings(plan), progress=progress)
 
 
 @pytest.fixture(scope="session")

@@ -37,6 +37,29 @@ MARKERS = {
 
 BASELINES_KEY = pytest.StashKey[dict[str, RunBaseline | None]]()
 
+
+class TerminalProgress:
+    """Progress of long cases on the terminal, through pytest's capture: at most one line per `every_s`."""
+
+    def __init__(self, config: pytest.Config, every_s: float = 15.0, clock: Callable[[], float] = time.monotonic):
+        self.config, self.every_s, self.clock = config, every_s, clock
+        self.started: dict[str, float] = {}
+        self.last = clock()
+
+    def __call__(self, case_id: str, done: int, total: int) -> None:
+        now = self.clock()
+        started = self.started.setdefault(case_id, now)
+        if now - self.last < self.every_s:
+            return
+        self.last = now
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"  ... {case_id}: {done}/{total} requests in {now - started:.0f} s")
+
+
 RecordCase = Callable[..., dict[str, Any]]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,4 @@ POOL_KEY = pytest.StashKey[ServerPool]()
 SINK_KEY = pytest.StashKey[CaseSink]()
 TOKENS_KEY = pytest.StashKey[dict[Path, Tokens]]()
 INDEX_KEY = pytest.StashKey[RunIndex]()
+PROGRESS_KEY = pytest.StashKey[Callable[[str, int, int], None]]()

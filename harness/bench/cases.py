@@ -7,7 +7,7 @@ before any case runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness.client.openai import Route
@@ -32,6 +32,7 @@ class LoadSettings:
     limits: ClientLimits = field(default_factory=ClientLimits)
     save_records: bool = True
     extra_body: dict[str, object] = field(default_factory=dict)
+    progress: Callable[[str, int, int], None] | None = None  # (case id, requests done, requests in all)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ from harness.server.prometheus import scrape
 Loop = Callable[[Callable[[Payload], Awaitable[RequestRecord]], list[Payload]], Awaitable[list[RequestRecord]]]
 
 
-def _send_with(session: aiohttp.ClientSession, endpoint: Endpoint, settings: LoadSettings) -> Any:
+def _send_with(
+    session: aiohttp.ClientSession, endpoint: Endpoint, settings: LoadSettings
+) -> Callable[[Payload], Awaitable[RequestRecord]]:
     async def send(body: Payload) -> RequestRecord:
         return await send_request(session, endpoint, settings.route, body, settings.request_timeout_s)
 
@@ -42,11 +44,24 @@ def _send_with(session: aiohttp.ClientSession, endpoint: Endpoint, settings: Loa
 
 
 async def _drive(
-    endpoint: Endpoint, settings: LoadSettings, payloads: list[Payload], loop: Loop
+    endpoint: Endpoint, settings: LoadSettings, payloads: list[Payload], loop: Loop, case_id: str
 ) -> list[RequestRecord]:
     connector = aiohttp.TCPConnector(limit=0, force_close=False)  # the loop, not the connector, bounds concurrency
     async with aiohttp.ClientSession(connector=connector) as session:
-        return await loop(_send_with(session, endpoint, settings), payloads)
+        send = _send_with(session, endpoint, settings)
+        report = settings.progress
+        if report is None:
+            return await loop(send, payloads)
+        done = 0
+
+        async def counted(body: Payload) -> RequestRecord:
+            nonlocal done
+            record = await send(body)
+            done += 1
+            report(case_id, done, len(payloads))
+            return record
+
+        return await loop(counted, payloads)
 
 
 def measure(
@@ -67,7 +82,7 @@ def measure(
     payloads = [payload(s, settings.route, settings.ignore_eos, settings.extra_body) for s in samples]
     before = scrape(endpoint)
     with frozen_gc():
-        records = asyncio.run(_drive(endpoint, settings, payloads, loop))
+        records = asyncio.run(_drive(endpoint, settings, payloads, loop, case_id))
     after = scrape(endpoint)
     metrics = summarise(records, slo or SLO())
     health = client_health(records, scheduled_rate, settings.limits)

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.report.rundata import RunData
 from harness.report.summary import summarise
-from harness.report.svg import Series, histogram, line_chart
+from harness.report.svg import Series, cdf_chart, line_chart
 from harness.results.case import write_json
 from harness.results.index import RunIndex
 
@@ -92,8 +92,17 @@ def _docs(run: RunData, prefix: str) -> list[dict[str, Any]]:
 
 
 def verdict_section(run: RunData) -> str:
+    def counts(counter: dict[str, int]) -> str:
+        return ", ".join(f"{n} {k}" for k, n in sorted(counter.items()))
+
     rows = [
-        [f'<span class="{s.verdict.split()[0]}">{s.verdict}</span>', s.suite, dict(s.tests), dict(s.gates), s.numbers()]
+        [
+            f'<span class="{s.verdict.split()[0]}">{s.verdict}</span>',
+            s.suite,
+            counts(s.tests),
+            counts(s.gates),
+            s.numbers(),
+        ]
         for s in summarise(run)
     ]
     head = "".join(f"<th class='text'>{h}</th>" for h in ("verdict", "suite", "tests", "gates", "key numbers"))
@@ -163,7 +172,7 @@ def serving_section(run: RunData) -> str:
     distributions = {f"{d['suite'].split('.')[-1]} {d['case_id']}": d.get("distribution", {}) for d in static + dynamic}
     for metric, label in (("ttft_ms", "TTFT"), ("e2el_ms", "end-to-end latency")):
         samples = {name: dist.get(metric, []) for name, dist in distributions.items() if dist.get(metric)}
-        parts.append(histogram(f"{metric}-distribution", f"{label} distribution per case", samples, f"{label} (ms)"))
+        parts.append(cdf_chart(f"{metric}-distribution", f"{label}: distribution per case", samples, f"{label} (ms)"))
     keys = [
         "completed",
         "output_throughput",
@@ -188,7 +197,9 @@ def _label_rate(rate: float) -> str:
 
 def accuracy_section(run: RunData) -> str:
     docs = _docs(run, "accuracy.")
-    rows, value_series, base_series = [], Series("this run", [], []), Series("baseline", [], [], dashed=True)
+    rows = []
+    value_series = Series("this run", [], [], joined=False)
+    base_series = Series("baseline", [], [], dashed=True, joined=False)
     names: dict[float, str] = {}
     for d in docs:
         gates = {g["metric"]: g for g in d.get("gates", [])}
@@ -198,13 +209,18 @@ def accuracy_section(run: RunData) -> str:
             stderr = d["metrics"].get(f"{metric}/stderr")
             base = gates.get(metric, {})
             x = float(len(names))
-            names[x] = f"{d['case_id']} {metric}"[:28]
+            if d["suite"] == "accuracy.lm_eval":
+                names[x] = metric[:32]
+            rows.append(
+                [d["suite"], d["case_id"], metric, value, stderr, base.get("baseline_mean"), base.get("outcome")]
+            )
+            if d["suite"] != "accuracy.lm_eval":
+                continue  # the quantisation comparison has its own reference: table only
             value_series.points.append((x, float(value)))
             value_series.errors.append(stderr if isinstance(stderr, int | float) else None)
             base_value = base.get("baseline_mean")
-            base_series.points.append((x, base_value))
+            base_series.points.append((x + 0.2, base_value))  # beside the run's point, not under it
             base_series.errors.append(base.get("baseline_stderr"))
-            rows.append([d["suite"], d["case_id"], metric, value, stderr, base_value, base.get("outcome")])
     chart = line_chart(
         "accuracy-vs-baseline",
         "Accuracy against baseline (error bars: stderr)",

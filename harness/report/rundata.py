@@ -35,7 +35,7 @@ def distribution(records: list[dict[str, Any]]) -> dict[str, list[float]]:
 def _case_documents(directory: Path) -> list[dict[str, Any]]:
     documents = []
     for path in sorted(directory.rglob("*.json")):
-        if path.name == "run.json" or "lm_eval" in path.relative_to(directory).parts[:-1]:
+        if path.name in ("run.json", "cases.json"):
             continue
         try:
             document = json.loads(path.read_text(encoding="utf-8"))

@@ -73,7 +73,9 @@ def summarise(run: RunData) -> list[SuiteSummary]:
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
-    return "missing" if not isinstance(value, int | float) else f"{value:,.{digits}f}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "missing"
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.{digits}f}"
 
 
 def key_numbers(suite: str, documents: list[dict[str, Any]]) -> str:

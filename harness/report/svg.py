@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-WIDTH, HEIGHT = 640, 320
-LEFT, RIGHT, TOP, BOTTOM = 70, 150, 20, 50
+WIDTH, HEIGHT = 640, 340
+LEFT, RIGHT, TOP, BOTTOM = 90, 150, 20, 70
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
 
 
@@ -23,6 +23,7 @@ class Series:
     points: list[tuple[float, float | None]]
     errors: list[float | None] = field(default_factory=list)  # half-widths of error bars, by point
     dashed: bool = False
+    joined: bool = True  # False for categories on x: markers (and error bars) only
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -93,13 +94,21 @@ def line_chart(
     ]
     for tick in x_ticks:
         text = (x_names or {}).get(tick, _label(tick))
-        parts.append(f'<text x="{px(tick):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{escape(text)}</text>')
+        if len(text) > 8:  # long category names: slanted, ending under their tick
+            parts.append(
+                f'<text transform="translate({px(tick):.1f} {TOP + plot_h + 12}) rotate(-20)" '
+                f'text-anchor="end">{escape(text)}</text>'
+            )
+        else:
+            parts.append(f'<text x="{px(tick):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{escape(text)}</text>')
     for tick in y_ticks:
         parts.append(
             f'<line x1="{LEFT}" y1="{py(tick):.1f}" x2="{LEFT + plot_w}" y2="{py(tick):.1f}" stroke="#eee"/>'
             f'<text x="{LEFT - 6}" y="{py(tick) + 4:.1f}" text-anchor="end">{_label(tick)}</text>'
         )
-    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(x_label)}</text>')
+    slanted = any(len(text) > 8 for text in (x_names or {}).values())
+    if not slanted:  # slanted category names say what the axis is
+        parts.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(x_label)}</text>')
     parts.append(
         f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle">{escape(y_label)}</text>'
     )
@@ -115,7 +124,7 @@ def line_chart(
                 continue
             segment.append(f"{'M' if not segment else 'L'}{px(x):.1f},{py(y):.1f}")
         paths.append(" ".join(segment))
-        for d in filter(None, paths):
+        for d in filter(None, paths if s.joined else []):
             parts.append(f'<path class="mark" d="{d}" fill="none" stroke="{colour}" stroke-width="1.8"{dash}/>')
         errors = s.errors or [None] * len(s.points)
         dense = len(s.points) > 60  # long curves: the line alone, no marker per point
@@ -127,7 +136,7 @@ def line_chart(
                     f'<line class="mark" x1="{px(x):.1f}" y1="{py(y - error):.1f}" x2="{px(x):.1f}" '
                     f'y2="{py(y + error):.1f}" stroke="{colour}"/>'
                 )
-            if not dense:
+            if not dense or not s.joined:
                 tip = escape(f"{s.name}: {(x_names or {}).get(x, _label(x))} → {_label(y)}")
                 parts.append(
                     f'<circle class="mark" cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{colour}">'
@@ -143,17 +152,13 @@ def line_chart(
     return "".join(parts)
 
 
-def histogram(name: str, title: str, samples: dict[str, list[float]], x_label: str, bins: int = 30) -> str:
-    """Distributions as step-line histograms on shared bins (one line per sample set)."""
-    values = [v for vs in samples.values() for v in vs if math.isfinite(v)]
-    if not values:
-        return _empty(name, title, "no measurements in this run")
-    low, high = min(values), max(values)
-    width = (high - low) / bins or 1.0
+def cdf_chart(name: str, title: str, samples: dict[str, list[float]], x_label: str) -> str:
+    """Distributions as cumulative curves: the share of requests at or under each value, one line per set."""
     series = []
-    for label, vs in samples.items():
-        counts = [0] * bins
-        for v in vs:
-            counts[min(bins - 1, int((v - low) / width))] += 1
-        series.append(Series(label, [(low + (i + 0.5) * width, float(c)) for i, c in enumerate(counts)]))
-    return line_chart(name, title, series, x_label, "requests")
+    for label, values in samples.items():
+        ordered = sorted(v for v in values if math.isfinite(v))
+        n = len(ordered)
+        series.append(Series(label, [(v, (i + 1) / n) for i, v in enumerate(ordered)]))
+    if not any(s.points for s in series):
+        return _empty(name, title, "no measurements in this run")
+    return line_chart(name, title, series, x_label, "share of requests")

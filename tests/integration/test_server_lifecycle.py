@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -98,6 +99,22 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
         assert (run / "accuracy/lm_eval" / f"{task}.json").is_file(), "the harness's result beside it"
     for check in ("convergence", "alignment", "throughput"):
         assert (run / "training" / check / "tiny.json").is_file()
+    report = (run / "report.html").read_text()
+    for plot in ("throughput-vs-concurrency", "ttft-vs-rate", "accuracy-vs-baseline", "loss-vs-reference"):
+        assert f'<svg class="plot" data-plot="{plot}"' in report, f"{plot} drawn from this run"
+    cases = json.loads((run / "cases.json").read_text())["cases"]
+    assert {c["suite"] for c in cases} >= {
+        "serving.static",
+        "serving.dynamic",
+        "accuracy.lm_eval",
+        "training.alignment",
+    }
+    assert all(len(c["repeats"]) == 2 for c in cases if c["suite"] == "serving.static"), "the plan's gates.repeats"
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("passed",)]
+        assert db.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == len(cases)
+    assert re.search(r"^PASS +serving\.static: \d+ passed", done.stdout, re.M), done.stdout[-3000:]
+    assert f"report: {(run / 'report.html').resolve()}" in done.stdout
     assert tagged_processes(tag) == []
 
 

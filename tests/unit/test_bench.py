@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import types
 from pathlib import Path
 
 import pytest
 
 from harness.bench.cases import BenchInputError, DynamicCase, LoadSettings, StaticCase, dynamic_cases, static_cases
-from harness.bench.execute import run_dynamic, run_static
+from harness.bench.execute import repeated, run_dynamic, run_static
 from harness.load.samples import Sample
 from harness.load.tokens import Tokens
 from harness.results.sink import CaseSink, case_line
+from harness.session import TerminalProgress
 from tests.fakes import fake_server_thread
 
 
@@ -76,3 +79,35 @@ def test_a_dynamic_case_against_a_fast_stream(tokens: Tokens, tmp_path: Path) ->
     assert len(result.records) == 20
     document = CaseSink.for_run(tmp_path, {}).write(result, "dynamic")
     assert document["config"]["dataset"] == "unit"
+
+
+def test_progress_is_reported_per_request_and_repeats_are_kept(tokens: Tokens) -> None:
+    seen: list[tuple[str, int, int]] = []
+    settings = LoadSettings(progress=lambda case, done, total: seen.append((case, done, total)))
+    with fake_server_thread("fast") as endpoint:
+        result = repeated(lambda: run_static(endpoint, tokens, StaticCase(2, 8, 4, 3), settings), 2)
+    assert [done for _, done, _ in seen] == [1, 2, 3, 4, 5, 6] * 2
+    assert {(case, total) for case, _, total in seen} == {(result.case_id, 6)}
+    assert len(result.repeats) == 2
+    assert result.repeats[-1] == result.metrics, "the case's metrics are its last measurement's"
+
+
+def test_terminal_progress_is_throttled() -> None:
+    lines: list[str] = []
+
+    class Reporter:
+        def write_line(self, line: str) -> None:
+            lines.append(line)
+
+    class Capture:
+        def global_and_fixture_disabled(self) -> contextlib.AbstractContextManager[None]:
+            return contextlib.nullcontext()
+
+    plugins = {"terminalreporter": Reporter(), "capturemanager": Capture()}
+    config = types.SimpleNamespace(pluginmanager=types.SimpleNamespace(get_plugin=plugins.get))
+    now = [0.0]
+    progress = TerminalProgress(config, every_s=10.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    for second in range(0, 35):
+        now[0] = float(second)
+        progress("p4-in64-out32", second, 100)
+    assert lines == [f"  ... p4-in64-out32: {n}/100 requests in {n} s" for n in (10, 20, 30)]

@@ -1,0 +1,86 @@
+"""The HTML report and its plots, rendered from a miniature run: every section filled, text escaped, offline."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from harness.report.html import render, write_report
+from harness.report.summary import suite_lines, summarise
+from harness.report.svg import Series, cdf_chart, line_chart
+from harness.results.index import RunIndex
+from tests.report_data import HOSTILE, run_data
+
+PLOTS = (
+    "throughput-vs-concurrency",
+    "ttft-vs-rate",
+    "tpot-vs-rate",
+    "ttft_ms-distribution",
+    "e2el_ms-distribution",
+    "accuracy-vs-baseline",
+    "loss-vs-reference",
+)
+
+
+def test_every_plot_is_drawn_from_the_run(tmp_path: Path) -> None:
+    html = render(run_data(tmp_path / "run1"))
+    for name in PLOTS:
+        match = re.search(rf'<svg class="plot" data-plot="{name}".*?</svg>', html, re.S)
+        assert match, f"{name} missing or empty"
+        assert 'class="mark"' in match.group(0), f"{name} has no data marks"
+    assert "No run index" in html
+
+
+def test_trends_come_from_the_run_index(tmp_path: Path) -> None:
+    run = run_data(tmp_path / "run3")
+    index = RunIndex(tmp_path)
+    for n in range(3):
+        index.start_run(f"run{n}", tmp_path / f"run{n}", "cpu-tiny", "cpu")
+        for document in run.documents:
+            index.record_case(f"run{n}", document, tmp_path / "x.json", None)
+    html = render(run, index)
+    match = re.search(r'<svg class="plot" data-plot="trend-serving.static".*?</svg>', html, re.S)
+    assert match, "trend plot drawn"
+    assert match.group(0).count("<circle") == 3 * 6, "three runs of six static cases"
+
+
+def test_text_from_models_and_logs_is_escaped(tmp_path: Path) -> None:
+    html = render(run_data(tmp_path / "run1"))
+    assert HOSTILE not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert html.count("<script>") == 1, "only the report's own script"
+
+
+def test_the_report_needs_no_network(tmp_path: Path) -> None:
+    html = render(run_data(tmp_path / "run1"))
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", html), "no CDN, no remote fonts"
+    assert "@import" not in html
+
+
+def test_suite_verdicts(tmp_path: Path) -> None:
+    lines = suite_lines(summarise(run_data(tmp_path / "run1")))
+    assert any(line.startswith("FAIL") and "serving.smoke: 1 failed" in line for line in lines), lines
+    static = next(line for line in lines if "serving.static" in line)
+    assert static.startswith("PASS"), static
+    assert "6 cases, output 164.0-1,856.0 tok/s" in static
+
+
+def test_write_report_writes_html_and_combined_json(tmp_path: Path) -> None:
+    run = run_data(tmp_path / "run1")
+    run.directory.mkdir()
+    path = write_report(run)
+    assert path.read_text().startswith("<!DOCTYPE html>")
+    assert (run.directory / "cases.json").is_file()
+
+
+def test_plots_say_when_there_is_no_data() -> None:
+    empty = line_chart("x", "Nothing", [Series("a", [(1.0, None)])], "x", "y")
+    assert 'class="plot empty"' in empty
+    assert "no data in this run" in empty
+    assert "no measurements" in cdf_chart("h", "Nothing", {"a": []}, "ms")
+
+
+def test_gaps_stay_gaps() -> None:
+    """A missing value breaks the line instead of being drawn as 0."""
+    svg = line_chart("x", "Gap", [Series("a", [(1.0, 1.0), (2.0, 2.0), (3.0, None), (4.0, 4.0), (5.0, 5.0)])], "x", "y")
+    assert svg.count('<path class="mark"') == 2

@@ -1,0 +1,135 @@
+"""The run index (SQLite), run baselines (update, judge, files) and the compare / baseline / report commands."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.gates.baseline import RunBaseline, judge, load_baseline, save_baseline, update
+from harness.gates.gate import GatePolicy
+from harness.results.case import CaseResult, metric_samples, read_case, write_json
+from harness.results.index import RunIndex
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def static_doc(case_id: str, throughputs: list[float], valid: bool = True) -> dict[str, Any]:
+    result = CaseResult(
+        suite="serving.static",
+        case_id=case_id,
+        config={"parallel": 4, "prompt_tokens": 64, "output_tokens": 32},
+        metrics={"output_throughput": throughputs[-1], "median_ttft_ms": 10.0, "mean_tpot_ms": 2.0, "completed": 8},
+        repeats=[{"output_throughput": t, "median_ttft_ms": 10.0, "mean_tpot_ms": 2.0} for t in throughputs],
+        invalid_reasons=[] if valid else ["client fell behind"],
+    )
+    return result.document({"platform": "cpu", "device": "test cpu"})
+
+
+def write_run(reports: Path, run_id: str, documents: list[dict[str, Any]], plan: Path) -> Path:
+    run = reports / run_id
+    for document in documents:
+        write_json(run / "serving" / "static" / f"{document['case_id']}.json", document)
+    (run / "results.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "nodeid": f"suites/serving/test_static.py::test_static[{d['case_id']}]",
+                    "phase": "call",
+                    "outcome": "passed",
+                }
+            )
+            + "\n"
+            for d in documents
+        )
+    )
+    summary = {
+        "run_id": run_id,
+        "plans": {"cpu": str(plan)},
+        "plan_names": {"cpu": "cpu-tiny"},
+        "environment": {"platform": "cpu", "device": "test cpu"},
+    }
+    (run / "run.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_index_keeps_runs_and_trends_across_interruptions(tmp_path: Path) -> None:
+    index = RunIndex(tmp_path)
+    for n, throughput in enumerate([100.0, 110.0, 120.0]):
+        run_id = f"run{n}"
+        index.start_run(run_id, tmp_path / run_id, "cpu-tiny", "cpu")
+        index.record_case(run_id, static_doc("p4", [throughput]), tmp_path / "x.json", "pass")
+        if n < 2:  # the last run is interrupted: its case is kept, its status stays "running"
+            index.finish_run(run_id, "passed", {"host": "h"}, None, None)
+    trend = index.trend("serving.static", "p4", "output_throughput", "cpu-tiny", last=2)
+    assert [(p.run_id, p.value) for p in trend] == [("run1", 110.0), ("run2", 120.0)]
+    runs = index.runs("cpu-tiny")
+    assert [r["status"] for r in runs] == ["running", "passed", "passed"]
+    with sqlite3.connect(index.path) as db:
+        assert db.execute("SELECT COUNT(*) FROM cases").fetchone() == (3,)
+
+
+def test_baseline_update_keeps_the_newest_samples_and_skips_invalid_cases(tmp_path: Path) -> None:
+    baseline = RunBaseline("cpu-tiny", "cpu", "test cpu")
+    baseline = update(baseline, "r1", [static_doc("p4", [100.0, 101.0]), static_doc("bad", [1.0], valid=False)], 3)
+    baseline = update(baseline, "r2", [static_doc("p4", [102.0, 103.0])], keep=3)
+    assert baseline.samples("serving.static/p4", "output_throughput") == [101.0, 102.0, 103.0]
+    assert "serving.static/bad" not in baseline.cases
+    assert baseline.runs == ["r1", "r2"]
+    path = save_baseline(tmp_path / "b.yaml", baseline)
+    assert yaml.safe_load(path.read_text())["schema"] == "llmqual.baseline/1"
+    assert load_baseline(path) == baseline
+    assert load_baseline(tmp_path / "none.yaml") is None
+
+
+def test_a_malformed_baseline_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "b.yaml"
+    path.write_text("schema: something-else\n")
+    with pytest.raises(HarnessError, match=r"b.yaml: not a valid run baseline.*llmqual baseline update"):
+        load_baseline(path)
+
+
+def test_judge_gates_only_what_the_baseline_has() -> None:
+    baseline = RunBaseline("cpu-tiny", cases={"serving.static/p4": {"output_throughput": [100.0, 101.0, 99.0, 100.0]}})
+    verdicts = judge(static_doc("p4", [80.0, 81.0]), baseline, GatePolicy())
+    assert [(v.metric, v.outcome) for v in verdicts] == [("output_throughput", "fail")]
+    assert judge(static_doc("other", [80.0]), baseline, GatePolicy()) == []
+    assert judge(static_doc("p4", [80.0]), None, GatePolicy()) == []
+
+
+def test_case_documents_are_versioned(tmp_path: Path) -> None:
+    document = static_doc("p4", [1.0, 2.0])
+    assert document["schema"] == "llmqual.case/2"
+    assert metric_samples(document, "output_throughput") == [1.0, 2.0]
+    path = write_json(tmp_path / "c.json", {**document, "schema": "llmqual.case/9"})
+    with pytest.raises(HarnessError, match=r"schema 'llmqual\.case/9' is not one of"):
+        read_case(path)
+
+
+def test_compare_and_baseline_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports = tmp_path / "reports"
+    plan = REPO / "fixtures/plans/cpu-tiny.yaml"
+    write_run(reports, "a", [static_doc("p4", [100.0, 101.0, 99.0, 100.5]), static_doc("p1", [50.0, 51.0])], plan)
+    write_run(reports, "b", [static_doc("p4", [80.0, 81.0, 79.0, 80.5]), static_doc("p1", [50.5, 50.0])], plan)
+    assert main(["compare", "a", "b", "--reports", str(reports)]) == 1, "a 20% throughput loss fails"
+    out = capsys.readouterr().out
+    assert "serving.static/p4" in out
+    assert re.search(r"output_throughput .* -19\.98%  FAIL \(n=4/4\)", out), out
+    out_file = tmp_path / "baseline.yaml"
+    assert (
+        main(["baseline", "update", "a", "--reports", str(reports), "--plan", str(plan), "--out", str(out_file)]) == 0
+    )
+    recorded = load_baseline(out_file)
+    assert recorded is not None
+    assert recorded.samples("serving.static/p4", "output_throughput") == [100.0, 101.0, 99.0, 100.5]
+    assert main(["report", "b", "--reports", str(reports)]) == 0
+    assert (reports / "b" / "report.html").is_file()
+    assert "report:" in capsys.readouterr().out
+    assert main(["report", "nope", "--reports", str(reports)]) == 2
