@@ -88,6 +88,8 @@ def record_case(request: pytest.FixtureRequest, plan: Plan, case_sink: CaseSink,
         index = request.config.stash.get(INDEX_KEY, None)
         if index is not None:
             index.record_case(llmqual_run.directory.name, document, case_sink.written[-1], overall(verdicts))
+        for verdict in verdicts:  # shown in junit.xml as the test's properties
+            request.node.user_properties.append((f"gate {result.case_id} {verdict.metric}", verdict.outcome))
         failed = [v.message for v in verdicts if v.outcome == "fail"]
         if failed and plan.gates.enforce:
             pytest.fail("regression against the baseline:\n" + "\n".join(failed), pytrace=False)

@@ -73,8 +73,9 @@ def case_line(document: dict[str, Any]) -> str:
     head = f"{document['suite']} {document['case_id']}: "
     if document["suite"].startswith("serving."):
         body = (
-            f"{m['completed']}/{m['num_requests']} completed, output {_num(m['output_throughput'], 'tok/s')}, "
-            f"TTFT p99 {_num(m['p99_ttft_ms'], 'ms')}, TPOT mean {_num(m['mean_tpot_ms'], 'ms')}"
+            f"{m.get('completed', 'missing')}/{m.get('num_requests', 'missing')} completed, "
+            f"output {_num(m.get('output_throughput'), 'tok/s')}, "
+            f"TTFT p99 {_num(m.get('p99_ttft_ms'), 'ms')}, TPOT mean {_num(m.get('mean_tpot_ms'), 'ms')}"
         )
     else:
         shown = [

@@ -153,3 +153,41 @@ def test_an_unreadable_training_log_stops_the_run_up_front(project: pytest.Pytes
     result = training_run(project, project.path / "notes.txt")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--training-log*notes.txt: cannot tell the log format*"])
+
+
+GATED = """
+from harness.results.case import CaseResult
+
+def test_measured(record_case):
+    record_case(CaseResult("serving.static", "x", {}, {"output_throughput": 51.0},
+                           repeats=[{"output_throughput": 50.0}, {"output_throughput": 51.0}]))
+"""
+
+
+@pytest.mark.parametrize("enforce", [True, False])
+def test_a_gate_fails_the_test_only_when_enforced_and_after_writing(project: pytest.Pytester, enforce: bool) -> None:
+    plan = project.path / "fixtures/plans/cpu-tiny.yaml"
+    baseline = {
+        "schema": "llmqual.baseline/1",
+        "plan": "cpu-tiny",
+        "cases": {"serving.static/x": {"output_throughput": [100.0, 101.0, 99.0, 100.0]}},
+    }
+    (project.path / "fixtures/plans/baseline.yaml").write_text(json.dumps(baseline))
+    text = plan.read_text().replace("enforce: false", f"enforce: {str(enforce).lower()}\n  baseline: baseline.yaml")
+    plan.write_text(text)
+    project.makepyfile(test_gated=GATED)
+    result = project.runpytest_subprocess("test_gated.py", "-m", "cpu", "--reports-dir", "out")
+    result.assert_outcomes(failed=int(enforce), passed=int(not enforce))
+    written = json.loads((project.path / "out/latest/serving/static/x.json").read_text())
+    assert [g["outcome"] for g in written["gates"]] == ["fail"], "written, with its verdict, either way"
+    if enforce:
+        result.stdout.fnmatch_lines(["regression against the baseline:", "output_throughput: worse by -49.50%*"])
+    result.stdout.fnmatch_lines(
+        [
+            "FAIL *serving.static: * passed*gates 1 fail*"
+            if not enforce
+            else "FAIL *serving.static: 1 failed; gates 1 fail*"
+        ]
+    )
+    junit = (project.path / "out/latest/junit.xml").read_text()
+    assert 'name="gate x output_throughput" value="fail"' in junit
