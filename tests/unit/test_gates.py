@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.gates.directions import direction
 from harness.gates.gate import GatePolicy, gate, overall
@@ -98,3 +100,22 @@ def test_overall_outcome() -> None:
     results = [gate("output_throughput", [1.0, 1.01], [1.0, 1.01]), gate("output_throughput", [1.0], [0.5])]
     assert overall(results) == "inconclusive"
     assert overall([]) is None
+
+
+samples = st.lists(st.floats(min_value=1.0, max_value=1e4, allow_nan=False), min_size=2, max_size=12)
+
+
+@given(baseline=samples, run=samples, scale=st.floats(min_value=1e-3, max_value=1e3))
+def test_verdicts_do_not_depend_on_units(baseline: list[float], run: list[float], scale: float) -> None:
+    """Relative changes: tokens/s or tokens/ms, the verdict is the same."""
+    plain = gate("output_throughput", baseline, run)
+    scaled = gate("output_throughput", [v * scale for v in baseline], [v * scale for v in run])
+    assert plain.outcome == scaled.outcome
+    assert plain.change == pytest.approx(scaled.change, abs=1e-9)
+
+
+@given(baseline=samples, run=samples)
+def test_an_improvement_never_fails(baseline: list[float], run: list[float]) -> None:
+    better = [max(baseline) * 1.5 + v for v in run]  # every run value above every baseline value
+    assert gate("output_throughput", baseline, better).outcome != "fail"
+    assert gate("mean_ttft_ms", [v + max(run) * 2 for v in baseline], run).outcome != "fail"
