@@ -83,7 +83,8 @@ def record_case(request: pytest.FixtureRequest, plan: Plan, case_sink: CaseSink,
         result.test = request.node.nodeid
         shape = {"suite": result.suite, "case_id": result.case_id, "metrics": result.metrics, "repeats": result.repeats}
         verdicts = judge(shape, baseline, policy_of(plan))
-        result.gates = result.gates + [v.as_json() for v in verdicts]  # a suite may bring its own (accuracy)
+        # A suite may bring its own verdicts (accuracy); these are enforced only as the plan says.
+        result.gates = result.gates + [v.as_json() | {"enforced": plan.gates.enforce} for v in verdicts]
         document = case_sink.write(result, csv_kind, plan.platform)
         index = request.config.stash.get(INDEX_KEY, None)
         if index is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.rundata import RunData
-from harness.report.summary import summarise
+from harness.report.summary import gate_outcome, summarise
 from harness.report.svg import Series, cdf_chart, line_chart
 from harness.results.case import write_json
 from harness.results.index import RunIndex
@@ -30,7 +30,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:.9em}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4;cursor:pointer} td.text,th.text{text-align:left}
 .PASS{color:#116611;font-weight:bold} .FAIL,.fail{color:#b00;font-weight:bold}
-.INCONCLUSIVE,.inconclusive{color:#a60;font-weight:bold} .SKIPPED,.NOT{color:#666}
+.INCONCLUSIVE,.inconclusive,.WARN{color:#a60;font-weight:bold} .SKIPPED,.NOT{color:#666}
 svg.plot{width:100%;max-width:760px;height:auto;display:block;margin:12px 0;font-size:11px}
 pre{background:#f8f8f8;padding:8px;overflow-x:auto;font-size:.85em;white-space:pre-wrap}
 """
@@ -262,7 +262,7 @@ def gates_section(run: RunData) -> str:
             d["suite"],
             d["case_id"],
             g["metric"],
-            g["outcome"],
+            gate_outcome(g),
             g.get("baseline_mean"),
             g.get("candidate_mean"),
             g.get("change"),
@@ -312,7 +312,7 @@ def failures_section(run: RunData) -> str:
 def render(run: RunData, index: RunIndex | None = None) -> str:
     plan = next(iter(run.summary.get("plan_names", {}).values()), None)
     verdicts = {s.verdict for s in summarise(run)}
-    overall = next((v for v in ("FAIL", "INCONCLUSIVE", "PASS") if v in verdicts), "NOT RUN")
+    overall = next((v for v in ("FAIL", "WARN", "INCONCLUSIVE", "PASS") if v in verdicts), "NOT RUN")
     finished = run.summary.get("finished")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished)) if finished else "unfinished"
     body = "".join(

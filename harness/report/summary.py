@@ -3,7 +3,8 @@ with. Pure: it reads a RunData.
 
 A suite is the `suite` of the case documents a test wrote (serving.static, accuracy.lm_eval, training.alignment,
 ...), or the test's module for tests that write none (smoke, preflight). Its verdict is FAIL when a test failed or
-a gate failed, INCONCLUSIVE when a gate could not decide, PASS when tests passed, SKIPPED when all skipped.
+an enforced gate failed, WARN when a gate the plan does not enforce failed, INCONCLUSIVE when a gate could not
+decide, PASS when tests passed, SKIPPED when all skipped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.report.rundata import RunData
+
+UNENFORCED_FAIL = "fail (not enforced)"
+
+
+def gate_outcome(gate: dict[str, Any]) -> str:
+    return UNENFORCED_FAIL if gate["outcome"] == "fail" and not gate.get("enforced", True) else str(gate["outcome"])
 
 
 @dataclass
@@ -26,6 +33,8 @@ class SuiteSummary:
     def verdict(self) -> str:
         if self.tests["failed"] or self.gates["fail"]:
             return "FAIL"
+        if self.gates[UNENFORCED_FAIL]:
+            return "WARN"
         if self.gates["inconclusive"]:
             return "INCONCLUSIVE"
         if self.tests["passed"]:
@@ -62,7 +71,7 @@ def summarise(run: RunData) -> list[SuiteSummary]:
         summary = suites[document["suite"]]
         summary.suite = document["suite"]
         summary.documents.append(document)
-        summary.gates.update(g["outcome"] for g in document.get("gates", []))
+        summary.gates.update(gate_outcome(g) for g in document.get("gates", []))
     for nodeid, outcome in test_outcomes(run.records).items():
         module = _module(nodeid)
         names = {d["suite"] for d in by_test.get(nodeid, [])} or ({module} if module else set())

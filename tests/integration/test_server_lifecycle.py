@@ -113,7 +113,10 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         assert db.execute("SELECT status FROM runs").fetchall() == [("passed",)]
         assert db.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == len(cases)
-    assert re.search(r"^PASS +serving\.static: \d+ passed", done.stdout, re.M), done.stdout[-3000:]
+    # The verdict depends on the gates (reported only on CPU: PASS, WARN or INCONCLUSIVE); the tests all passed.
+    assert re.search(
+        rf"^(PASS|WARN|INCONCLUSIVE) +serving\.static: {STATIC_CASES} passed, 1 skipped", done.stdout, re.M
+    ), done.stdout[-3000:]
     assert f"report: {(run / 'report.html').resolve()}" in done.stdout
     assert tagged_processes(tag) == []
 
