@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from harness.gates.gate import GatePolicy, gate
 from tests.integration.procs import REPO, harness_env
 from tests.integration.servers import tiny_server
 
@@ -94,10 +95,14 @@ def test_dynamic_counts_equal_vllm_bench_serve(served: tuple[str, Path, str], tm
         assert run["completed"] == PROMPTS
         assert run["total_input_tokens"] == theirs[0]["total_input_tokens"]
         assert run["total_output_tokens"] == PROMPTS * OUTPUT_LEN
+    # Timings: on two cores each client's own CPU use slows the server it measures, so the two clients differ by
+    # up to ~15% from one run to the next, in either direction. The harness's own gate, asked both ways, says
+    # whether the difference is real beyond that noise and beyond 10%: an error of units or definitions would be.
     for key in ("median_ttft_ms", "median_tpot_ms"):
         a, b = [r[key] for r in ours], [r[key] for r in theirs]
-        noise = max(max(a) - min(a), max(b) - min(b), 0.1 * min(b))
-        assert min(b) - noise <= sum(a) / 2 <= max(b) + noise, f"{key}: llmqual {a} vs vllm bench serve {b}"
+        for sign in (1, -1):
+            verdict = gate(key, b, a, GatePolicy(tolerance=0.10, detect=0.10), sign=sign)
+            assert verdict.outcome != "fail", f"llmqual {a} vs vllm bench serve {b}: {verdict.message}"
 
 
 def run_llmqual(tag: str, url: str, tokenizer: Path, sharegpt: Path, out: Path) -> dict[str, Any]:
