@@ -48,7 +48,9 @@ class TerminalProgress:
 
     def __call__(self, case_id: str, done: int, total: int) -> None:
         now = self.clock()
-        started = self.started.setdefault(case_id, now)
+        if done == 1 or case_id not in self.started:  # a measurement (or a repeat) begins
+            self.started[case_id] = now
+        started = self.started[case_id]
         if now - self.last < self.every_s:
             return
         self.last = now

@@ -107,7 +107,11 @@ def test_terminal_progress_is_throttled() -> None:
     config = types.SimpleNamespace(pluginmanager=types.SimpleNamespace(get_plugin=plugins.get))
     now = [0.0]
     progress = TerminalProgress(config, every_s=10.0, clock=lambda: now[0])  # type: ignore[arg-type]
-    for second in range(0, 35):
+    for second in range(1, 36):
         now[0] = float(second)
         progress("p4-in64-out32", second, 100)
-    assert lines == [f"  ... p4-in64-out32: {n}/100 requests in {n} s" for n in (10, 20, 30)]
+    for second in range(36, 60):  # the case's second repeat starts from request 1 again
+        now[0] = float(second)
+        progress("p4-in64-out32", second - 35, 100)
+    expected = [(10, 9), (20, 19), (30, 29), (5, 4), (15, 14)]  # (requests done, seconds since this repeat began)
+    assert lines == [f"  ... p4-in64-out32: {n}/100 requests in {s} s" for n, s in expected]
