@@ -74,7 +74,7 @@ def run_data(directory: Path, failed_detail: str = HOSTILE) -> RunData:
                         "baseline_mean": 0.27,
                         "baseline_stderr": 0.0446,
                         "candidate_mean": 0.26,
-                        "change": -0.01,
+                        "delta": -0.01,
                     }
                 ],
             ),

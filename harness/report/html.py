@@ -256,6 +256,15 @@ def training_section(run: RunData) -> str:
     return "".join(parts)
 
 
+def _change(gate: dict[str, Any]) -> str | None:
+    """Relative change of a serving or training gate; absolute score difference of an accuracy check."""
+    if isinstance(gate.get("change"), int | float):
+        return f"{gate['change']:+.2%}"
+    if isinstance(gate.get("delta"), int | float):
+        return f"{gate['delta']:+.4f} (absolute)"
+    return None
+
+
 def gates_section(run: RunData) -> str:
     rows = [
         [
@@ -265,7 +274,7 @@ def gates_section(run: RunData) -> str:
             gate_outcome(g),
             g.get("baseline_mean"),
             g.get("candidate_mean"),
-            g.get("change"),
+            _change(g),
             g["message"],
         ]
         for d in run.documents

@@ -82,7 +82,7 @@ def test_lm_eval(
                 "baseline_mean": reference.value,
                 "baseline_stderr": reference.stderr,
                 "candidate_mean": score.value,
-                "change": v.delta,
+                "delta": v.delta,  # an absolute difference of scores, not a relative change
                 "enforced": True,  # the suite asserts accuracy regressions whatever the plan's gates say
             }
             for score, reference, v in compared

@@ -65,6 +65,12 @@ def test_suite_verdicts(tmp_path: Path) -> None:
     assert "6 cases, output 164.0-1,856.0 tok/s" in static
 
 
+def test_gate_changes_are_shown_with_their_kind(tmp_path: Path) -> None:
+    html = render(run_data(tmp_path / "run1"))
+    assert '<td class="text">+1.00%</td>' in html, "a relative change of a serving gate"
+    assert "-0.0100 (absolute)" in html, "an accuracy check's score difference"
+
+
 def test_write_report_writes_html_and_combined_json(tmp_path: Path) -> None:
     run = run_data(tmp_path / "run1")
     run.directory.mkdir()
