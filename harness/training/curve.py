@@ -73,3 +73,4 @@ class TrainedRun:
     log_path: Path
     wall_s: float | None
     folder: Path
+    reused: bool = False  # read back from the cache: not a new measurement (baselines must not count it again)

@@ -136,11 +136,13 @@ def trained_run(base_model: Path, cache: Path, config: TrainConfig) -> TrainedRu
     folder = cache / "trained" / run_key(base_model, config)
     with file_lock(folder.with_suffix(".lock"), timeout_s=3600):
         done = folder / "final" / "config.json"
-        if not done.exists():
+        reused = done.exists()
+        if not reused:
             shutil.rmtree(folder, ignore_errors=True)
             started = time.monotonic()
             train(base_model, folder, config)
             (folder / "wall_s.txt").write_text(f"{time.monotonic() - started:.1f}\n")
     state = folder / "trainer_state.json"
     curve = parse_log(state.read_text(), "hf")
-    return TrainedRun("tiny", folder / "final", curve, state, float((folder / "wall_s.txt").read_text()), folder)
+    wall_s = float((folder / "wall_s.txt").read_text())
+    return TrainedRun("tiny", folder / "final", curve, state, wall_s, folder, reused)

@@ -39,6 +39,7 @@ def run_config(run: TrainedRun, spec: TrainingSpec) -> dict[str, object]:
         "launcher": run.launcher,
         "log": str(run.log_path),
         "checkpoint": str(run.checkpoint),
+        "reused_run": run.reused,
         **spec.model_dump(by_alias=True),
     }
 
@@ -119,6 +120,7 @@ def test_throughput_is_measured(trained_run: TrainedRun, training_spec: Training
             suite="training.throughput",
             case_id=trained_run.launcher,
             config={
+                "reused_run": trained_run.reused,
                 "cards": settings.cards,
                 "seq_len": settings.seq_len,
                 "global_batch_size": batch,

@@ -133,3 +133,13 @@ def test_compare_and_baseline_commands(tmp_path: Path, capsys: pytest.CaptureFix
     assert (reports / "b" / "report.html").is_file()
     assert "report:" in capsys.readouterr().out
     assert main(["report", "nope", "--reports", str(reports)]) == 2
+
+
+def test_a_reused_training_run_is_not_a_new_baseline_sample() -> None:
+    """The tiny run is cached: a second qualification run reads the same curve; counting it twice would claim
+    zero noise."""
+    fresh = CaseResult("training.throughput", "tiny", {"reused_run": False}, {"tokens_per_s_per_card": 16000.0})
+    reused = CaseResult("training.throughput", "tiny", {"reused_run": True}, {"tokens_per_s_per_card": 16000.0})
+    baseline = update(RunBaseline("cpu-tiny"), "r1", [fresh.document()], keep=10)
+    baseline = update(baseline, "r2", [reused.document()], keep=10)
+    assert baseline.samples("training.throughput/tiny", "tokens_per_s_per_card") == [16000.0]
