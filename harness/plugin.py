@@ -22,6 +22,7 @@ from harness.accuracy.plan_cases import include_folder, plan_tasks
 from harness.accuracy.tasks import TaskError, check_tasks, known_tasks
 from harness.bench.cases import DynamicCase, LoadSettings, StaticCase
 from harness.bench.from_plan import load_settings, plan_dynamic_cases, plan_static_cases
+from harness.config.ab import ABComparison
 from harness.config.plan import PLATFORMS, Plan, PlatformName, load_plan
 from harness.config.suites import TaskSpec
 from harness.deploy.multi import Deployment, instance_configs, write_rank_table
@@ -55,6 +56,7 @@ CASE_SOURCES: dict[str, Callable[[Plan], Sequence[Case]]] = {
     "static_case": plan_static_cases,
     "dynamic_case": plan_dynamic_cases,
     "accuracy_case": plan_tasks,
+    "ab_comparison": lambda plan: list(plan.ab.comparisons) if plan.ab else [],
 }
 
 
@@ -196,6 +198,13 @@ def dynamic_case(request: pytest.FixtureRequest, target_platform: PlatformName) 
 
 
 @pytest.fixture
+def ab_comparison(request: pytest.FixtureRequest, target_platform: PlatformName) -> ABComparison:
+    """One comparison of the plan's A/B section."""
+    case: ABComparison = _case(request, "ab")
+    return case
+
+
+@pytest.fixture
 def accuracy_case(request: pytest.FixtureRequest, target_platform: PlatformName) -> TaskSpec:
     """One task of the plan's accuracy suite."""
     case: TaskSpec = _case(request, "accuracy")
@@ -229,11 +238,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def _run_order(item: pytest.Item) -> int:
     """Performance first, on a fresh server and a quiet client process (lm-eval, run in-process, leaves worker
-    threads that disturb the client's timing); then accuracy; last training and the quantisation comparison, which
-    start other server configurations, so the plan's own server starts once."""
+    threads that disturb the client's timing), the A/B comparisons after the plan's own cases (they start their
+    candidates beside it); then accuracy; last training and the quantisation comparison, which start other server
+    configurations, so the plan's own server starts once."""
     if item.get_closest_marker("quant") or item.get_closest_marker("training"):
+        return 3
+    if item.get_closest_marker("accuracy"):
         return 2
-    return 1 if item.get_closest_marker("accuracy") else 0
+    return 1 if item.get_closest_marker("ab") else 0
 
 
 @pytest.fixture

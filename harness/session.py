@@ -31,6 +31,7 @@ MARKERS = {
     "training": "training convergence suites",
     "preflight": "checks of a node before a run",
     "integration": "the harness's own tests that start real engines (slow)",
+    "ab": "A/B comparisons of server configurations measured in the same run (the plan's ab: section)",
     "quant": "accuracy of quantised server configurations (starts extra servers; runs last)",
     "platforms": "platforms(*names): only these platform variants exist (e.g. preflight: npu)",
 }
@@ -84,7 +85,8 @@ def record_case(request: pytest.FixtureRequest, plan: Plan, case_sink: CaseSink,
     def record(result: CaseResult, csv_kind: str | None = None) -> dict[str, Any]:
         result.test = request.node.nodeid
         shape = {"suite": result.suite, "case_id": result.case_id, "metrics": result.metrics, "repeats": result.repeats}
-        verdicts = judge(shape, baseline, policy_of(plan))
+        device = case_sink.environment_for(plan.platform).get("device")
+        verdicts = judge(shape, baseline, policy_of(plan), plan.platform, device)
         # A suite may bring its own verdicts (accuracy); these are enforced only as the plan says.
         result.gates = result.gates + [v.as_json() | {"enforced": plan.gates.enforce} for v in verdicts]
         document = case_sink.write(result, csv_kind, plan.platform)

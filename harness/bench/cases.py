@@ -32,6 +32,10 @@ class LoadSettings:
     limits: ClientLimits = field(default_factory=ClientLimits)
     save_records: bool = True
     extra_body: dict[str, object] = field(default_factory=dict)
+    # The measurement protocol (harness.bench.protocol): warm-up, and the least a repeat must send and last.
+    warmup_requests: int = 0
+    min_requests: int = 0
+    min_seconds: float = 0.0
     progress: Callable[[str, int, int], None] | None = None  # (case id, requests done, requests in all)
 
 
@@ -51,6 +55,11 @@ class StaticCase:
     @property
     def num_requests(self) -> int:
         return self.parallel * self.epochs
+
+    @classmethod
+    def covering(cls, parallel: int, prompt_tokens: int, output_tokens: int, requests: int) -> StaticCase:
+        """The case sending at least `requests` in whole waves of `parallel`."""
+        return cls(parallel, prompt_tokens, output_tokens, max(1, -(-requests // parallel)))
 
 
 @dataclass(frozen=True)

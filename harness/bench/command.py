@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.bench.cases import BenchInputError, LoadSettings, dynamic_cases, static_cases
-from harness.bench.execute import run_dynamic, run_static, static_samples
+from harness.bench.cases import BenchInputError, LoadSettings, StaticCase, dynamic_cases, static_cases
+from harness.bench.execute import measure_dynamic, measure_static
 from harness.load.datasets import load_dataset, select
+from harness.load.samples import Sample
 from harness.load.synthetic import prefix_samples, random_samples
 from harness.load.tokens import Tokens
 from harness.metrics.health import ClientLimits
@@ -68,6 +69,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--request-timeout", type=float, default=300.0, help="no-progress timeout per request (s)")
     parser.add_argument("--case-deadline", type=float, default=3600.0, help="deadline of one case (s)")
     parser.add_argument("--max-p99-lag-ms", type=float, default=50.0, help="client schedule-lag limit")
+    protocol = parser.add_argument_group("measurement protocol (docs/measurement.md)")
+    protocol.add_argument("--num-warmups", type=int, default=16, help="requests before each case, not measured")
+    protocol.add_argument("--min-requests", type=int, default=0, help="a repeat sends at least this many requests")
+    protocol.add_argument("--min-seconds", type=float, default=0.0, help="a repeat lasts at least this long")
+    protocol.add_argument("--repeats", type=int, default=1, help="measurements of each case (fresh prompts each)")
 
 
 def add_parser(commands: Any) -> None:
@@ -110,6 +116,9 @@ def _settings(args: argparse.Namespace) -> LoadSettings:
         case_deadline_s=args.case_deadline,
         limits=ClientLimits(max_p99_lag_ms=args.max_p99_lag_ms),
         save_records=False,
+        warmup_requests=args.num_warmups,
+        min_requests=args.min_requests,
+        min_seconds=args.min_seconds,
     )
 
 
@@ -147,14 +156,15 @@ def _cmd_static(args: argparse.Namespace) -> int:
     endpoint, settings = _connect(args), _settings(args)
     outputs = _Outputs(args, "static")
     for case in cases:
+        workload = None
         if args.enable_prefix_caching:
-            rng = np.random.default_rng([args.seed, case.prompt_tokens])
-            samples = prefix_samples(
-                tokens, case.num_requests, args.prefix_caching_num, case.prompt_tokens, case.output_tokens, rng
-            )
-        else:
-            samples = static_samples(tokens, case, args.seed)
-        outputs.add(run_static(endpoint, tokens, case, settings, samples))
+
+            def workload(rng: np.random.Generator, count: int, case: StaticCase = case) -> list[Sample]:
+                return prefix_samples(
+                    tokens, count, args.prefix_caching_num, case.prompt_tokens, case.output_tokens, rng
+                )
+
+        outputs.add(measure_static(endpoint, tokens, case, settings, args.repeats, workload))
     return 1 if outputs.failed else 0
 
 
@@ -167,15 +177,14 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
     if args.dataset_type == "random":
         label = f"random-{args.random_input_len}-{args.random_output_len}"
         rng = np.random.default_rng(args.seed)
-        pool = random_samples(tokens, max(args.num_prompts), args.random_input_len, args.random_output_len, rng)
+        count = (args.repeats + 1) * sum(max(n, args.min_requests) for n in args.num_prompts)
+        pool = random_samples(tokens, count, args.random_input_len, args.random_output_len, rng)
     else:
         label, pool = args.dataset.name, load_dataset(args.dataset, args.dataset_type, tokens)
-    # Every case's samples are chosen (and the filters checked) before the first request is sent.
-    chosen = [
-        select(pool, case.num_prompts, args.max_prompt_tokens, args.max_tokens, args.fixed_output_len) for case in cases
-    ]
+    # The filters are checked before the first request is sent; each measurement takes its own slice.
+    records = select(pool, len(pool), args.max_prompt_tokens, args.max_tokens, args.fixed_output_len)
     endpoint, settings = _connect(args), _settings(args)
     outputs = _Outputs(args, "dynamic")
-    for case, samples in zip(cases, chosen, strict=True):
-        outputs.add(run_dynamic(endpoint, tokens, case, settings, samples, label))
+    for index, case in enumerate(cases):
+        outputs.add(measure_dynamic(endpoint, tokens, case, settings, args.repeats, records, label, index))
     return 1 if outputs.failed else 0

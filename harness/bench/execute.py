@@ -18,10 +18,21 @@ import aiohttp
 import numpy as np
 
 from harness.bench.cases import DynamicCase, LoadSettings, StaticCase, check_fits
+from harness.bench.protocol import (
+    WARMUP,
+    dataset_slice,
+    protocol_config,
+    requests_per_repeat,
+    static_case_with,
+    stream,
+    wall_clock,
+    warm_up,
+)
 from harness.client.openai import RequestRecord, send_request
 from harness.load.loops import LoopClock, Payload, closed_loop, frozen_gc, open_loop
 from harness.load.samples import Sample, payload
 from harness.load.schedule import arrival_offsets, realised_rate
+from harness.load.synthetic import random_samples
 from harness.load.tokens import Tokens
 from harness.metrics.audit import Asked, token_audit
 from harness.metrics.health import client_health
@@ -111,10 +122,11 @@ def measure(
     )
 
 
-def static_samples(tokens: Tokens, case: StaticCase, seed: int) -> list[Sample]:
-    from harness.load.synthetic import random_samples
-
-    rng = np.random.default_rng([seed, case.prompt_tokens, case.output_tokens])
+def static_samples(
+    tokens: Tokens, case: StaticCase, seed: int, repeat: int = 0, suite: str = "serving.static"
+) -> list[Sample]:
+    """Fresh random prompts of exactly the case's lengths for one repeat (protocol.stream)."""
+    rng = stream(seed, suite, case.id, repeat)
     return random_samples(tokens, case.num_requests, case.prompt_tokens, case.output_tokens, rng)
 
 
@@ -154,6 +166,7 @@ def run_dynamic(
     config = {
         "request_rate": case.request_rate,
         "num_prompts": case.num_prompts,
+        "num_requests": len(samples),
         "burstiness": case.burstiness,
         "max_concurrency": case.max_concurrency,
         "dataset": dataset,
@@ -164,12 +177,13 @@ def run_dynamic(
     return measure(endpoint, tokens, samples, settings, loop, "serving.dynamic", case.id, config, scheduled, case.slo)
 
 
-def repeated(measure: Callable[[], CaseResult], times: int) -> CaseResult:
-    """Measure a case `times` times: the last measurement's result, with every measurement's metrics in `repeats`.
+def repeated(measure: Callable[[int], CaseResult], times: int) -> CaseResult:
+    """Measure a case `times` times (`measure(repeat)`): the last measurement's result, with every measurement's
+    metrics in `repeats`.
 
     An invalid repeat (the client fell behind) makes the whole case invalid: its reasons are kept, numbered.
     """
-    results = [measure() for _ in range(times)]
+    results = [measure(repeat) for repeat in range(times)]
     last = results[-1]
     if times > 1:
         last.repeats = [r.metrics for r in results]
@@ -177,3 +191,73 @@ def repeated(measure: Callable[[], CaseResult], times: int) -> CaseResult:
             f"repeat {i}: {reason}" for i, r in enumerate(results, start=1) for reason in r.invalid_reasons
         ]
     return last
+
+
+Workload = Callable[[np.random.Generator, int], list[Sample]]  # (the measurement's generator, count) -> prompts
+
+
+def measure_static(
+    endpoint: Endpoint,
+    tokens: Tokens,
+    case: StaticCase,
+    settings: LoadSettings,
+    repeats: int,
+    workload: Workload | None = None,
+    suite: str = "serving.static",
+) -> CaseResult:
+    """A closed-loop case under the measurement protocol (harness.bench.protocol): a timed warm-up at the case's
+    concurrency, a window sized to `min-requests` / `min-seconds`, `repeats` measurements with fresh prompts."""
+
+    def make(rng: np.random.Generator, count: int) -> list[Sample]:
+        if workload is not None:
+            return workload(rng, count)
+        return random_samples(tokens, count, case.prompt_tokens, case.output_tokens, rng)
+
+    def run(samples: list[Sample]) -> CaseResult:
+        return run_static(endpoint, tokens, static_case_with(case, len(samples)), settings, samples, suite)
+
+    warm_count = math.ceil(settings.warmup_requests / case.parallel) * case.parallel
+    warm = make(stream(settings.seed, suite, case.id, WARMUP), warm_count) if warm_count else []
+    pace = warm_up(run, warm, wall_clock)
+    per_repeat = requests_per_repeat(case.num_requests, case.parallel, settings, pace)
+    result = repeated(lambda r: run(make(stream(settings.seed, suite, case.id, r), per_repeat)), repeats)
+    result.config.update(protocol_config(settings, pace, per_repeat))
+    return result
+
+
+def measure_dynamic(
+    endpoint: Endpoint,
+    tokens: Tokens,
+    case: DynamicCase,
+    settings: LoadSettings,
+    repeats: int,
+    records: Sequence[Sample],
+    dataset: str,
+    case_index: int = 0,
+) -> CaseResult:
+    """An open-loop case under the measurement protocol: a timed warm-up (closed loop at the case's concurrency
+    cap, else 4 in flight), then `repeats` measurements, each on its own slice of the dataset."""
+    per_case = repeats + 1  # the warm-up's slice and one per repeat
+    parallel = case.max_concurrency or 4
+    warm_count = math.ceil(settings.warmup_requests / parallel) * parallel
+    reused = False
+
+    def take(slot: int, count: int) -> list[Sample]:
+        nonlocal reused
+        picked, wrapped = dataset_slice(records, count, settings.seed, case_index * per_case + slot)
+        reused = reused or wrapped
+        return picked
+
+    warm_case = StaticCase(parallel, 0, 0, 1)
+    pace = warm_up(
+        lambda s: run_static(endpoint, tokens, warm_case, settings, s, "serving.dynamic"),
+        take(0, warm_count) if warm_count else [],
+        wall_clock,
+    )
+    per_repeat = requests_per_repeat(case.num_prompts, 1, settings, pace, case.request_rate)
+    result = repeated(
+        lambda r: run_dynamic(endpoint, tokens, case, settings, take(1 + r, per_repeat), dataset), repeats
+    )
+    result.config.update(protocol_config(settings, pace, per_repeat))
+    result.config["prompts_reused"] = reused
+    return result

@@ -32,6 +32,9 @@ def load_settings(plan: Plan) -> LoadSettings:
         case_deadline_s=load.case_deadline_s,
         limits=ClientLimits(load.max_p99_lag_ms, load.min_rate_fraction),
         save_records=load.save_records,
+        warmup_requests=load.warmup_requests,
+        min_requests=load.min_requests,
+        min_seconds=load.min_seconds,
     )
 
 
@@ -68,13 +71,14 @@ def _generated_file(spec: DatasetSpec, tokens: Tokens, cache: Path) -> Path:
     return path
 
 
-def dynamic_workload(
-    plan: Plan, spec: DynamicSpec, tokens: Tokens, cache: Path, count: int
-) -> tuple[str, list[Sample]]:
-    """(dataset label, `count` samples) for a dynamic case; dataset problems are PlanErrors naming the key."""
+def dynamic_workload(plan: Plan, spec: DynamicSpec, tokens: Tokens, cache: Path) -> tuple[str, list[Sample]]:
+    """(dataset label, every record that passes the filters) for the dynamic cases; each measurement takes its own
+    slice (harness.bench.protocol.dataset_slice). A random dataset has enough prompts for every case's warm-up and
+    repeats to be fresh. Dataset problems are PlanErrors naming the key."""
     data = spec.dataset
     if data.type == "random":
         rng = np.random.default_rng(plan.suites.load.seed)
+        count = (plan.gates.repeats + 1) * sum(max(n, plan.suites.load.min_requests) for n in spec.num_prompts)
         samples = random_samples(tokens, count, data.random_input_len, data.random_output_len, rng)
         return f"random-{data.random_input_len}-{data.random_output_len}", samples
     if data.generate is not None:
@@ -86,9 +90,8 @@ def dynamic_workload(
         path = given if given.is_absolute() else Path(plan.source).parent / given
         label = path.name
     try:
-        return label, select(
-            load_dataset(path, data.type, tokens), count, spec.max_prompt_tokens, spec.max_tokens, spec.fixed_output_len
-        )
+        records = load_dataset(path, data.type, tokens)
+        return label, select(records, len(records), spec.max_prompt_tokens, spec.max_tokens, spec.fixed_output_len)
     except DatasetError as exc:
         raise PlanError(
             plan.source, "suites.dynamic.dataset", str(exc), "point path at a readable dataset file"

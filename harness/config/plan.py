@@ -16,10 +16,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
+from harness.config.ab import ABSpec
 from harness.config.base import Frozen
 from harness.config.container import ContainerSpec
 from harness.config.deployment import DeploymentSpec
-from harness.config.errors import plan_error_from
+from harness.config.errors import did_you_mean, plan_error_from
 from harness.config.gates import GatesSpec
 from harness.config.suites import SuitesSpec
 from harness.errors import PlanError
@@ -39,6 +40,7 @@ class TinyModelSpec(Frozen):
     max_position_embeddings: int = Field(2048, ge=64, le=32768)
     corpus_sentences: int = Field(4000, ge=100, le=200_000)
     seed: int = Field(0, ge=0)
+    trained: bool = Field(False, description="serve the checkpoint of the plan's suites.training run (launcher tiny)")
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> TinyModelSpec:
@@ -49,8 +51,8 @@ class TinyModelSpec(Frozen):
         return self
 
     def digest(self) -> str:
-        """A short hash of everything that changes the built files."""
-        blob = json.dumps(self.model_dump(), sort_keys=True).encode()
+        """A short hash of everything that changes the built files (training is not building)."""
+        blob = json.dumps(self.model_dump(exclude={"trained"}), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -117,6 +119,7 @@ class Plan(Frozen):
     deployment: DeploymentSpec | None = None
     container: ContainerSpec | None = None
     gates: GatesSpec = GatesSpec()
+    ab: ABSpec | None = None
     _source: str = PrivateAttr("")
 
     @model_validator(mode="after")
@@ -142,6 +145,16 @@ class Plan(Frozen):
         return self
 
     @model_validator(mode="after")
+    def _trained_needs_training(self) -> Plan:
+        tiny, training = self.model.tiny, self.suites.training
+        if tiny is not None and tiny.trained and (training is None or training.launcher != "tiny"):
+            raise ValueError(
+                "model.tiny.trained serves the checkpoint of the plan's own tiny training run: add a "
+                "suites.training section with launcher: tiny, or set trained: false"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _container_and_quant(self) -> Plan:
         """The container must hold the model; quantisation variants must be valid servers."""
         if self.container is not None:
@@ -155,16 +168,25 @@ class Plan(Frozen):
                         f"container: the model {model} is not under work-dir or any mount; add a mount such as "
                         f"'{model.parent}:{model.parent}:ro'"
                     )
+        variants: list[tuple[str, dict[str, Any]]] = []
         if self.suites.quant is not None:
-            for side in ("reference", "candidate"):
-                try:
-                    ServerSpec.model_validate(
-                        {**self.server.model_dump(by_alias=True), **getattr(self.suites.quant, side)}
-                    )
-                except ValidationError as exc:
-                    first = exc.errors()[0]
-                    where = ".".join(str(part) for part in first["loc"])
-                    raise ValueError(f"suites.quant.{side}.{where}: {first['msg']}") from exc
+            variants += [
+                (f"suites.quant.{side}", getattr(self.suites.quant, side)) for side in ("reference", "candidate")
+            ]
+        if self.ab is not None:
+            variants.append(("ab.reference", self.ab.reference))
+            variants += [(f"ab.comparisons.{i}.candidate", c.candidate) for i, c in enumerate(self.ab.comparisons)]
+        for where, overrides in variants:
+            try:
+                ServerSpec.model_validate({**self.server.model_dump(by_alias=True), **overrides})
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(part) for part in first["loc"])
+                if first["type"] == "extra_forbidden":
+                    known = [f.alias or n for n, f in ServerSpec.model_fields.items()]
+                    hint = did_you_mean(key, known)
+                    raise ValueError(f"{where}.{key}: not a server option the plan knows ({hint})") from exc
+                raise ValueError(f"{where}.{key}: {first['msg']}") from exc
         return self
 
     @property
@@ -205,6 +227,22 @@ class Plan(Frozen):
 
     def check_runnable(self) -> None:
         """Checks that depend on this machine; run before any server is started."""
+        if self.gates.baseline is not None and not self.baseline_path().is_file():
+            raise PlanError(
+                self.source,
+                "gates.baseline",
+                f"no baseline file at {self.baseline_path()}",
+                "record one with `llmqual baseline update RUN --out FILE`, fix the path (relative to the plan), or "
+                "remove the key to gate against nothing",
+            )
+        accuracy = self.suites.accuracy
+        if accuracy is not None and accuracy.baselines is not None and not self.relative(accuracy.baselines).is_file():
+            raise PlanError(
+                self.source,
+                "suites.accuracy.baselines",
+                f"no accuracy baseline file at {self.relative(accuracy.baselines)}",
+                "fix the path (relative to the plan) or remove the key to report scores without a baseline",
+            )
         path = self.model_path()
         if path is not None and not (path / "config.json").is_file():
             raise PlanError(

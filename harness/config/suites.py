@@ -37,6 +37,10 @@ class LoadSpec(Frozen):
     max_p99_lag_ms: float = Field(50.0, gt=0)
     min_rate_fraction: float = Field(0.95, gt=0, le=1)
     save_records: bool = True
+    # The measurement protocol (docs/measurement.md): warm-up before each case, and a window that means something.
+    warmup_requests: int = Field(16, ge=0, description="requests before each case at its concurrency, not measured")
+    min_requests: int = Field(0, ge=0, description="a repeat sends at least this many requests")
+    min_seconds: float = Field(0.0, ge=0, description="a repeat lasts at least this long (from the warm-up's pace)")
 
 
 class StaticSpec(Frozen):

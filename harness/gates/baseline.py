@@ -112,11 +112,40 @@ def update(baseline: RunBaseline, run_id: str, documents: Iterable[dict[str, Any
     return RunBaseline(baseline.plan, baseline.platform, baseline.device, runs, cases)
 
 
-def judge(document: dict[str, Any], baseline: RunBaseline | None, policy: GatePolicy) -> list[GateResult]:
-    """The gate of every gated metric of a case against the baseline (none without a baseline entry)."""
+def incomparable(baseline: RunBaseline, platform: str | None, device: str | None) -> str | None:
+    """Why a run on (`platform`, `device`) cannot be judged by `baseline`, or None when it can.
+
+    A number measured on one device says nothing about another: a baseline gives verdicts only on the platform
+    and device it was recorded on (for CPUs the model, family/model/stepping and vector instruction set).
+    """
+    if baseline.platform and platform and baseline.platform != platform:
+        where = f"platform {baseline.platform}, this run {platform}"
+    elif baseline.device != device:
+        where = f"device {baseline.device or 'unknown'}, this run {device or 'unknown'}"
+    else:
+        return None
+    return (
+        f"the baseline was recorded on another {where}: no verdict across devices; record a baseline on this "
+        "machine with `llmqual baseline update RUN --out FILE` and point gates.baseline at it"
+    )
+
+
+def judge(
+    document: dict[str, Any],
+    baseline: RunBaseline | None,
+    policy: GatePolicy,
+    platform: str | None = None,
+    device: str | None = None,
+) -> list[GateResult]:
+    """The gate of every gated metric of a case against the baseline (none without a baseline entry); a baseline
+    from another device gives every metric an inconclusive verdict that says so."""
     if baseline is None:
         return []
     key = case_key(document)
+    reason = incomparable(baseline, platform, device)
+    if reason is not None:
+        metrics = [m for m in GATED_METRICS.get(document["suite"], ()) if baseline.samples(key, m)]
+        return [GateResult(m, "inconclusive", f"{m}: {reason}") for m in metrics]
     return [
         gate(metric, baseline.samples(key, metric), metric_samples(document, metric), policy)
         for metric in GATED_METRICS.get(document["suite"], ())

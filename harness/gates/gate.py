@@ -11,10 +11,20 @@ the side that has one when only one has). With `tolerance` the change that does 
 
 The default confidence and repeats are chosen by the simulation in tests/unit/test_gates.py: at a run-to-run
 spread of 2% they keep false failures on unchanged noise under 1% and catch a 5% regression 95% of the time.
+
+Every verdict states its own **resolution**: the smallest regression this comparison would fail 95% of the time,
+given the spread it measured and its sample counts: max(tolerance, t x se) + z(0.95) x se, relative to the
+baseline mean (the textbook minimum detectable effect, (t_conf + z_power) x se, floored by the tolerance). A plan
+can only claim to catch what is beyond its resolution; `gates.detect` should not be set below it.
+
+`paired_gate` judges an A/B comparison measured in one run, reference and candidate interleaved (ABAB...): the
+relative difference of each pair cancels what drifts between pairs (another tenant, thermal state), so its spread
+is the noise that matters. Same rule, same resolution, on the mean of the paired differences.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Sequence
@@ -47,6 +57,7 @@ class GateResult:
     candidate_mean: float | None = None
     n_baseline: int = 0
     n_candidate: int = 0
+    resolution: float | None = None  # the smallest regression this comparison fails 95% of the time
 
     def as_json(self) -> dict[str, object]:
         return dict(vars(self))
@@ -71,6 +82,29 @@ def _spread(base: list[float], cand: list[float]) -> tuple[float, float] | None:
         return 0.0, float(nb + nc - 2)
     df = se2**2 / ((vb / nb) ** 2 / (nb - 1) + (vc / nc) ** 2 / (nc - 1))
     return math.sqrt(se2), df
+
+
+POWER_Z = 1.6448536269514722  # z of 95%: the power at which the resolution is stated
+
+
+def _resolution(margin: float, se_rel: float, policy: GatePolicy) -> float:
+    return max(policy.tolerance, margin) + POWER_Z * se_rel
+
+
+def _decide(
+    metric: str, change: float, se_rel: float, df: float, policy: GatePolicy, counts: str
+) -> tuple[Outcome, str, float, float, float]:
+    """(outcome, message, low, high, resolution) for a relative `change` with standard error `se_rel`."""
+    margin = float(stats.t.ppf(policy.confidence, df)) * se_rel if se_rel > 0 else 0.0
+    low, high = change - margin, change + margin
+    res = _resolution(margin, se_rel, policy)
+    numbers = f"{change:+.2%} ({low:+.2%} .. {high:+.2%} at {policy.confidence:.0%}; {counts}; resolution {res:.1%})"
+    if high < 0 and change < -policy.tolerance:
+        return "fail", f"{metric}: worse by {numbers}, beyond the {policy.tolerance:.0%} tolerance", low, high, res
+    if low > -policy.detect:
+        return "pass", f"{metric}: {numbers}; rules out a regression of {policy.detect:.0%}", low, high, res
+    text = f"{metric}: {numbers}; cannot rule out a regression of {policy.detect:.0%}: add repeats"
+    return "inconclusive", text, low, high, res
 
 
 def gate(
@@ -109,19 +143,41 @@ def gate(
             change,
         )
     se, df = spread
-    margin = float(stats.t.ppf(policy.confidence, df)) * se / abs(mb) if se > 0 else 0.0
-    low, high = change - margin, change + margin
-    numbers = f"{change:+.2%} ({low:+.2%} .. {high:+.2%} at {policy.confidence:.0%}; n={len(base)}/{len(cand)})"
-    if high < 0 and change < -policy.tolerance:
-        outcome: Outcome = "fail"
-        text = f"{metric}: worse by {numbers}, beyond the {policy.tolerance:.0%} tolerance"
-    elif low > -policy.detect:
-        outcome = "pass"
-        text = f"{metric}: {numbers}; rules out a regression of {policy.detect:.0%}"
-    else:
-        outcome = "inconclusive"
-        text = f"{metric}: {numbers}; cannot rule out a regression of {policy.detect:.0%}: add repeats"
-    return result(outcome, text, change, low, high)
+    outcome, text, low, high, res = _decide(metric, change, se / abs(mb), df, policy, f"n={nb}/{nc}")
+    return dataclasses.replace(result(outcome, text, change, low, high), resolution=res)
+
+
+def paired_gate(
+    metric: str,
+    reference: Sequence[float | None],
+    candidate: Sequence[float | None],
+    policy: GatePolicy = GatePolicy(),
+    sign: int | None = None,
+) -> GateResult:
+    """An A/B verdict from pairs measured in turn: `reference[i]` and `candidate[i]` belong together."""
+    sign = sign if sign is not None else direction(metric)
+    pairs = [
+        (float(r), float(c))
+        for r, c in zip(reference, candidate, strict=False)
+        if r is not None and c is not None and math.isfinite(float(r)) and math.isfinite(float(c)) and r != 0
+    ]
+    n = len(pairs)
+    mr = statistics.fmean(r for r, _ in pairs) if pairs else None
+    mc = statistics.fmean(c for _, c in pairs) if pairs else None
+
+    def result(outcome: Outcome, message: str, *bounds: float | None) -> GateResult:
+        change, low, high, res = (*bounds, None, None, None, None)[:4]
+        return GateResult(metric, outcome, message, change, low, high, mr, mc, n, n, res)
+
+    if sign is None:
+        return result("inconclusive", f"{metric}: no known direction (not gated)")
+    if n < 2:
+        return result("inconclusive", f"{metric}: {n} complete pair(s); a paired comparison needs at least 2")
+    diffs = [sign * (c - r) / abs(r) for r, c in pairs]
+    change = statistics.fmean(diffs)
+    se = statistics.stdev(diffs) / math.sqrt(n)
+    outcome, text, low, high, res = _decide(metric, change, se, n - 1, policy, f"{n} pairs")
+    return result(outcome, text, change, low, high, res)
 
 
 def overall(results: Sequence[GateResult]) -> Outcome | None:

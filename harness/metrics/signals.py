@@ -42,3 +42,28 @@ def server_signals(before: Counters, after: Counters) -> dict[str, float | None]
         "spec_decode_acceptance_rate": _ratio(accepted, _delta(before, after, "vllm:spec_decode_num_draft_tokens")),
         "spec_decode_mean_acceptance_length": None if per_draft is None else 1.0 + per_draft,
     }
+
+
+def prefix_cache_verdict(
+    shared: float | None, control: float | None, prefix_tokens: int, prompt_tokens: int, block_size: int = 16
+) -> tuple[bool, str]:
+    """Is the prefix cache hit *because* the prompts share a prefix? (ok, message)
+
+    `shared` is the hit rate of the workload whose prompts share `prefix_tokens`, `control` that of the same
+    lengths without a shared prefix (fresh prompts). Whole blocks of the prefix can be hit, so the most a prompt
+    can gain is floor(prefix / block) x block of its tokens; the check asks for at least half of that over the
+    control, which itself must stay under a quarter of it (a control that hits the cache means the prompts were
+    not fresh, and any hit rate of the shared workload would prove nothing).
+    """
+    if shared is None or control is None:
+        return False, f"hit rate not measured (shared prefix: {shared}, control: {control})"
+    reachable = (prefix_tokens // block_size) * block_size / prompt_tokens
+    numbers = (
+        f"hit rate {shared:.1%} with a shared {prefix_tokens}-token prefix, {control:.1%} without "
+        f"(at most {reachable:.1%} of prompt tokens can be hit)"
+    )
+    if control > reachable / 4:
+        return False, f"{numbers}: the control hits the cache, so the prompts are not fresh"
+    if shared - control < reachable / 2:
+        return False, f"{numbers}: the shared prefix gains less than half of what it could"
+    return True, numbers

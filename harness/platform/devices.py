@@ -27,13 +27,23 @@ def _key_value(path: Path, key: str) -> str | None:
 
 
 def cpu_facts(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
-    model = None
+    """The CPU as a baseline must match it: a virtual machine often names its CPU only "AMD EPYC", so the family,
+    model and stepping numbers and the widest vector instruction set are part of its name."""
     try:
-        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(errors="replace"), re.M)
-        model = match.group(1).strip() if match else None
+        text = cpuinfo.read_text(errors="replace")
     except OSError:
-        pass
-    return {"device": model, "device_count": os.cpu_count()}
+        return {"device": None, "device_count": os.cpu_count()}
+
+    def field(name: str) -> str | None:
+        match = re.search(rf"^{name}\s*:\s*(.+)$", text, re.M)
+        return match.group(1).strip() if match else None
+
+    model = field("model name")
+    flags = set((field("flags") or "").split())
+    isa = next((name for name in ("amx_tile", "avx512f", "avx2") if name in flags), "no avx2")
+    numbers = "/".join(field(n) or "?" for n in ("cpu family", "model", "stepping"))
+    device = f"{model} [{numbers}, {isa.removesuffix('_tile').removesuffix('f')}]" if model else None
+    return {"device": device, "device_count": os.cpu_count()}
 
 
 def npu_facts(smi_text: str | None, ascend: Path = ASCEND) -> dict[str, Any]:

@@ -43,16 +43,20 @@ class ServerPool:
         self._live: OrderedDict[str, VLLMServer] = OrderedDict()
         self._failed: dict[str, ServerStartError] = {}
 
-    def get(self, config: ServerConfig) -> VLLMServer:
+    def get(self, config: ServerConfig, alongside: ServerConfig | None = None) -> VLLMServer:
+        """The server for `config`, started if needed; `alongside` (an A/B reference) is kept running beside it
+        even when that makes one more live server than `max_live`."""
         key = config.key()
+        keep = alongside.key() if alongside is not None else None
         if key in self._failed:
             raise self._failed[key]
         if key in self._live:
             self._live.move_to_end(key)
             return self._live[key]
-        while len(self._live) >= self.max_live:
-            oldest_key, oldest = self._live.popitem(last=False)
-            self._stop(oldest_key, oldest)
+        limit = self.max_live + (1 if keep in self._live else 0)
+        while len(self._live) >= limit:
+            oldest_key = next(k for k in self._live if k != keep)
+            self._stop(oldest_key, self._live.pop(oldest_key))
         lease = self._lease(config)
         started = config if lease is None else dataclasses.replace(config, env=(*config.env, *lease.env().items()))
         server = self.factory(started, self.log_dir / f"vllm-{config.served_model_name}-{key}.log")

@@ -44,6 +44,7 @@ class ServerConfig:
     spec: ServerSpec
     env: tuple[tuple[str, str], ...] = field(default=())
     container: ContainerSpec | None = None
+    label: str = ""  # tells apart servers of one configuration (the two sides of an A/A comparison)
 
     @property
     def served_model_name(self) -> str:
@@ -57,6 +58,7 @@ class ServerConfig:
                 self.spec.model_dump(by_alias=True),
                 list(self.env),
                 self.container.model_dump(by_alias=True) if self.container else None,
+                self.label,
             ],
             sort_keys=True,
         )

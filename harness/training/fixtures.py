@@ -14,12 +14,12 @@ import pytest
 from harness.config.plan import Plan
 from harness.config.training import TrainingSpec
 from harness.errors import HarnessError
-from harness.model.resolve import resolve_model
+from harness.model.resolve import base_model
 from harness.run import Run
 from harness.training.curve import TrainedRun
 from harness.training.launchers import prepare, run_launch
 from harness.training.parsers import LogFormatError, parse_log
-from harness.training.tiny_trainer import TrainConfig
+from harness.training.tiny_trainer import tiny_config
 from harness.training.tiny_trainer import trained_run as tiny_run
 
 RUNS_KEY = pytest.StashKey[dict[str, TrainedRun]]()
@@ -53,18 +53,6 @@ def external_log(path: Path, fmt: str) -> TrainedRun:
     return TrainedRun("log", None, curve, path.resolve(), None, path.resolve().parent)
 
 
-def tiny_config(spec: TrainingSpec) -> TrainConfig:
-    return TrainConfig(
-        max_steps=spec.max_steps,
-        batch_size=spec.batch_size,
-        learning_rate=spec.learning_rate,
-        warmup_steps=spec.warmup_steps,
-        logging_steps=spec.logging_steps,
-        save_steps=spec.save_steps,
-        seed=spec.seed,
-    )
-
-
 @pytest.fixture
 def training_spec(request: pytest.FixtureRequest, plan: Plan) -> TrainingSpec:
     """The plan's training section; a plan without one still qualifies a --training-log with the defaults."""
@@ -88,7 +76,7 @@ def trained_run(
         pytest.fail(f"the training run failed earlier in this session: {failed[plan.source]}", pytrace=False)
     if plan.source not in runs:
         try:
-            model = resolve_model(plan, model_cache)
+            model = base_model(plan, model_cache)
             if training_spec.launcher == "tiny":
                 runs[plan.source] = tiny_run(model, model_cache, tiny_config(training_spec))
             else:

@@ -254,22 +254,28 @@ def prepare(training: TrainingSpec, model: Path, resolve: Resolve, out: Path, pl
         raise PlanError(plan_source, f"suites.training.{exc.key}", exc.problem, exc.fix) from exc
 
 
-def run_launch(launch: Launch, timeout_s: float, poll_s: float = 1.0) -> TrainedRun:
-    """Run the launch to the end (its whole process group is stopped on every exit path) and parse its log."""
+def run_to_end(
+    argv: list[str], console: Path, env: dict[str, str], timeout_s: float, what: str, cwd: Path | None = None
+) -> float:
+    """Run a training process to its end under a deadline, its whole process group stopped on every exit path;
+    the wall time in seconds. A failure or a timeout is a TrainingError with the console's last 30 lines."""
     started = time.monotonic()
-    with ManagedProcess(launch.argv, launch.console, env={**os.environ, **launch.env}, cwd=launch.cwd) as proc:
+    with ManagedProcess(argv, console, env={**os.environ, **env}, cwd=cwd) as proc:
         while (code := proc.returncode()) is None:
             if time.monotonic() - started > timeout_s:
                 raise TrainingError(
-                    f"{launch.launcher} did not finish within {timeout_s:.0f} s (suites.training.timeout-s); "
-                    f"the end of {launch.console}:\n{proc.log_tail(30)}"
+                    f"{what} did not finish within {timeout_s:.0f} s (suites.training.timeout-s); "
+                    f"the end of {console}:\n{proc.log_tail(30)}"
                 )
-            time.sleep(poll_s)
+            time.sleep(0.2)
         if code != 0:
-            raise TrainingError(
-                f"{launch.launcher} exited with {code}; the end of {launch.console}:\n{proc.log_tail(30)}"
-            )
-    wall_s = time.monotonic() - started
+            raise TrainingError(f"{what} exited with {code}; the end of {console}:\n{proc.log_tail(30)}")
+    return time.monotonic() - started
+
+
+def run_launch(launch: Launch, timeout_s: float) -> TrainedRun:
+    """Run the launch to the end and parse its log."""
+    wall_s = run_to_end(launch.argv, launch.console, launch.env, timeout_s, launch.launcher, launch.cwd)
     try:
         curve = parse_log(launch.log.read_text(encoding="utf-8", errors="replace"), launch.log_format)
     except OSError as exc:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.bench.cases import DynamicCase, LoadSettings
-from harness.bench.execute import repeated, run_dynamic
-from harness.bench.from_plan import dynamic_workload
+from harness.bench.execute import measure_dynamic
+from harness.bench.from_plan import dynamic_workload, plan_dynamic_cases
 from harness.config.plan import Plan
 from harness.load.tokens import Tokens
 from harness.server.endpoint import Endpoint
@@ -35,11 +35,11 @@ def test_dynamic(
 ) -> None:
     spec = plan.suites.dynamic
     assert spec is not None  # the case came from it
-    dataset, samples = dynamic_workload(plan, spec, served_tokens, model_cache, dynamic_case.num_prompts)
-    result = repeated(lambda: run_dynamic(endpoint, served_tokens, dynamic_case, load, samples, dataset), repeats)
+    dataset, records = dynamic_workload(plan, spec, served_tokens, model_cache)
+    index = plan_dynamic_cases(plan).index(dynamic_case)  # which slices of the dataset are this case's
+    result = measure_dynamic(endpoint, served_tokens, dynamic_case, load, repeats, records, dataset, index)
     record_case(result, "dynamic")
-    check_case(result, dynamic_case.num_prompts)
-    assert result.metrics["total_output_tokens"] == sum(s.output_len for s in samples)
+    check_case(result, result.config["num_requests"])
     if dynamic_case.slo.given():
         goodput = result.metrics["request_goodput"]
         assert goodput is not None, "goodput was not measured"

@@ -16,16 +16,15 @@ from harness.accuracy.evaluate import EvalSettings, evaluate
 from harness.accuracy.scores import scores
 from harness.config.plan import Plan
 from harness.config.training import TrainingSpec
-from harness.model.resolve import resolve_model
+from harness.model.resolve import base_model
 from harness.results.case import CaseResult
 from harness.run import Run
 from harness.server.endpoint import Endpoint
 from harness.session import RecordCase
 from harness.training import checks
 from harness.training.curve import LossCurve, TrainedRun
-from harness.training.fixtures import tiny_config
 from harness.training.parsers import parse_log
-from harness.training.tiny_trainer import train
+from harness.training.tiny_trainer import tiny_config, train_process
 
 pytestmark = pytest.mark.training
 
@@ -148,10 +147,10 @@ def test_resume_continues_the_curve(
         pytest.skip("the plan sets no suites.training.resume-at")
     if trained_run.launcher != "tiny":
         pytest.skip(f"the resume check runs the embedded launcher; this run is {trained_run.launcher}")
-    base = resolve_model(plan, model_cache)
+    base = base_model(plan, model_cache)
     config = tiny_config(spec)
-    train(base, tmp_path, config, stop_after=spec.resume_at)
-    resumed = train(base, tmp_path, config, resume_from=tmp_path / f"checkpoint-{spec.resume_at}")
+    train_process(base, tmp_path, config, stop_after=spec.resume_at)
+    resumed = train_process(base, tmp_path, config, resume_from=tmp_path / f"checkpoint-{spec.resume_at}")
     after = [p for p in resumed.points if p.step > spec.resume_at]
     assert after, "the resumed run logged nothing after the checkpoint"
     verdict = checks.align(
@@ -164,13 +163,13 @@ def test_training_raised_accuracy(
     plan: Plan,
     training_spec: TrainingSpec,
     trained_run: TrainedRun,
-    endpoint: Endpoint,
     serve: Callable[[Plan], Endpoint],
     lm_eval_include: Path | None,
-    tokenizer_path: Path,
+    model_cache: Path,
     record_case: RecordCase,
     llmqual_run: Run,
 ) -> None:
+    """The checkpoint answers the task it was taught better than the model it started from (both served)."""
     task = training_spec.eval_task
     if task is None:
         pytest.skip("the plan sets no suites.training.eval-task")
@@ -178,11 +177,14 @@ def test_training_raised_accuracy(
         pytest.skip("the run left no checkpoint to serve")
     settings = EvalSettings(num_concurrent=4)
     out = llmqual_run.directory / "training" / "accuracy"
-    before = scores(evaluate(endpoint, tokenizer_path, task, lm_eval_include, settings, out / "untrained"))
-    trained = serve(
-        plan.with_model(trained_run.checkpoint, served_name=f"{plan.server.served_model_name or plan.name}-trained")
+    base = base_model(plan, model_cache)
+    untrained_server = serve(
+        plan.with_model(base, served_name=f"{plan.server.served_model_name or plan.name}-untrained")
     )
-    after = scores(evaluate(trained, trained_run.checkpoint, task, lm_eval_include, settings, out / "trained"))
+    before = scores(evaluate(untrained_server, base, task, lm_eval_include, settings, out / "untrained"))
+    # The same configuration as the plan's own server when the plan serves its trained model: no second start.
+    trained_server = serve(plan.with_model(trained_run.checkpoint))
+    after = scores(evaluate(trained_server, trained_run.checkpoint, task, lm_eval_include, settings, out / "trained"))
     gains = {b.metric: (b.value, a.value) for b, a in zip(before, after, strict=True)}
     record_case(
         CaseResult(

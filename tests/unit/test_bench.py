@@ -85,7 +85,7 @@ def test_progress_is_reported_per_request_and_repeats_are_kept(tokens: Tokens) -
     seen: list[tuple[str, int, int]] = []
     settings = LoadSettings(progress=lambda case, done, total: seen.append((case, done, total)))
     with fake_server_thread("fast") as endpoint:
-        result = repeated(lambda: run_static(endpoint, tokens, StaticCase(2, 8, 4, 3), settings), 2)
+        result = repeated(lambda _: run_static(endpoint, tokens, StaticCase(2, 8, 4, 3), settings), 2)
     assert [done for _, done, _ in seen] == [1, 2, 3, 4, 5, 6] * 2
     assert {(case, total) for case, _, total in seen} == {(result.case_id, 6)}
     assert len(result.repeats) == 2

@@ -125,7 +125,7 @@ def test_llamafactory_runs_and_its_log_is_parsed(tmp_path: Path, model: Path, mo
         "columns": {"messages": "conversations"},
     }
     assert launch.env == {"FORCE_TORCHRUN": "1"}
-    run = launchers.run_launch(launch, timeout_s=60, poll_s=0.05)
+    run = launchers.run_launch(launch, timeout_s=60)
     assert run.curve.points == parse_log(LF_LOG.read_text()).points
     assert "fake LLaMA-Factory train sft" in launch.console.read_text()
 
@@ -172,7 +172,7 @@ def test_mindspeed_script_runs_with_the_plans_variables(tmp_path: Path, model: P
     copy = launch.written[0].read_text()
     assert "TP=2  # set by llmqual" in copy
     assert "NPUS_PER_NODE=8" in copy
-    run = launchers.run_launch(launch, timeout_s=60, poll_s=0.05)
+    run = launchers.run_launch(launch, timeout_s=60)
     assert f"TP=2 NPUS=8 save={tmp_path / 'ckpt'} extra=seen" in launch.console.read_text()
     assert run.curve.format == "megatron"
     assert repr(run.curve.points) == repr(parse_log(MEGATRON_LOG.read_text()).points), "NaN losses included"
@@ -183,7 +183,7 @@ def test_a_failing_run_reports_its_log_tail(tmp_path: Path, model: Path) -> None
     script = executable(tmp_path / "fake_fail.sh", "#!/bin/bash\necho 'HCCL init failed on device 3'\nexit 7\n")
     launch = launchers.prepare(mindspeed_spec(script), model, Path, tmp_path / "out", "plan.yaml")
     with pytest.raises(TrainingError, match=r"exited with 7(.|\n)*HCCL init failed on device 3"):
-        launchers.run_launch(launch, timeout_s=60, poll_s=0.05)
+        launchers.run_launch(launch, timeout_s=60)
 
 
 def test_a_hanging_run_is_stopped_whole_at_its_deadline(tmp_path: Path, model: Path) -> None:
@@ -192,7 +192,7 @@ def test_a_hanging_run_is_stopped_whole_at_its_deadline(tmp_path: Path, model: P
     launch = launchers.prepare(mindspeed_spec(script), model, Path, tmp_path / "out", "plan.yaml")
     started = time.monotonic()
     with pytest.raises(TrainingError, match=r"did not finish within 1 s \(suites.training.timeout-s\)"):
-        launchers.run_launch(launch, timeout_s=1.0, poll_s=0.05)
+        launchers.run_launch(launch, timeout_s=1.0)
     assert time.monotonic() - started < 30
     leader, child = (int(p) for p in pids.read_text().split())
     assert group_members(leader) == [], "the script and its background child are gone"
