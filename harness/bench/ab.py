@@ -7,14 +7,13 @@ drift; every measurement gets prompts of its own. The pairs go to the paired gat
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.bench.cases import LoadSettings, StaticCase
 from harness.bench.execute import run_static
-from harness.bench.protocol import WARMUP, requests_per_repeat, static_case_with, stream, wall_clock
+from harness.bench.protocol import size_window, static_case_with, stream, wall_clock
 from harness.gates.gate import GatePolicy, GateResult, Outcome, overall, paired_gate
 from harness.load.synthetic import random_samples
 from harness.load.tokens import Tokens
@@ -53,15 +52,15 @@ def measure_ab(
         sized = static_case_with(case, len(samples))
         return run_static(endpoints[side], tokens, sized, settings, samples, suite="serving.ab")
 
-    warm = max(settings.warmup_requests, case.parallel)
-    warm = math.ceil(warm / case.parallel) * case.parallel
-    paces = []
-    for side in SIDES:  # warm-up, not measured; the slower side's pace sizes the window of both
-        started = wall_clock()
-        run(side, WARMUP, warm)
-        paces.append((wall_clock() - started) / warm)
-    pace = max(paces)
-    per_repeat = requests_per_repeat(case.num_requests, case.parallel, settings, pace)
+    def unmeasured(stage: int, count: int) -> float:
+        took = 0.0
+        for side in SIDES:  # both warmed up and calibrated; the slower side's pace sizes the window of both
+            started = wall_clock()
+            run(side, stage, count)
+            took = max(took, wall_clock() - started)
+        return took
+
+    per_repeat, _ = size_window(unmeasured, case.num_requests, case.parallel, settings)
     measured: dict[str, list[CaseResult]] = {side: [] for side in SIDES}
     for pair in range(pairs):
         for side in SIDES if pair % 2 == 0 else SIDES[::-1]:

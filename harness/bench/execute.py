@@ -22,11 +22,10 @@ from harness.bench.protocol import (
     WARMUP,
     dataset_slice,
     protocol_config,
-    requests_per_repeat,
+    size_window,
     static_case_with,
     stream,
     wall_clock,
-    warm_up,
 )
 from harness.client.openai import RequestRecord, send_request
 from harness.load.loops import LoopClock, Payload, closed_loop, frozen_gc, open_loop
@@ -216,10 +215,12 @@ def measure_static(
     def run(samples: list[Sample]) -> CaseResult:
         return run_static(endpoint, tokens, static_case_with(case, len(samples)), settings, samples, suite)
 
-    warm_count = math.ceil(settings.warmup_requests / case.parallel) * case.parallel
-    warm = make(stream(settings.seed, suite, case.id, WARMUP), warm_count) if warm_count else []
-    pace = warm_up(run, warm, wall_clock)
-    per_repeat = requests_per_repeat(case.num_requests, case.parallel, settings, pace)
+    def unmeasured(stage: int, count: int) -> float:
+        started = wall_clock()
+        run(make(stream(settings.seed, suite, case.id, stage), count))
+        return wall_clock() - started
+
+    per_repeat, pace = size_window(unmeasured, case.num_requests, case.parallel, settings)
     result = repeated(lambda r: run(make(stream(settings.seed, suite, case.id, r), per_repeat)), repeats)
     result.config.update(protocol_config(settings, pace, per_repeat))
     return result
@@ -235,29 +236,32 @@ def measure_dynamic(
     dataset: str,
     case_index: int = 0,
 ) -> CaseResult:
-    """An open-loop case under the measurement protocol: a timed warm-up (closed loop at the case's concurrency
-    cap, else 4 in flight), then `repeats` measurements, each on its own slice of the dataset."""
-    per_case = repeats + 1  # the warm-up's slice and one per repeat
+    """An open-loop case under the measurement protocol: a warm-up (closed loop at the case's concurrency cap, else
+    4 in flight) and a calibration window on the case's own schedule, then `repeats` measurements, each on its own
+    slice of the dataset."""
+    slots = repeats + 2  # the warm-up's slice, the calibration's, one per repeat
     parallel = case.max_concurrency or 4
-    warm_count = math.ceil(settings.warmup_requests / parallel) * parallel
     reused = False
 
     def take(slot: int, count: int) -> list[Sample]:
         nonlocal reused
-        picked, wrapped = dataset_slice(records, count, settings.seed, case_index * per_case + slot)
+        picked, wrapped = dataset_slice(records, count, settings.seed, case_index * slots + slot)
         reused = reused or wrapped
         return picked
 
-    warm_case = StaticCase(parallel, 0, 0, 1)
-    pace = warm_up(
-        lambda s: run_static(endpoint, tokens, warm_case, settings, s, "serving.dynamic"),
-        take(0, warm_count) if warm_count else [],
-        wall_clock,
-    )
-    per_repeat = requests_per_repeat(case.num_prompts, 1, settings, pace, case.request_rate)
-    result = repeated(
-        lambda r: run_dynamic(endpoint, tokens, case, settings, take(1 + r, per_repeat), dataset), repeats
-    )
+    def run(slot: int, count: int) -> CaseResult:
+        return run_dynamic(endpoint, tokens, case, settings, take(slot, count), dataset)
+
+    def unmeasured(stage: int, count: int) -> float:
+        started = wall_clock()
+        if stage == WARMUP:
+            run_static(endpoint, tokens, StaticCase(parallel, 0, 0, 1), settings, take(0, count), "serving.dynamic")
+        else:
+            run(1, count)
+        return wall_clock() - started
+
+    per_repeat, pace = size_window(unmeasured, case.num_prompts, 1, settings, case.request_rate)
+    result = repeated(lambda r: run(2 + r, per_repeat), repeats)
     result.config.update(protocol_config(settings, pace, per_repeat))
     result.config["prompts_reused"] = reused
     return result

@@ -3,9 +3,10 @@
 Every serving case (static, dynamic, prefix, multimodal; the suites and `llmqual bench` alike) is measured the same
 way:
 
-1. **Warm-up.** `warmup-requests` requests at the case's concurrency, not measured: the first requests after a
-   server starts, or after the workload changes, pay for compilation, allocation and cold caches. The warm-up is
-   timed and its seconds per request size the measurement (item 3).
+1. **Warm-up and calibration.** `warmup-requests` requests at the case's concurrency, not measured: the first
+   requests after a server starts, or after the workload changes, pay for compilation, allocation and cold caches.
+   Then, when a repeat must last `min-seconds`, one unmeasured window of the size the warm-up's pace suggests; if
+   it ends early (a warm-up is slower than the steady state), the window grows by the ratio, plus 10%.
 2. **Fresh inputs.** Every warm-up and every repeat gets prompts it alone uses: random prompts are drawn from a
    generator seeded by (seed, workload, case, repeat), dataset records are taken from disjoint slices of a seeded
    permutation. No measurement is served from a prefix cache it did not ask for; only the prefix workload shares a
@@ -30,13 +31,14 @@ from harness.bench.cases import LoadSettings, StaticCase
 from harness.load.samples import Sample
 
 WARMUP = -1  # the repeat index of the warm-up: its own random stream, never a measured repeat's
+CALIBRATION = -2  # the repeat index of the calibration (a second warm-up, one window long)
 
 
 def stream(seed: int, workload: str, case_id: str, repeat: int) -> np.random.Generator:
     """The random generator of one measurement: the same (seed, workload, case, repeat) gives the same prompts,
     any other gives different ones."""
     tag = zlib.crc32(f"{workload}/{case_id}".encode())
-    return np.random.default_rng([seed, tag, repeat + 1])
+    return np.random.default_rng([seed, tag, repeat - CALIBRATION])  # the unmeasured stages are negative
 
 
 def requests_per_repeat(
@@ -67,13 +69,25 @@ def dataset_slice(records: Sequence[Sample], count: int, seed: int, slot: int) -
     return picked, start + count > len(records)
 
 
-def warm_up(send: Callable[[list[Sample]], object], samples: list[Sample], clock: Callable[[], float]) -> float | None:
-    """Send the warm-up `samples` (not measured); seconds per request, or None when there was no warm-up."""
-    if not samples:
-        return None
-    started = clock()
-    send(samples)
-    return (clock() - started) / len(samples)
+def size_window(
+    send: Callable[[int, int], float], asked: int, multiple: int, settings: LoadSettings, rate: float | None = None
+) -> tuple[int, float | None]:
+    """(requests per repeat, seconds per request at steady state) after the warm-up and the calibration.
+
+    `send(stage, count)` sends `count` unmeasured requests (stage WARMUP or CALIBRATION: their own prompts) and
+    returns the seconds it took.
+    """
+    pace = None
+    if settings.warmup_requests > 0:
+        count = math.ceil(settings.warmup_requests / multiple) * multiple
+        pace = send(WARMUP, count) / count
+    per_repeat = requests_per_repeat(asked, multiple, settings, pace, rate)
+    if settings.min_seconds > 0 and pace is not None:
+        took = send(CALIBRATION, per_repeat)
+        pace = took / per_repeat
+        if took < settings.min_seconds:
+            per_repeat = requests_per_repeat(asked, multiple, settings, pace / 1.1, rate)
+    return per_repeat, pace
 
 
 def protocol_config(settings: LoadSettings, seconds_per_request: float | None, per_repeat: int) -> dict[str, object]:

@@ -9,7 +9,7 @@ import pytest
 from harness.client.openai import RequestRecord
 from harness.metrics.audit import Asked, token_audit
 from harness.metrics.health import ClientLimits, bunched_fraction, client_health
-from harness.metrics.signals import server_signals
+from harness.metrics.signals import prefix_cache_verdict, server_signals
 from harness.server.prometheus import counter_totals
 from tests.unit.records import done
 
@@ -133,3 +133,17 @@ def test_bunched_events_are_measured() -> None:
     assert bunched_fraction([spread]) == 0.0
     assert bunched_fraction([spread, bunched]) == pytest.approx(0.5)
     assert bunched_fraction([done(0.0, [0.1])]) is None, "no gaps: missing"
+
+
+def test_prefix_cache_check_against_its_control() -> None:
+    """192 of 256 tokens shared (75% reachable in 16-token blocks)."""
+    ok, message = prefix_cache_verdict(0.70, 0.0, 192, 256)
+    assert ok, message
+    # The old check (hit rate > 0) passed when repeats resent identical prompts: the control then hits as well.
+    ok, message = prefix_cache_verdict(0.70, 0.65, 192, 256)
+    assert not ok
+    assert "not fresh" in message
+    ok, message = prefix_cache_verdict(0.20, 0.0, 192, 256)
+    assert not ok, "a prefix cache that barely hits is not working"
+    assert "less than half" in message
+    assert not prefix_cache_verdict(None, 0.0, 192, 256)[0]

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.bench.ab import meets_expectation
 from harness.gates.directions import direction
-from harness.gates.gate import GatePolicy, gate, overall
+from harness.gates.gate import GatePolicy, gate, overall, paired_gate
 from harness.gates.policy import DEFAULT_BASELINE_SAMPLES, DEFAULT_REPEATS
 
 
@@ -119,3 +120,90 @@ def test_an_improvement_never_fails(baseline: list[float], run: list[float]) -> 
     better = [max(baseline) * 1.5 + v for v in run]  # every run value above every baseline value
     assert gate("output_throughput", baseline, better).outcome != "fail"
     assert gate("mean_ttft_ms", [v + max(run) * 2 for v in baseline], run).outcome != "fail"
+
+
+DEFAULTS = GatePolicy()
+
+
+def simulate_pairs(
+    shift: float, cv: float, pairs: int, trials: int, seed: int, policy: GatePolicy = DEFAULTS
+) -> dict[str, float]:
+    """A/B pairs: a drift shared by both sides of a pair (another tenant, a thermal state) plus each side's noise."""
+    rng = np.random.default_rng(seed)
+    counts = {"pass": 0, "fail": 0, "inconclusive": 0}
+    for _ in range(trials):
+        drift = 1000.0 * (1 + 0.2 * rng.standard_normal(pairs))  # 20% between pairs: cancelled by pairing
+        reference = drift * (1 + cv * rng.standard_normal(pairs))
+        candidate = drift * (1 - shift) * (1 + cv * rng.standard_normal(pairs))
+        counts[paired_gate("output_throughput", reference.tolist(), candidate.tolist(), policy).outcome] += 1
+    return {k: v / trials for k, v in counts.items()}
+
+
+def test_paired_gate_cancels_drift_between_pairs() -> None:
+    """At a 2% per-measurement spread and a 20% drift between pairs, 6 pairs: the drift does not matter. With
+    `detect` at 10% (above this comparison's resolution of about 6.5%) an A/A passes; at the default 5%, below the
+    resolution, it is often inconclusive: the gate does not claim what it cannot see."""
+    wide = GatePolicy(detect=0.10)
+    unchanged = simulate_pairs(0.0, cv=0.02, pairs=6, trials=2000, seed=21, policy=wide)
+    regressed = simulate_pairs(0.10, cv=0.02, pairs=6, trials=2000, seed=22, policy=wide)
+    narrow = simulate_pairs(0.0, cv=0.02, pairs=6, trials=2000, seed=23)
+    print(f"\nA/A (cv 2%, drift 20%): {unchanged}\nplanted 10% slowdown: {regressed}\nA/A, detect 5%: {narrow}")
+    assert unchanged["fail"] <= 0.01
+    assert narrow["fail"] <= 0.01
+    assert unchanged["pass"] >= 0.95, unchanged
+    assert regressed["fail"] >= 0.95, regressed
+    assert narrow["pass"] < unchanged["pass"]
+
+
+def test_the_unpaired_gate_cannot_see_through_the_same_drift() -> None:
+    """The same data judged unpaired: a 20% spread hides a 10% slowdown (why A/B pairs)."""
+    rng = np.random.default_rng(5)
+    drift = 1000.0 * (1 + 0.2 * rng.standard_normal(6))
+    result = gate("output_throughput", drift.tolist(), (drift * 0.9).tolist())
+    assert result.outcome == "inconclusive"
+    assert paired_gate("output_throughput", drift.tolist(), (drift * 0.9).tolist()).outcome == "fail"
+
+
+def test_every_verdict_states_its_resolution() -> None:
+    policy = GatePolicy(tolerance=0.02, detect=0.05, confidence=0.99)
+    tight = gate("output_throughput", [1000.0, 1010.0, 990.0, 1005.0, 995.0], [1000.0, 1008.0, 992.0], policy)
+    loose = gate("output_throughput", [1000.0, 1200.0, 800.0, 1100.0, 900.0], [1000.0, 1150.0, 850.0], policy)
+    assert tight.resolution is not None
+    assert loose.resolution is not None
+    assert tight.resolution < 0.05 < loose.resolution
+    assert f"resolution {tight.resolution:.1%}" in tight.message
+    assert tight.resolution >= policy.tolerance, "never finer than the tolerance"
+
+
+def test_a_regression_beyond_the_resolution_fails() -> None:
+    """The resolution is what it claims: a shift of it, on data with the stated spread, is caught."""
+    rng = np.random.default_rng(8)
+    reference = 1000.0 * (1 + 0.03 * rng.standard_normal(6))
+    stated = paired_gate(
+        "output_throughput", reference.tolist(), (reference * (1 + 0.03 * rng.standard_normal(6))).tolist()
+    )
+    assert stated.resolution is not None
+    caught = 0
+    for trial in range(400):
+        r = np.random.default_rng(100 + trial)
+        ref = 1000.0 * (1 + 0.03 * r.standard_normal(6))
+        cand = ref * (1 - stated.resolution * 1.2) * (1 + 0.03 * r.standard_normal(6))
+        caught += paired_gate("output_throughput", ref.tolist(), cand.tolist()).outcome == "fail"
+    assert caught / 400 >= 0.8
+
+
+def test_paired_gate_needs_pairs() -> None:
+    assert paired_gate("output_throughput", [1.0], [1.0]).outcome == "inconclusive"
+    assert paired_gate("output_throughput", [1.0, None, 2.0], [1.0, 3.0, None]).outcome == "inconclusive"
+
+
+def test_an_ab_expectation_is_met_or_not() -> None:
+    failed = [paired_gate("output_throughput", [100.0, 101, 99, 100], [50.0, 51, 49, 50])]
+    same = [paired_gate("output_throughput", [100.0, 101, 99, 100], [100.5, 100.5, 99.5, 100.0])]
+    assert meets_expectation(failed, "fail")[0]
+    assert not meets_expectation(failed, None)[0]
+    assert meets_expectation(same, "pass")[0]
+    assert meets_expectation(same, None)[0]
+    ok, message = meets_expectation(same, "fail")
+    assert not ok
+    assert "expected fail" in message

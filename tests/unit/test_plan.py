@@ -148,3 +148,35 @@ def test_infinite_rates_are_written_as_yaml_inf(tmp_path: Path) -> None:
     )
     assert plan.suites.dynamic is not None
     assert plan.suites.dynamic.request_rate == (2.0, float("inf"), float("inf"))
+
+
+def test_a_missing_run_baseline_file_stops_the_run(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, GOOD + "gates: {baseline: baselines/none.yaml}\n"))
+    with pytest.raises(PlanError) as info:
+        plan.check_runnable()
+    assert info.value.key == "gates.baseline"
+    assert str(tmp_path / "baselines" / "none.yaml") in str(info.value)
+
+
+def test_a_missing_accuracy_baseline_file_stops_the_run(tmp_path: Path) -> None:
+    accuracy = "suites:\n  accuracy: {tasks: [{name: t}], baselines: acc/none.yaml}\n"
+    plan = load_plan(write(tmp_path, GOOD + accuracy))
+    with pytest.raises(PlanError) as info:
+        plan.check_runnable()
+    assert info.value.key == "suites.accuracy.baselines"
+
+
+def test_an_ab_candidate_with_an_unknown_server_key_names_it(tmp_path: Path) -> None:
+    ab = "ab:\n  comparisons:\n    - {name: slow, candidate: {max-num-seqz: 4}}\n"
+    with pytest.raises(PlanError) as info:
+        load_plan(write(tmp_path, GOOD + ab))
+    text = str(info.value)
+    assert str(tmp_path / "plan.yaml") in text
+    assert "ab.comparisons.0.candidate.max-num-seqz" in text
+    assert "max-num-seqs" in text  # the closest valid key
+
+
+def test_a_trained_tiny_model_needs_the_plan_to_train_it(tmp_path: Path) -> None:
+    with pytest.raises(PlanError) as info:
+        load_plan(write(tmp_path, GOOD.replace("num-heads: 2}", "num-heads: 2, trained: true}")))
+    assert "suites.training" in str(info.value)

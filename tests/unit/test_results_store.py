@@ -143,3 +143,20 @@ def test_a_reused_training_run_is_not_a_new_baseline_sample() -> None:
     baseline = update(RunBaseline("cpu-tiny"), "r1", [fresh.document()], keep=10)
     baseline = update(baseline, "r2", [reused.document()], keep=10)
     assert baseline.samples("training.throughput/tiny", "tokens_per_s_per_card") == [16000.0]
+
+
+def test_a_baseline_from_another_device_gives_no_verdict() -> None:
+    baseline = RunBaseline(
+        "p", "cpu", "AMD EPYC [25/17/1, avx512]", cases={"serving.static/c": {"output_throughput": [100.0, 101, 99]}}
+    )
+    document = {"suite": "serving.static", "case_id": "c", "metrics": {"output_throughput": 50.0}, "repeats": []}
+    policy = GatePolicy()
+    here = judge(document, baseline, policy, "cpu", "AMD EPYC [25/17/1, avx512]")
+    assert [v.outcome for v in here] == ["fail"], "on its own device the halved throughput fails"
+    elsewhere = judge(document, baseline, policy, "cpu", "Intel(R) Xeon(R) Platinum [6/143/8, amx]")
+    assert [v.outcome for v in elsewhere] == ["inconclusive"]
+    assert "AMD EPYC [25/17/1, avx512]" in elsewhere[0].message
+    assert "Intel(R) Xeon(R) Platinum" in elsewhere[0].message
+    assert "llmqual baseline update" in elsewhere[0].message
+    other_platform = judge(document, baseline, policy, "npu", "Ascend910B3")
+    assert [v.outcome for v in other_platform] == ["inconclusive"]
