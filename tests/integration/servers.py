@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config.plan import load_plan
-from harness.model.resolve import resolve_model
+from harness.model.resolve import base_model, resolve_model
 from harness.paths import cache_root
 from harness.server.endpoint import Endpoint
 from harness.server.vllm import ServerConfig, VLLMServer, server_config
@@ -25,12 +25,14 @@ class Served:
 
 
 @contextmanager
-def tiny_server(log_dir: Path) -> Iterator[Served]:
-    """The CPU plan's server; on exit it and every process it started are gone (asserted)."""
+def tiny_server(log_dir: Path, untrained: bool = False) -> Iterator[Served]:
+    """The CPU plan's server (its trained tiny model, or with `untrained` the model as built); on exit it and every
+    process it started are gone (asserted)."""
     tag = new_tag()
     plan = load_plan(PLAN)
     cache = cache_root(REPO)
-    base = server_config(plan, resolve_model(plan, cache), cache)
+    model = base_model(plan, cache) if untrained else resolve_model(plan, cache)
+    base = server_config(plan, model, cache)
     config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
     with VLLMServer(config, log_dir / "vllm.log") as server:
         yield Served(server.endpoint, base.model_path, tag)

@@ -90,3 +90,21 @@ def test_an_unknown_task_stops_the_run_before_any_server(tmp_path: Path) -> None
     assert "unknown lm-eval task 'llmqual_arith_mcq': did you mean 'llmqual_arith_mc'" in done.stderr
     assert tagged_processes(tag) == []
     assert not list(tmp_path.rglob("vllm-*.log")), "no server was started"
+
+
+def test_a_broken_checkpoint_fails_the_accuracy_baseline(tmp_path: Path) -> None:
+    """The planted fault: the CPU plan's accuracy suite run against the untrained model (random weights, the same
+    name and tokenizer) must fail against the trained model's baseline, naming the regressed metrics."""
+    with tiny_server(tmp_path / "server", untrained=True) as served:
+        done = subprocess.run(
+            pytest_command(
+                str(REPO / "suites/accuracy/test_lm_eval.py"), "-m", "cpu",
+                "--endpoint", served.endpoint.base_url, "--reports-dir", str(tmp_path / "reports"),
+            ),
+            cwd=REPO, env=harness_env(served.tag), capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output[-3000:]
+    assert "2 failed" in done.stdout, output[-3000:]
+    for metric in ("exact_match,strict-match", "acc,none"):
+        assert metric in done.stdout, f"the failure names {metric}"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.platform.devices import cpu_facts
+
 REPO = Path(__file__).resolve().parents[2]
 
 SUITE = """
@@ -26,6 +28,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     """A project folder with the default plan where the plugin looks for it."""
     (pytester.path / "fixtures" / "plans").mkdir(parents=True)
     shutil.copy(REPO / "fixtures/plans/cpu-tiny.yaml", pytester.path / "fixtures/plans/cpu-tiny.yaml")
+    shutil.copytree(REPO / "fixtures/baselines", pytester.path / "fixtures/baselines")  # files the plan names
     pytester.makepyfile(test_suite=SUITE)
     return pytester
 
@@ -114,7 +117,6 @@ def lf_log(path: Path, losses: list[float]) -> Path:
 
 def training_run(project: pytest.Pytester, log: Path, *extra: str) -> pytest.RunResult:
     shutil.copytree(REPO / "suites", project.path / "suites")
-    shutil.copytree(REPO / "fixtures/baselines", project.path / "fixtures/baselines")
     return project.runpytest_subprocess(
         "suites/training",
         "-m",
@@ -170,6 +172,8 @@ def test_a_gate_fails_the_test_only_when_enforced_and_after_writing(project: pyt
     baseline = {
         "schema": "llmqual.baseline/1",
         "plan": "cpu-tiny",
+        "platform": "cpu",
+        "device": cpu_facts()["device"],  # recorded on this machine: a verdict is given
         "cases": {"serving.static/x": {"output_throughput": [100.0, 101.0, 99.0, 100.0]}},
     }
     (project.path / "fixtures/plans/baseline.yaml").write_text(json.dumps(baseline))
