@@ -318,14 +318,17 @@ def lm_eval_include(plan: Plan, model_cache: Path) -> Path | None:
 
 
 @pytest.fixture
-def serve(request: pytest.FixtureRequest, model_cache: Path) -> Callable[[Plan], Endpoint]:
-    """Start (or reuse) a server for another configuration of a plan; not available with --endpoint."""
+def serve(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> Callable[[Plan], Endpoint]:
+    """Start (or reuse) a server for another configuration of a plan; not available with --endpoint. The plan's
+    own server keeps running beside it (it is needed again after the variant, and an idle one costs ~1% of a core)."""
     if request.config.getoption("--endpoint"):
         pytest.skip("this test starts its own server configurations; it cannot run against --endpoint")
     pool: ServerPool = request.getfixturevalue("server_pool")
+    own = server_config(plan, resolve_model(plan, model_cache), model_cache)
 
     def start(variant: Plan) -> Endpoint:
-        return pool.get(server_config(variant, resolve_model(variant, model_cache), model_cache)).endpoint
+        config = server_config(variant, resolve_model(variant, model_cache), model_cache)
+        return pool.get(config, alongside=own).endpoint
 
     return start
 

@@ -82,7 +82,8 @@ def size_window(
         count = math.ceil(settings.warmup_requests / multiple) * multiple
         pace = send(WARMUP, count) / count
     per_repeat = requests_per_repeat(asked, multiple, settings, pace, rate)
-    if settings.min_seconds > 0 and pace is not None:
+    paced_by_rate = rate is not None and not math.isinf(rate) and per_repeat / rate >= settings.min_seconds
+    if settings.min_seconds > 0 and pace is not None and not paced_by_rate:  # the schedule alone is long enough
         took = send(CALIBRATION, per_repeat)
         pace = took / per_repeat
         if took < settings.min_seconds:

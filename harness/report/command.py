@@ -11,6 +11,7 @@ RUN is a run folder, a run id under --reports (default `reports`), or `latest`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +75,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rows = compare_samples(_samples(a), _samples(b), policy)
     if not rows:
         raise HarnessError(f"runs {a.run_id} and {b.run_id} share no gated case")
+    devices = [run.summary.get("environment", {}).get("device") for run in (a, b)]
+    if devices[0] != devices[1]:  # no verdict across devices: the numbers are shown, the verdicts withheld
+        print(f"A ran on {devices[0] or 'an unknown device'}, B on {devices[1] or 'an unknown device'}: no verdict")
+        rows = [(key, dataclasses.replace(r, outcome="inconclusive")) for key, r in rows]
     header = f"{'case':<34} {'metric':<22} {'A mean':>12} {'B mean':>12} {'change':>8}  verdict"
     print(f"A = {a.run_id}, B = {b.run_id}\n{header}\n{'-' * len(header)}")
     for key, result in rows:
         change = "" if result.change is None else f"{result.change:+.2%}"
+        resolution = "" if result.resolution is None else f", resolution {result.resolution:.1%}"
         print(
             f"{key:<34} {result.metric:<22} {_num(result.baseline_mean):>12} {_num(result.candidate_mean):>12} "
-            f"{change:>8}  {result.outcome.upper()} (n={result.n_baseline}/{result.n_candidate})"
+            f"{change:>8}  {result.outcome.upper()} (n={result.n_baseline}/{result.n_candidate}{resolution})"
         )
     outcomes = [r.outcome for _, r in rows]
     print(", ".join(f"{outcomes.count(o)} {o}" for o in ("pass", "fail", "inconclusive")))

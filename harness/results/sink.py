@@ -71,7 +71,11 @@ def case_line(document: dict[str, Any]) -> str:
     """One line for the terminal: a case's key numbers and, when it is not valid, why."""
     m = document["metrics"]
     head = f"{document['suite']} {document['case_id']}: "
-    if document["suite"].startswith("serving."):
+    if document["suite"] == "serving.ab":  # two sides and the paired verdict
+        sides = ", ".join(f"{key} {_num(value, '')}".rstrip() for key, value in m.items())
+        verdicts = "; ".join(f"{g['outcome'].upper()} {g['message']}" for g in document.get("gates", []))
+        body = f"{sides}; {verdicts}"
+    elif document["suite"].startswith("serving."):
         body = (
             f"{m.get('completed', 'missing')}/{m.get('num_requests', 'missing')} completed, "
             f"output {_num(m.get('output_throughput'), 'tok/s')}, "

@@ -149,8 +149,12 @@ def test_resume_continues_the_curve(
         pytest.skip(f"the resume check runs the embedded launcher; this run is {trained_run.launcher}")
     base = base_model(plan, model_cache)
     config = tiny_config(spec)
-    train_process(base, tmp_path, config, stop_after=spec.resume_at)
-    resumed = train_process(base, tmp_path, config, resume_from=tmp_path / f"checkpoint-{spec.resume_at}")
+    # The uninterrupted run saved its checkpoints: resume from the one at resume-at (else make it first).
+    checkpoint = trained_run.folder / f"checkpoint-{spec.resume_at}"
+    if not checkpoint.is_dir():
+        train_process(base, tmp_path / "first", config, stop_after=spec.resume_at)
+        checkpoint = tmp_path / "first" / f"checkpoint-{spec.resume_at}"
+    resumed = train_process(base, tmp_path / "resumed", config, resume_from=checkpoint)
     after = [p for p in resumed.points if p.step > spec.resume_at]
     assert after, "the resumed run logged nothing after the checkpoint"
     verdict = checks.align(

