@@ -91,6 +91,9 @@ class ServerSpec(Frozen):
         None, description="NPU/GPU ids the harness may lease for this server (tensor x pipeline size of them)"
     )
     env: dict[str, str] = Field(default_factory=dict)
+    nice: int = Field(
+        0, ge=0, le=19, description="run the server below the harness's CPU priority, so its client is never starved"
+    )
     startup_timeout_s: float = Field(600.0, gt=0, le=7200)
 
     @model_validator(mode="after")
@@ -227,6 +230,14 @@ class Plan(Frozen):
 
     def check_runnable(self) -> None:
         """Checks that depend on this machine; run before any server is started."""
+        path = self.model_path()
+        if path is not None and not (path / "config.json").is_file():
+            raise PlanError(
+                self.source,
+                "model.path",
+                f"no model directory with a config.json at {path}",
+                "point model.path at a downloaded Hugging Face model folder (relative paths start at the plan)",
+            )
         if self.gates.baseline is not None and not self.baseline_path().is_file():
             raise PlanError(
                 self.source,
@@ -242,14 +253,6 @@ class Plan(Frozen):
                 "suites.accuracy.baselines",
                 f"no accuracy baseline file at {self.relative(accuracy.baselines)}",
                 "fix the path (relative to the plan) or remove the key to report scores without a baseline",
-            )
-        path = self.model_path()
-        if path is not None and not (path / "config.json").is_file():
-            raise PlanError(
-                self.source,
-                "model.path",
-                f"no model directory with a config.json at {path}",
-                "point model.path at a downloaded Hugging Face model folder (relative paths start at the plan)",
             )
 
 

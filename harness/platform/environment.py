@@ -27,10 +27,9 @@ def server_environment(
         env.update(
             {
                 "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-                # No thread binding: with `auto` on two cores the worker is pinned to one core and the API server,
-                # the engine core and the client share the other; static throughput then swung by 17-52% (CV)
-                # between identical measurements. Unbound, it varied by 5-6% (docs/measurement.md, "Placement").
-                "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind"),
+                # vLLM's own placement (the worker's threads bound, a core reserved for the rest); measured against
+                # the alternatives in docs/measurement.md ("Placement").
+                "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
                 "VLLM_CACHE_ROOT": str(cache / "vllm"),
                 "TORCHINDUCTOR_CACHE_DIR": str(cache / "torchinductor"),
                 "HF_HOME": str(cache / "huggingface"),

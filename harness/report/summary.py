@@ -92,6 +92,14 @@ def key_numbers(suite: str, documents: list[dict[str, Any]]) -> str:
     metrics = [d.get("metrics", {}) for d in documents]
     if not metrics:
         return ""
+    if suite == "serving.ab":  # each comparison's paired change and the resolution it had
+        paired = [
+            f"{d['case_id']} {g['metric']} {g['change']:+.1%} (resolution {g['resolution']:.1%})"
+            for d in documents
+            for g in d.get("gates", [])
+            if isinstance(g.get("change"), int | float) and isinstance(g.get("resolution"), int | float)
+        ]
+        return "; ".join(paired) or f"{len(documents)} comparisons, no paired verdict"
     if suite.startswith("serving."):
         output = [m["output_throughput"] for m in metrics if isinstance(m.get("output_throughput"), int | float)]
         ttft = [m["p99_ttft_ms"] for m in metrics if isinstance(m.get("p99_ttft_ms"), int | float)]

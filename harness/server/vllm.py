@@ -149,7 +149,7 @@ class VLLMServer:
             argv, env = self._container_argv(port), dict(os.environ)
         else:
             argv, env = self.argv(port), {**os.environ, **dict(self.config.env)}
-        process = ManagedProcess(argv, self.log_path, env=env)
+        process = ManagedProcess(argv, self.log_path, env=env, nice=self.config.spec.nice)
         started = time.monotonic()
         try:
             process.__enter__()

@@ -47,7 +47,7 @@ def test_cpu_environment_keeps_caches_in_the_project(tmp_path: Path, monkeypatch
     monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
     env = server_environment("cpu", tmp_path, overrides={"EXTRA": "1"})
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
-    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "nobind"
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "auto"
     assert env["HF_HUB_OFFLINE"] == "1"
     assert env["VLLM_NO_USAGE_STATS"] == "1"
     for key in ("VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR", "HF_HOME"):

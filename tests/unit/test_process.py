@@ -53,3 +53,20 @@ def test_exit_code_and_log(tmp_path: Path) -> None:
 
 def test_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
     assert tail(tmp_path / "none", 5) == ""
+
+
+def test_a_niced_process_and_its_children_run_below_the_harness(tmp_path: Path) -> None:
+    """The process, what it starts, and (where the kernel has autogroups) its session run at the given nice."""
+    script = "sleep 30 & wait"
+    with ManagedProcess(["bash", "-c", script], tmp_path / "log", nice=10) as proc:
+        deadline = time.monotonic() + 10
+        while len(group_members(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        members = group_members(proc.pid)
+        assert len(members) == 2, "bash and its sleep"
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        for pid in members:
+            assert os.getpriority(os.PRIO_PROCESS, pid) == own + 10
+        autogroup = Path(f"/proc/{proc.pid}/autogroup")
+        if autogroup.exists():
+            assert autogroup.read_text().split()[-1] == "10", autogroup.read_text()

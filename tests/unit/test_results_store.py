@@ -121,7 +121,7 @@ def test_compare_and_baseline_commands(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["compare", "a", "b", "--reports", str(reports)]) == 1, "a 20% throughput loss fails"
     out = capsys.readouterr().out
     assert "serving.static/p4" in out
-    assert re.search(r"output_throughput .* -19\.98%  FAIL \(n=4/4\)", out), out
+    assert re.search(r"output_throughput .* -19\.98%  FAIL \(n=4/4, resolution [0-9.]+%\)", out), out
     out_file = tmp_path / "baseline.yaml"
     assert (
         main(["baseline", "update", "a", "--reports", str(reports), "--plan", str(plan), "--out", str(out_file)]) == 0
