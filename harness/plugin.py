@@ -28,6 +28,7 @@ from harness.config.suites import TaskSpec
 from harness.deploy.multi import Deployment, instance_configs, write_rank_table
 from harness.errors import HarnessError, PlanError
 from harness.fingerprint import fingerprint
+from harness.gates.baseline import foreign_baseline
 from harness.load.tokens import Tokens
 from harness.model.resolve import resolve_model
 from harness.paths import cache_root
@@ -93,6 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except PlanError as exc:
             raise pytest.UsageError(str(exc)) from exc
         plans[plan.platform] = plan
+        _warn_of_foreign_baseline(config, plan)
     workerinput = getattr(config, "workerinput", None)
     reports = Path(config.rootpath, config.getoption("--reports-dir"))
     run_id = workerinput["llmqual_run_id"] if workerinput else new_run_id()
@@ -142,6 +144,18 @@ def _case_params(config: pytest.Config, fixture: str) -> list[Any]:
     return params
 
 
+def _warn_of_foreign_baseline(config: pytest.Config, plan: Plan) -> None:
+    """A baseline from another device gives no verdict: say so when the plan is read, not after the run."""
+    from harness.platform.devices import device_facts
+
+    try:
+        message = foreign_baseline(plan.baseline_path(), plan.platform, device_facts(plan.platform).get("device"))
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    if message is not None:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
+
+
 def _may_use_plan(config: pytest.Config, platform: PlatformName) -> bool:
     return platform in config.stash[PLAN_KEY] or (not config.getoption("--plan") and platform in DEFAULT_PLANS)
 
@@ -156,6 +170,7 @@ def _plan_for(config: pytest.Config, platform: PlatformName) -> Plan | None:
         except PlanError as exc:
             raise pytest.UsageError(str(exc)) from exc
         plans[platform] = plan
+        _warn_of_foreign_baseline(config, plan)
     return plans.get(platform)
 
 

@@ -130,6 +130,14 @@ def incomparable(baseline: RunBaseline, platform: str | None, device: str | None
     )
 
 
+def foreign_baseline(path: Path, platform: str, device: str | None) -> str | None:
+    """A message when the baseline at `path` was recorded on another platform or device (None when it matches or
+    there is none): said before anything runs, since none of its verdicts will count."""
+    baseline = load_baseline(path)
+    reason = None if baseline is None else incomparable(baseline, platform, device)
+    return None if reason is None else f"gates.baseline {path}: {reason}"
+
+
 def judge(
     document: dict[str, Any],
     baseline: RunBaseline | None,

@@ -195,3 +195,26 @@ def test_a_gate_fails_the_test_only_when_enforced_and_after_writing(project: pyt
     )
     junit = (project.path / "out/latest/junit.xml").read_text()
     assert 'name="gate x output_throughput" value="fail"' in junit
+
+
+def test_a_baseline_from_another_device_is_named_up_front_and_gives_no_verdict(project: pytest.Pytester) -> None:
+    plan = project.path / "fixtures/plans/cpu-tiny.yaml"
+    baseline = {
+        "schema": "llmqual.baseline/1",
+        "plan": "cpu-tiny",
+        "platform": "cpu",
+        "device": "Some Other CPU [6/85/7, avx2]",
+        "cases": {"serving.static/x": {"output_throughput": [100.0, 101.0, 99.0, 100.0]}},
+    }
+    (project.path / "fixtures/plans/baseline.yaml").write_text(json.dumps(baseline))
+    text = plan.read_text().replace("enforce: false", "enforce: true\n  baseline: baseline.yaml")
+    plan.write_text(text)
+    project.makepyfile(test_gated=GATED)
+    result = project.runpytest_subprocess("test_gated.py", "-m", "cpu", "--reports-dir", "out")
+    result.assert_outcomes(passed=1, warnings=1)  # enforced, yet a halved throughput cannot fail against it
+    result.stdout.fnmatch_lines(["*gates.baseline*baseline.yaml: the baseline was recorded on another device*"])
+    written = json.loads((project.path / "out/latest/serving/static/x.json").read_text())
+    (verdict,) = written["gates"]
+    assert verdict["outcome"] == "inconclusive"
+    assert "Some Other CPU [6/85/7, avx2]" in verdict["message"]
+    assert "llmqual baseline update" in verdict["message"]
