@@ -19,6 +19,11 @@ UNENFORCED_FAIL = "fail (not enforced)"
 
 
 def gate_outcome(gate: dict[str, Any]) -> str:
+    """The verdict as the run counts it: a planted fault the gate was expected to catch (an A/B comparison with
+    `expect`) counts as a pass when caught and as a fail when not."""
+    expected = gate.get("expect")
+    if expected is not None:
+        return f"{gate['outcome']} (as expected)" if gate["outcome"] == expected else "fail"
     return UNENFORCED_FAIL if gate["outcome"] == "fail" and not gate.get("enforced", True) else str(gate["outcome"])
 
 

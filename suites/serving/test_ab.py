@@ -73,7 +73,10 @@ def test_ab(
             for pair in zip(measured.reference, measured.candidate, strict=True)
             for side, r in zip(("reference", "candidate"), pair, strict=True)
         ],
-        gates=[v.as_json() | {"enforced": True, "comparison": ab_comparison.name} for v in verdicts],
+        gates=[
+            v.as_json() | {"enforced": True, "comparison": ab_comparison.name, "expect": ab_comparison.expect}
+            for v in verdicts
+        ],
     )
     record_case(result)
     for side in (measured.reference, measured.candidate):
