@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.bench.cases import DynamicCase, LoadSettings, StaticCase, check_fits
 from harness.bench.protocol import (
+    CALIBRATIONS,
     WARMUP,
     dataset_slice,
     protocol_config,
@@ -239,7 +240,7 @@ def measure_dynamic(
     """An open-loop case under the measurement protocol: a warm-up (closed loop at the case's concurrency cap, else
     4 in flight) and a calibration window on the case's own schedule, then `repeats` measurements, each on its own
     slice of the dataset."""
-    slots = repeats + 2  # the warm-up's slice, the calibration's, one per repeat
+    slots = 1 + CALIBRATIONS + repeats  # the warm-up's slice, each calibration's, one per repeat
     parallel = case.max_concurrency or 4
     reused = False
 
@@ -254,14 +255,15 @@ def measure_dynamic(
 
     def unmeasured(stage: int, count: int) -> float:
         started = wall_clock()
+        slot = -stage - 1  # WARMUP -> 0, the calibrations -> 1, 2
         if stage == WARMUP:
-            run_static(endpoint, tokens, StaticCase(parallel, 0, 0, 1), settings, take(0, count), "serving.dynamic")
+            run_static(endpoint, tokens, StaticCase(parallel, 0, 0, 1), settings, take(slot, count), "serving.dynamic")
         else:
-            run(1, count)
+            run(slot, count)
         return wall_clock() - started
 
     per_repeat, pace = size_window(unmeasured, case.num_prompts, 1, settings, case.request_rate)
-    result = repeated(lambda r: run(2 + r, per_repeat), repeats)
+    result = repeated(lambda r: run(1 + CALIBRATIONS + r, per_repeat), repeats)
     result.config.update(protocol_config(settings, pace, per_repeat))
     result.config["prompts_reused"] = reused
     return result

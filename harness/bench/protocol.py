@@ -5,8 +5,9 @@ way:
 
 1. **Warm-up and calibration.** `warmup-requests` requests at the case's concurrency, not measured: the first
    requests after a server starts, or after the workload changes, pay for compilation, allocation and cold caches.
-   Then, when a repeat must last `min-seconds`, one unmeasured window of the size the warm-up's pace suggests; if
-   it ends early (a warm-up is slower than the steady state), the window grows by the ratio, plus 10%.
+   Then, when a repeat must last `min-seconds`, an unmeasured window of the size the warm-up's pace suggests; if
+   it ends before 110% of `min-seconds` (a warm-up is slower than the steady state), the window is resized from
+   its pace with a 25% margin and tried once more.
 2. **Fresh inputs.** Every warm-up and every repeat gets prompts it alone uses: random prompts are drawn from a
    generator seeded by (seed, workload, case, repeat), dataset records are taken from disjoint slices of a seeded
    permutation. No measurement is served from a prefix cache it did not ask for; only the prefix workload shares a
@@ -32,13 +33,14 @@ from harness.load.samples import Sample
 
 WARMUP = -1  # the repeat index of the warm-up: its own random stream, never a measured repeat's
 CALIBRATION = -2  # the repeat index of the calibration (a second warm-up, one window long)
+CALIBRATIONS = 2  # calibration windows at most: the second checks the size the first suggested
 
 
 def stream(seed: int, workload: str, case_id: str, repeat: int) -> np.random.Generator:
     """The random generator of one measurement: the same (seed, workload, case, repeat) gives the same prompts,
     any other gives different ones."""
     tag = zlib.crc32(f"{workload}/{case_id}".encode())
-    return np.random.default_rng([seed, tag, repeat - CALIBRATION])  # the unmeasured stages are negative
+    return np.random.default_rng([seed, tag, repeat + 16])  # the unmeasured stages are small negative numbers
 
 
 def requests_per_repeat(
@@ -74,7 +76,8 @@ def size_window(
 ) -> tuple[int, float | None]:
     """(requests per repeat, seconds per request at steady state) after the warm-up and the calibration.
 
-    `send(stage, count)` sends `count` unmeasured requests (stage WARMUP or CALIBRATION: their own prompts) and
+    `send(stage, count)` sends `count` unmeasured requests (stage WARMUP, CALIBRATION, CALIBRATION - 1: each with
+    prompts of its own) and
     returns the seconds it took.
     """
     pace = None
@@ -84,10 +87,13 @@ def size_window(
     per_repeat = requests_per_repeat(asked, multiple, settings, pace, rate)
     paced_by_rate = rate is not None and not math.isinf(rate) and per_repeat / rate >= settings.min_seconds
     if settings.min_seconds > 0 and pace is not None and not paced_by_rate:  # the schedule alone is long enough
-        took = send(CALIBRATION, per_repeat)
-        pace = took / per_repeat
-        if took < settings.min_seconds:
-            per_repeat = requests_per_repeat(asked, multiple, settings, pace / 1.1, rate)
+        for attempt in range(CALIBRATIONS):
+            took = send(CALIBRATION - attempt, per_repeat)  # each window its own prompts: no cache hits
+            pace = took / per_repeat
+            if took >= settings.min_seconds * 1.1:
+                break
+            # Sized from this window's steady pace, with a margin: the next window (or the repeats) last long enough.
+            per_repeat = requests_per_repeat(asked, multiple, settings, pace / 1.25, rate)
     return per_repeat, pace
 
 

@@ -34,6 +34,7 @@ class ABComparison(Frozen):
     expect: Literal["pass", "fail"] | None = Field(
         None, description="the verdict the gate must give (a check of the gate); default: a fail fails the test"
     )
+    pairs: int | None = Field(None, ge=2, le=100, description="this comparison's pairs (default: the section's)")
 
     @property
     def id(self) -> str:

@@ -50,7 +50,8 @@ def test_ab(
     cand = server_pool.get(candidate, alongside=reference).endpoint
     w = spec.workload
     case = StaticCase(w.parallel_num, w.prompt_tokens, w.output_tokens, 1)
-    measured = measure_ab(ref, cand, served_tokens, case, load, spec.pairs, ab_comparison.name)
+    pairs = ab_comparison.pairs or spec.pairs
+    measured = measure_ab(ref, cand, served_tokens, case, load, pairs, ab_comparison.name)
     verdicts = ab_verdicts(measured, spec.metrics, policy_of(plan))
     ok, message = meets_expectation(verdicts, ab_comparison.expect)
     result = CaseResult(
@@ -60,7 +61,7 @@ def test_ab(
             "reference": spec.reference,
             "candidate": ab_comparison.candidate,
             "expect": ab_comparison.expect,
-            "pairs": spec.pairs,
+            "pairs": pairs,
             "parallel_num": w.parallel_num,
             "prompt_tokens": w.prompt_tokens,
             "output_tokens": w.output_tokens,

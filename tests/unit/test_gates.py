@@ -207,3 +207,21 @@ def test_an_ab_expectation_is_met_or_not() -> None:
     ok, message = meets_expectation(same, "fail")
     assert not ok
     assert "expected fail" in message
+
+
+def test_the_cpu_plans_ab_settings_at_its_measured_spread() -> None:
+    """The CPU plan's A/B gate (detect 30%, one-sided bounds at 99%) at the paired spread measured on two shared
+    cores: typically about 17% (12% per measurement), at worst 26%. With 12 pairs an A/A passes ~99% of the time
+    typically (95% at the worst spread seen) and fails at the bound's 1%; with 6 pairs it would often be
+    inconclusive. The planted slowdown (measured -43% to -52%) fails with 6 pairs (99.9%; 93% at the worst)."""
+    plan = GatePolicy(tolerance=0.02, detect=0.30, confidence=0.99)
+    aa = simulate_pairs(0.0, cv=0.12, pairs=12, trials=2000, seed=31, policy=plan)
+    aa_six = simulate_pairs(0.0, cv=0.12, pairs=6, trials=2000, seed=31, policy=plan)
+    slowdown = simulate_pairs(0.43, cv=0.12, pairs=6, trials=2000, seed=32, policy=plan)
+    worst = simulate_pairs(0.0, cv=0.18, pairs=12, trials=2000, seed=33, policy=plan)
+    print(f"\nA/A, 12 pairs: {aa}\nA/A, 6 pairs: {aa_six}\n-43%, 6 pairs: {slowdown}\nA/A at the worst spread: {worst}")
+    assert aa["pass"] >= 0.98, aa
+    assert aa["fail"] <= 0.015, aa
+    assert aa_six["pass"] < aa["pass"]
+    assert slowdown["fail"] >= 0.99, slowdown
+    assert worst["pass"] >= 0.9, worst

@@ -14,7 +14,7 @@ def test_every_measurement_has_its_own_stream() -> None:
         (workload, case, repeat): tuple(stream(0, workload, case, repeat).integers(0, 2**31, 4))
         for workload in ("serving.static", "serving.prefix")
         for case in ("p1-in64-out32", "p16-in64-out32")
-        for repeat in (WARMUP, CALIBRATION, 0, 1, 2)
+        for repeat in (WARMUP, CALIBRATION, CALIBRATION - 1, 0, 1, 2)
     }
     assert len(set(draws.values())) == len(draws), "two measurements would send the same prompts"
     again = tuple(stream(0, "serving.static", "p1-in64-out32", 1).integers(0, 2**31, 4))
@@ -70,7 +70,8 @@ def test_the_calibration_grows_a_window_that_ended_early() -> None:
 
     settings = LoadSettings(warmup_requests=16, min_seconds=2.0)
     per_repeat, pace = size_window(send, asked=16, multiple=16, settings=settings)
-    assert sent == [(WARMUP, 16), (CALIBRATION, 112)]  # 2 s / 20 ms = 100 -> 112 in waves of 16
+    # 2 s / 20 ms = 100 -> 112 in waves of 16; that window lasts 0.56 s: resized from 5 ms with a 25% margin
+    assert sent == [(WARMUP, 16), (CALIBRATION, 112), (CALIBRATION - 1, 512)]
     assert pace == pytest.approx(0.005)
     assert per_repeat * 0.005 >= 2.0, "the measured window lasts min-seconds at the steady pace"
     assert per_repeat % 16 == 0
