@@ -6,8 +6,8 @@ way:
 1. **Warm-up and calibration.** `warmup-requests` requests at the case's concurrency, not measured: the first
    requests after a server starts, or after the workload changes, pay for compilation, allocation and cold caches.
    Then, when a repeat must last `min-seconds`, an unmeasured window of the size the warm-up's pace suggests; if
-   it ends before 110% of `min-seconds` (a warm-up is slower than the steady state), the window is resized from
-   its pace with a 25% margin and tried once more.
+   it ends before `min-seconds` (a warm-up is slower than the steady state), the window is resized from its pace
+   with a 10% margin and tried once more.
 2. **Fresh inputs.** Every warm-up and every repeat gets prompts it alone uses: random prompts are drawn from a
    generator seeded by (seed, workload, case, repeat), dataset records are taken from disjoint slices of a seeded
    permutation. No measurement is served from a prefix cache it did not ask for; only the prefix workload shares a
@@ -90,10 +90,10 @@ def size_window(
         for attempt in range(CALIBRATIONS):
             took = send(CALIBRATION - attempt, per_repeat)  # each window its own prompts: no cache hits
             pace = took / per_repeat
-            if took >= settings.min_seconds * 1.1:
+            if took >= settings.min_seconds:
                 break
             # Sized from this window's steady pace, with a margin: the next window (or the repeats) last long enough.
-            per_repeat = requests_per_repeat(asked, multiple, settings, pace / 1.25, rate)
+            per_repeat = requests_per_repeat(asked, multiple, settings, pace / 1.1, rate)
     return per_repeat, pace
 
 

@@ -64,7 +64,7 @@ def tag() -> Iterator[str]:
     assert left == [], f"processes left behind: {left}"
 
 
-def run_pytest(tag: str, *args: str, cwd: Path = REPO, timeout_s: float = 900) -> subprocess.CompletedProcess[str]:
+def run_pytest(tag: str, *args: str, cwd: Path = REPO, timeout_s: float = 1800) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         pytest_command(*args), cwd=cwd, env=harness_env(tag), capture_output=True, text=True, timeout=timeout_s
     )
