@@ -210,10 +210,10 @@ def test_an_ab_expectation_is_met_or_not() -> None:
 
 
 def test_the_cpu_plans_ab_settings_at_its_measured_spread() -> None:
-    """The CPU plan's A/B gate (tolerance 15%, detect 30%, one-sided 99% bounds) at the paired spread measured on two shared
-    cores: typically about 17% (12% per measurement), at worst 26%. With 12 pairs an A/A passes ~99% of the time
-    typically (95% at the worst spread seen) and fails at the bound's 1%; with 6 pairs it would often be
-    inconclusive. The planted slowdown (measured -43% to -52%) fails with 6 pairs (99.9%; 93% at the worst)."""
+    """The CPU plan's A/B gate (tolerance 15%, detect 30%, one-sided 99% bounds) at the paired spread measured on
+    two shared cores: typically about 17% (12% per measurement), at worst 26%. With 12 pairs an A/A passes ~99.9% of
+    the time typically (95% at the worst spread seen) and almost never fails; with 6 pairs it would often be
+    inconclusive. The planted slowdown (measured -39% to -52%) fails with 6 pairs."""
     plan = GatePolicy(tolerance=0.15, detect=0.30, confidence=0.99)
     aa = simulate_pairs(0.0, cv=0.12, pairs=12, trials=2000, seed=31, policy=plan)
     aa_six = simulate_pairs(0.0, cv=0.12, pairs=6, trials=2000, seed=31, policy=plan)
