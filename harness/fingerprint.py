@@ -1,4 +1,4 @@
-"""The environment fingerprint stored with every result (DESIGN.md §4): what ran, where, with which versions."""
+"""The environment fingerprint stored with every result: what ran, where, with which versions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""HCCL rank table v1.0 from a deployment (DESIGN.md §5): every value a string, ranks numbered node by node in
+"""HCCL rank table v1.0 (`server_list`) from a deployment: every value a string, ranks numbered node by node in
 instance order, devices in the order the plan lists them."""
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""Regression gates: noise-aware, direction-aware comparisons of a run's metrics with a baseline (DESIGN.md §7)."""
+"""Regression gates: noise-aware, direction-aware comparisons of a run's metrics with a baseline."""

@@ -1,4 +1,4 @@
-"""Serving metrics of one benchmark run, as DESIGN.md §3 defines them, under `vllm bench serve`'s names.
+"""Serving metrics of one benchmark run, as docs/measurement.md defines them, under `vllm bench serve`'s names.
 
 Pure functions over RequestRecords. Failed requests are counted by class, not dropped; a request that finished
 without reporting usage counts as completed but its token-based metrics are missing, and so reported.

@@ -1,4 +1,4 @@
-"""The environment each platform's server process needs (DESIGN.md §6 for the CPU values)."""
+"""The environment each platform's server process needs (docs/measurement.md, "Placement", for the CPU values)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parsers for `npu-smi` output (DESIGN.md §5): `npu-smi info` and `npu-smi info -l`.
+"""Parsers for `npu-smi` output: `npu-smi info` and `npu-smi info -l`.
 
 `npu-smi info` prints a box-drawn table: per NPU a row `NPU Name | Health | Power(W) Temp(C) Hugepages` and per
 chip a row `Chip | Bus-Id | AICore(%) Memory-Usage(MB) HBM-Usage(MB)` (dual-chip cards repeat the NPU row per

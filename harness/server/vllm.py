@@ -1,4 +1,4 @@
-"""A vLLM OpenAI-compatible server as a context manager (STYLE.md §4).
+"""A vLLM OpenAI-compatible server as a context manager.
 
 The server starts in `__enter__` on a free port of 127.0.0.1, in its own process group, with its log in a file;
 readiness is awaited with a deadline while the process is watched; `__exit__` stops the whole group. vLLM is run

@@ -2,7 +2,7 @@
 
 Each check returns a Verdict (ok, message) so a suite can assert it and a report can show it. Defaults follow what
 Ascend engineers use: alignment within a mean relative error of 2% and a mean absolute error of 0.005 over the
-matched steps (DESIGN.md §5); throughput after 5 warm-up steps.
+matched steps (docs/training.md); throughput after 5 warm-up steps.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training-log parsers, one per family, in a registry; the format is detected or named (DESIGN.md §5).
+"""Training-log parsers, one per family, in a registry; the format is detected or named.
 
 - `megatron`: Megatron-LM / MindSpeed-LLM / ModelLink iteration lines (`| key: value |` fields).
 - `llamafactory`: LLaMA-Factory `trainer_log.jsonl`.

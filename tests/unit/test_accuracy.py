@@ -19,7 +19,7 @@ from tests.fakes import fake_server_thread
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The shape of an lm-eval results document (see DESIGN.md §5): metric,filter keys, stderr may be "N/A".
+# The shape of an lm-eval results document: metric,filter keys, stderr may be "N/A".
 RESULTS = {
     "results": {
         "gsm8k": {

@@ -1,6 +1,6 @@
 """Gates on planted signals: unchanged noise, planted regressions and improvements, missing data.
 
-The simulation states the targets of DESIGN.md §7 at the default settings (GatePolicy(), DEFAULT_REPEATS repeats
+The simulation states the gate's targets at the default settings (GatePolicy(), DEFAULT_REPEATS repeats
 against DEFAULT_BASELINE_SAMPLES recorded runs) for a run-to-run spread of 2%.
 """
 

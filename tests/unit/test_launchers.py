@@ -1,7 +1,7 @@
 """Training launchers: the files built from a plan, and the process handling, with fake framework commands.
 
 LLaMA-Factory and MindSpeed-LLM cannot run here (no NPU); the fakes stand in for them only to write the logs those
-frameworks write (test data in the formats of ../shared/samples), to fail, or to hang.
+frameworks write (test data in the formats real runs write), to fail, or to hang.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""npu-smi parsers on fixture files with every quirk DESIGN.md §5 lists."""
+"""npu-smi parsers on fixture files with every quirk of real npu-smi output."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Platform detection says what it looked for; the CPU server environment follows DESIGN.md §6."""
+"""Platform detection says what it looked for; the CPU server environment is the measured one (docs/measurement.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Serving metrics against hand-computed cases (DESIGN.md §3)."""
+"""Serving metrics against hand-computed cases (definitions: docs/measurement.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training-log parsers on project-made fixtures with every variant DESIGN.md §5 lists."""
+"""Training-log parsers on project-made fixtures with every variant the parsers know."""
 
 from __future__ import annotations
 
