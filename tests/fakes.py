@@ -39,15 +39,26 @@ def usage_event(prompt: int, completion: int) -> bytes:
 
 
 USAGE_EVENT = usage_event(5, 3)
+# Events that are valid JSON of the wrong shape, by fake mode.
+WRONG_SHAPES: dict[str, bytes] = {
+    "null_event": b"null",
+    "null_choice": b'{"choices": [null]}',
+    "choices_not_list": b'{"choices": 7}',
+    "text_not_string": b'{"choices": [{"index": 0, "text": {"a": 1}}]}',
+    "bad_usage": b'{"choices": [], "usage": 5}',
+}
 DONE = b"data: [DONE]\n\n"
 
 
 class FakeOpenAIServer:
     """An aiohttp app whose /v1/completions and /v1/chat/completions behave as `mode` says.
 
-    Modes: ok (three events "a" "b" "c"), fast (max_tokens events of "x", at once), http500, dies_mid_stream,
-    malformed, stalls, error_event, partial_utf8 (a content event with empty text, as a token ending inside a
-    multi-byte character gives). Non-streamed requests get prompt log-probs, except in mode no_logprobs.
+    Modes: ok (three events "a" "b" "c"), fast (max_tokens events of "x", at once), http500, http429,
+    latin1_502 (a proxy's error page that is not UTF-8), dies_mid_stream, malformed (not JSON), stalls,
+    error_event, partial_utf8 (a content event with empty text, as a token ending inside a multi-byte character
+    gives), and JSON of the wrong shape in the middle of the stream: null_event, null_choice, choices_not_list,
+    text_not_string, bad_usage. Non-streamed requests get prompt log-probs, except in modes no_logprobs and
+    body_not_object (the body is a JSON list).
     """
 
     def __init__(self, mode: str) -> None:
@@ -56,7 +67,13 @@ class FakeOpenAIServer:
     async def completions(self, request: web.Request) -> web.StreamResponse:
         if self.mode == "http500":
             return web.Response(status=500, text="internal error")
+        if self.mode == "http429":
+            return web.Response(status=429, text="too many requests")
+        if self.mode == "latin1_502":
+            return web.Response(status=502, body="Passerelle défaillante".encode("latin-1"))
         body = await request.json()
+        if not body.get("stream") and self.mode == "body_not_object":
+            return web.json_response([1, 2])
         if not body.get("stream"):
             # Non-streamed answers are only needed for the log-likelihood probe: with or without prompt logprobs.
             logprobs = {"token_logprobs": [None, -1.5, -0.25], "tokens": ["a", "b", "c"]}
@@ -82,6 +99,8 @@ class FakeOpenAIServer:
             await response.write(b'data: {"error": {"message": "boom", "code": 500}}\n\n')
         elif self.mode == "partial_utf8":
             await response.write(chunk_event(""))
+        elif self.mode in WRONG_SHAPES:
+            await response.write(b"data: " + WRONG_SHAPES[self.mode] + b"\n\n")
         await response.write(chunk_event("b") + chunk_event("c", "length") + USAGE_EVENT + DONE)
         return response
 

@@ -1,7 +1,9 @@
 """One request to an OpenAI-compatible server, streamed or not, recorded with monotonic timestamps.
 
 A request that fails is returned as a RequestRecord with `error` set (HTTP status, timeout, stream error,
-connection lost), never raised: failed requests are data. The clock is injected for tests.
+connection lost), never raised: failed requests are data. That includes answers of the wrong shape (an event that
+is `null`, a choice that is not an object, a usage that is a number, an error body that is not UTF-8, as a proxy
+in front of the server may send): a server's bytes never raise out of here. The clock is injected for tests.
 
 A *content event* is a streamed event that carries a generation step: it has choices, even when their text is
 empty (a token that ends inside a multi-byte character, a special token). This is the rule `vllm bench serve`
@@ -54,17 +56,49 @@ class RequestRecord:
         return self.error is None
 
 
+class Malformed(ValueError):
+    """A response whose JSON is not the shape the OpenAI API gives."""
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Malformed(f"{what} is {json.dumps(value)[:80]}, not an object")
+    return value
+
+
+def _choices(event: dict[str, Any]) -> list[dict[str, Any]]:
+    choices = event.get("choices") or []
+    if not isinstance(choices, list):
+        raise Malformed(f"choices is {json.dumps(choices)[:80]}, not a list")
+    return [_object(choice, "a choice") for choice in choices]
+
+
+def _text(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Malformed(f"{what} is {json.dumps(value)[:80]}, not a string")
+    return value
+
+
 def _content_of(choice: dict[str, Any]) -> str:
     if "text" in choice:
-        return str(choice.get("text") or "")
-    delta = choice.get("delta") or choice.get("message") or {}
-    return str(delta.get("content") or "")
+        return _text(choice.get("text"), "a choice's text")
+    delta = _object(choice.get("delta") or choice.get("message") or {}, "a choice's delta")
+    return _text(delta.get("content"), "a delta's content")
 
 
 def _announces_role(choice: dict[str, Any]) -> bool:
     """The chat stream's opening event: a delta with the role and no content or finish reason."""
     delta = choice.get("delta")
-    return bool(delta and "role" in delta and not delta.get("content") and not choice.get("finish_reason"))
+    return bool(
+        isinstance(delta, dict) and "role" in delta and not delta.get("content") and not choice.get("finish_reason")
+    )
+
+
+def _decoded(raw: bytes) -> str:
+    """An error body as text, whatever its encoding (a proxy's 502 page may be latin-1)."""
+    return raw.decode("utf-8", "replace")
 
 
 async def send_request(
@@ -87,16 +121,16 @@ async def send_request(
         ) as response:
             record.status = response.status
             if response.status != 200:
-                record.error, record.error_detail = "http", (await response.text())[:2000]
+                record.error, record.error_detail = "http", _decoded(await response.read())[:2000]
             elif body.get("stream"):
                 await _read_stream(response, record, clock)
             else:
-                _read_body(await response.json(), record)
+                _read_body(json.loads(_decoded(await response.read())), record)
                 record.content_times.append(clock())
     except asyncio.TimeoutError:
         record.error, record.error_detail = "timeout", f"no progress for {no_progress_timeout_s} s"
-    except (aiohttp.ClientPayloadError, json.JSONDecodeError, aiohttp.ContentTypeError) as exc:
-        record.error, record.error_detail = "stream", str(exc)
+    except (aiohttp.ClientPayloadError, json.JSONDecodeError, Malformed) as exc:
+        record.error, record.error_detail = "stream", f"{type(exc).__name__}: {exc}"[:2000]
     except aiohttp.ClientError as exc:
         record.error, record.error_detail = "connection", str(exc)
     if record.end is None and record.content_times:
@@ -104,19 +138,33 @@ async def send_request(
     return record
 
 
-def _read_body(data: dict[str, Any], record: RequestRecord) -> None:
-    record.body = data
-    choices = data.get("choices") or []
+def _read_body(data: Any, record: RequestRecord) -> None:
+    record.body = _object(data, "the response")
+    choices = _choices(record.body)
     if choices:
         record.text = _content_of(choices[0])
-        record.finish_reason = choices[0].get("finish_reason")
-    _read_usage(data.get("usage"), record)
+        record.finish_reason = _finish(choices[0], record.finish_reason)
+    _read_usage(record.body.get("usage"), record)
 
 
-def _read_usage(usage: dict[str, Any] | None, record: RequestRecord) -> None:
-    if usage:
-        record.prompt_tokens = usage.get("prompt_tokens")
-        record.completion_tokens = usage.get("completion_tokens")
+def _finish(choice: dict[str, Any], previous: str | None) -> str | None:
+    reason = choice.get("finish_reason")
+    return _text(reason, "finish_reason") if reason else previous
+
+
+def _count(usage: dict[str, Any], key: str) -> int | None:
+    value = usage.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise Malformed(f"usage.{key} is {json.dumps(value)[:80]}, not a token count")
+    return value
+
+
+def _read_usage(usage: Any, record: RequestRecord) -> None:
+    if usage is None:
+        return
+    usage = _object(usage, "usage")
+    record.prompt_tokens = _count(usage, "prompt_tokens")
+    record.completion_tokens = _count(usage, "completion_tokens")
 
 
 async def _read_stream(response: aiohttp.ClientResponse, record: RequestRecord, clock: Callable[[], float]) -> None:
@@ -128,17 +176,16 @@ async def _read_stream(response: aiohttp.ClientResponse, record: RequestRecord, 
             if data == "[DONE]":
                 done = True
                 continue
-            event = json.loads(data)
+            event = _object(json.loads(data), "an event")
             if "error" in event:
                 record.error, record.error_detail = "stream", json.dumps(event["error"])[:2000]
                 return
-            choices = event.get("choices") or []
+            choices = _choices(event)
             if choices and not _announces_role(choices[0]):
                 record.content_times.append(now)
             for choice in choices:
                 record.text += _content_of(choice)
-                if choice.get("finish_reason"):
-                    record.finish_reason = choice["finish_reason"]
+                record.finish_reason = _finish(choice, record.finish_reason)
             _read_usage(event.get("usage"), record)
     if not done:
         record.error = "stream"

@@ -8,13 +8,14 @@ import aiohttp
 import pytest
 
 from harness.client.openai import RequestRecord, send_request
-from tests.fakes import fake_server, payload
+from tests.fakes import WRONG_SHAPES, fake_server, payload
 
 
-def run(mode: str, timeout_s: float = 5.0) -> RequestRecord:
+def run(mode: str, timeout_s: float = 5.0, stream: bool = True) -> RequestRecord:
     async def go() -> RequestRecord:
         async with fake_server(mode) as endpoint, aiohttp.ClientSession() as session:
-            return await send_request(session, endpoint, "completions", payload(), no_progress_timeout_s=timeout_s)
+            body = {**payload(), "stream": stream}
+            return await send_request(session, endpoint, "completions", body, no_progress_timeout_s=timeout_s)
 
     return asyncio.run(go())
 
@@ -33,6 +34,8 @@ def test_a_good_stream_is_recorded_event_by_event() -> None:
     ("mode", "error", "detail"),
     [
         ("http500", "http", "internal error"),
+        ("http429", "http", "too many requests"),
+        ("latin1_502", "http", "Passerelle d\ufffdfaillante"),
         ("dies_mid_stream", "stream", ""),
         ("malformed", "stream", ""),
         ("error_event", "stream", "boom"),
@@ -43,6 +46,20 @@ def test_failures_are_classified(mode: str, error: str, detail: str) -> None:
     assert not record.ok
     assert record.error == error
     assert detail in record.error_detail
+
+
+@pytest.mark.parametrize("mode", sorted(WRONG_SHAPES))
+def test_an_event_of_the_wrong_shape_is_a_stream_failure_not_an_exception(mode: str) -> None:
+    record = run(mode)
+    assert record.error == "stream"
+    assert "Malformed" in record.error_detail
+    assert record.text == "a"  # what arrived before it is kept
+
+
+def test_a_body_of_the_wrong_shape_is_a_stream_failure() -> None:
+    record = run("body_not_object", stream=False)
+    assert record.error == "stream"
+    assert "the response is [1, 2], not an object" in record.error_detail
 
 
 def test_http_status_is_kept() -> None:
