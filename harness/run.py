@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.results.case import write_json
+
 RESULT_SCHEMA = "llmqual.result/1"
 
 
@@ -58,6 +60,5 @@ class Run:
             f.write(json.dumps(line, sort_keys=True) + "\n")
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
-        path = self.directory / "run.json"
-        path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return path
+        """Write run.json atomically (a reader never sees half of it)."""
+        return write_json(self.directory / "run.json", summary)

@@ -63,7 +63,48 @@ class TerminalProgress:
             reporter.write_line(f"  ... {case_id}: {done}/{total} requests in {now - started:.0f} s")
 
 
-RecordCase = Callable[..., dict[str, Any]]
+class RecordCase:
+    """Gate a case against the plan's baseline, write it (JSON, CSV rows, index) at once, then enforce the gate.
+
+    `record_case(result, csv_kind=None)` returns the written document. A failed gate fails the test only after
+    the result is on disk, and only when the plan's `gates.enforce` is on. `record_case.progress(result)` writes a
+    case still being measured (a `partial` document, no CSV row, no verdict), so stopping mid-case loses nothing
+    already measured; the whole case replaces it.
+    """
+
+    def __init__(self, request: pytest.FixtureRequest, plan: Plan, sink: CaseSink, run: Run) -> None:
+        self.request, self.plan, self.sink, self.run = request, plan, sink, run
+        baselines = request.config.stash.setdefault(BASELINES_KEY, {})
+        if plan.source not in baselines:
+            baselines[plan.source] = load_baseline(plan.baseline_path())
+        self.baseline = baselines[plan.source]
+
+    def _index(self, document: dict[str, Any], path: Path, outcome: str | None) -> None:
+        index = self.request.config.stash.get(INDEX_KEY, None)
+        if index is not None:
+            index.record_case(self.run.directory.name, document, path, outcome)
+
+    def progress(self, result: CaseResult) -> None:
+        result.test = self.request.node.nodeid
+        document, path = self.sink.write_partial(result, self.plan.platform)
+        self._index(document, path, None)
+
+    def __call__(self, result: CaseResult, csv_kind: str | None = None) -> dict[str, Any]:
+        plan, node = self.plan, self.request.node
+        result.test = node.nodeid
+        shape = {"suite": result.suite, "case_id": result.case_id, "metrics": result.metrics, "repeats": result.repeats}
+        device = self.sink.environment_for(plan.platform).get("device")
+        verdicts = judge(shape, self.baseline, policy_of(plan), plan.platform, device)
+        # A suite may bring its own verdicts (accuracy); these are enforced only as the plan says.
+        result.gates = result.gates + [v.as_json() | {"enforced": plan.gates.enforce} for v in verdicts]
+        document = self.sink.write(result, csv_kind, plan.platform)
+        self._index(document, self.sink.written[-1], overall(verdicts))
+        for verdict in verdicts:  # shown in junit.xml as the test's properties
+            node.user_properties.append((f"gate {result.case_id} {verdict.metric}", verdict.outcome))
+        failed = [v.message for v in verdicts if v.outcome == "fail"]
+        if failed and plan.gates.enforce:
+            pytest.fail("regression against the baseline:\n" + "\n".join(failed), pytrace=False)
+        return document
 
 
 def policy_of(plan: Plan) -> GatePolicy:
@@ -72,35 +113,8 @@ def policy_of(plan: Plan) -> GatePolicy:
 
 @pytest.fixture
 def record_case(request: pytest.FixtureRequest, plan: Plan, case_sink: CaseSink, llmqual_run: Run) -> RecordCase:
-    """Gate a case against the plan's baseline, write it (JSON, CSV rows, index) at once, then enforce the gate.
-
-    `record_case(result, csv_kind=None)` returns the written document. A failed gate fails the test only after
-    the result is on disk, and only when the plan's `gates.enforce` is on.
-    """
-    baselines = request.config.stash.setdefault(BASELINES_KEY, {})
-    if plan.source not in baselines:
-        baselines[plan.source] = load_baseline(plan.baseline_path())
-    baseline = baselines[plan.source]
-
-    def record(result: CaseResult, csv_kind: str | None = None) -> dict[str, Any]:
-        result.test = request.node.nodeid
-        shape = {"suite": result.suite, "case_id": result.case_id, "metrics": result.metrics, "repeats": result.repeats}
-        device = case_sink.environment_for(plan.platform).get("device")
-        verdicts = judge(shape, baseline, policy_of(plan), plan.platform, device)
-        # A suite may bring its own verdicts (accuracy); these are enforced only as the plan says.
-        result.gates = result.gates + [v.as_json() | {"enforced": plan.gates.enforce} for v in verdicts]
-        document = case_sink.write(result, csv_kind, plan.platform)
-        index = request.config.stash.get(INDEX_KEY, None)
-        if index is not None:
-            index.record_case(llmqual_run.directory.name, document, case_sink.written[-1], overall(verdicts))
-        for verdict in verdicts:  # shown in junit.xml as the test's properties
-            request.node.user_properties.append((f"gate {result.case_id} {verdict.metric}", verdict.outcome))
-        failed = [v.message for v in verdicts if v.outcome == "fail"]
-        if failed and plan.gates.enforce:
-            pytest.fail("regression against the baseline:\n" + "\n".join(failed), pytrace=False)
-        return document
-
-    return record
+    """Records cases as they are measured (RecordCase)."""
+    return RecordCase(request, plan, case_sink, llmqual_run)
 
 
 @pytest.fixture

@@ -134,17 +134,32 @@ class _Outputs:
         self.summaries: list[dict[str, Any]] = []
         self.failed = False
 
-    def add(self, result: CaseResult) -> None:
+    def _document(self, result: CaseResult) -> dict[str, Any]:
         document = result.document()
         if self.args.use_spec_decode:
             document["config"]["num_speculative_tokens"] = self.args.num_speculative_tokens
+        return document
+
+    @staticmethod
+    def _flat(document: dict[str, Any]) -> dict[str, Any]:
+        flat = {**document["config"], **document["metrics"], **document["checks"].get("server", {})}
+        flat.update(valid=document["valid"], invalid_reasons=document["invalid_reasons"])
+        if document.get("partial"):
+            flat["partial"] = document["partial"]
+        return flat
+
+    def progress(self, result: CaseResult) -> None:
+        """A case between repeats: into --result-json at once (marked partial), so a stopped run keeps it."""
+        if self.args.result_json is not None:
+            write_json(self.args.result_json, [*self.summaries, self._flat(self._document(result))])
+
+    def add(self, result: CaseResult) -> None:
+        document = self._document(result)
         print(case_line(document), flush=True)
         layout: Layout = self.args.csv_layout
         if self.args.benchmark_csv is not None:
             append_row(self.args.benchmark_csv, columns(self.kind, self.args.use_spec_decode), layout, document)
-        flat = {**document["config"], **document["metrics"], **document["checks"].get("server", {})}
-        flat.update(valid=document["valid"], invalid_reasons=document["invalid_reasons"])
-        self.summaries.append(flat)
+        self.summaries.append(self._flat(document))
         if self.args.result_json is not None:
             write_json(self.args.result_json, self.summaries)
         self.failed |= bool(document["metrics"]["failed"]) or not document["valid"]
@@ -164,7 +179,7 @@ def _cmd_static(args: argparse.Namespace) -> int:
                     tokens, count, args.prefix_caching_num, case.prompt_tokens, case.output_tokens, rng
                 )
 
-        outputs.add(measure_static(endpoint, tokens, case, settings, args.repeats, workload))
+        outputs.add(measure_static(endpoint, tokens, case, settings, args.repeats, workload, progress=outputs.progress))
     return 1 if outputs.failed else 0
 
 
@@ -186,5 +201,8 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
     endpoint, settings = _connect(args), _settings(args)
     outputs = _Outputs(args, "dynamic")
     for index, case in enumerate(cases):
-        outputs.add(measure_dynamic(endpoint, tokens, case, settings, args.repeats, records, label, index))
+        result = measure_dynamic(
+            endpoint, tokens, case, settings, args.repeats, records, label, index, outputs.progress
+        )
+        outputs.add(result)
     return 1 if outputs.failed else 0

@@ -177,19 +177,34 @@ def run_dynamic(
     return measure(endpoint, tokens, samples, settings, loop, "serving.dynamic", case.id, config, scheduled, case.slo)
 
 
-def repeated(measure: Callable[[int], CaseResult], times: int) -> CaseResult:
+Progress = Callable[[CaseResult], None]  # told the case so far after each repeat but the last (written at once)
+
+
+def repeated(measure: Callable[[int], CaseResult], times: int, progress: Progress | None = None) -> CaseResult:
     """Measure a case `times` times (`measure(repeat)`): the last measurement's result, with every measurement's
     metrics in `repeats`.
 
-    An invalid repeat (the client fell behind) makes the whole case invalid: its reasons are kept, numbered.
+    An invalid repeat (the client fell behind) makes the whole case invalid: its reasons are kept, numbered. After
+    each repeat but the last, `progress` gets the case so far, marked `partial`, so an interrupted case keeps the
+    repeats it measured.
     """
-    results = [measure(repeat) for repeat in range(times)]
-    last = results[-1]
+    results: list[CaseResult] = []
+    for repeat in range(times):
+        results.append(measure(repeat))
+        if progress is not None and repeat < times - 1:
+            progress(_combined(results, times))
+    return _combined(results, times)
+
+
+def _combined(results: list[CaseResult], times: int) -> CaseResult:
+    last = dataclasses.replace(results[-1], config=dict(results[-1].config))
     if times > 1:
         last.repeats = [r.metrics for r in results]
         last.invalid_reasons = [
             f"repeat {i}: {reason}" for i, r in enumerate(results, start=1) for reason in r.invalid_reasons
         ]
+    if len(results) < times:
+        last.partial = f"{len(results)} of {times} repeats measured"
     return last
 
 
@@ -204,6 +219,7 @@ def measure_static(
     repeats: int,
     workload: Workload | None = None,
     suite: str = "serving.static",
+    progress: Progress | None = None,
 ) -> CaseResult:
     """A closed-loop case under the measurement protocol (harness.bench.protocol): a timed warm-up at the case's
     concurrency, a window sized to `min-requests` / `min-seconds`, `repeats` measurements with fresh prompts."""
@@ -222,9 +238,14 @@ def measure_static(
         return wall_clock() - started
 
     per_repeat, pace = size_window(unmeasured, case.num_requests, case.parallel, settings)
-    result = repeated(lambda r: run(make(stream(settings.seed, suite, case.id, r), per_repeat)), repeats)
-    result.config.update(protocol_config(settings, pace, per_repeat))
-    return result
+    protocol = protocol_config(settings, pace, per_repeat)
+
+    def measured(repeat: int) -> CaseResult:
+        result = run(make(stream(settings.seed, suite, case.id, repeat), per_repeat))
+        result.config.update(protocol)
+        return result
+
+    return repeated(measured, repeats, progress)
 
 
 def measure_dynamic(
@@ -236,6 +257,7 @@ def measure_dynamic(
     records: Sequence[Sample],
     dataset: str,
     case_index: int = 0,
+    progress: Progress | None = None,
 ) -> CaseResult:
     """An open-loop case under the measurement protocol: a warm-up (closed loop at the case's concurrency cap, else
     4 in flight) and a calibration window on the case's own schedule, then `repeats` measurements, each on its own
@@ -263,7 +285,11 @@ def measure_dynamic(
         return wall_clock() - started
 
     per_repeat, pace = size_window(unmeasured, case.num_prompts, 1, settings, case.request_rate)
-    result = repeated(lambda r: run(1 + CALIBRATIONS + r, per_repeat), repeats)
-    result.config.update(protocol_config(settings, pace, per_repeat))
-    result.config["prompts_reused"] = reused
-    return result
+    protocol = protocol_config(settings, pace, per_repeat)
+
+    def measured(repeat: int) -> CaseResult:
+        result = run(1 + CALIBRATIONS + repeat, per_repeat)
+        result.config.update(protocol, prompts_reused=reused)
+        return result
+
+    return repeated(measured, repeats, progress)

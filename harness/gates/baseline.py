@@ -103,8 +103,8 @@ def update(baseline: RunBaseline, run_id: str, documents: Iterable[dict[str, Any
     """`baseline` with the valid cases of a run appended, keeping the newest `keep` samples per metric."""
     cases = {k: dict(v) for k, v in baseline.cases.items()}
     for document in documents:
-        if not document.get("valid", True) or document.get("config", {}).get("reused_run"):
-            continue  # an invalid measurement (client fell behind) is no reference; a cached run is no new sample
+        if not document.get("valid", True) or document.get("config", {}).get("reused_run") or document.get("partial"):
+            continue  # an invalid measurement (client fell behind), a cached run or a case cut short is no reference
         entry = cases.setdefault(case_key(document), {})
         for metric, values in gated_values(document).items():
             entry[metric] = (entry.get(metric, []) + values)[-keep:]

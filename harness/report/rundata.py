@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.results.case import READABLE_SCHEMAS
+from harness.results.case import case_files
 
 
 @dataclass
@@ -34,19 +34,12 @@ def distribution(records: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 def _case_documents(directory: Path) -> list[dict[str, Any]]:
     documents = []
-    for path in sorted(directory.rglob("*.json")):
-        if path.name in ("run.json", "cases.json"):
-            continue
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue  # a file of another tool, or one being written
-        if isinstance(document, dict) and document.get("schema") in READABLE_SCHEMAS:
-            records = document.pop("records", None) or []  # per-request records stay in the case file
-            if records:
-                document["distribution"] = distribution(records)
-            document["path"] = str(path.relative_to(directory))
-            documents.append(document)
+    for path, document in case_files(directory):
+        records = document.pop("records", None) or []  # per-request records stay in the case file
+        if records:
+            document["distribution"] = distribution(records)
+        document["path"] = str(path.relative_to(directory))
+        documents.append(document)
     return documents
 
 
@@ -56,7 +49,13 @@ def load_run(directory: Path) -> RunData:
         raise HarnessError(f"{directory} is not an llmqual run folder (no results.jsonl or run.json)")
     summary: dict[str, Any] = {}
     if (directory / "run.json").is_file():
-        summary = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+        try:
+            summary = json.loads((directory / "run.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise HarnessError(
+                f"{directory / 'run.json'}: unreadable ({exc}); delete it and the report is rebuilt from the "
+                "results and case files, as for an interrupted run"
+            ) from exc
     records = []
     if (directory / "results.jsonl").is_file():
         for line in (directory / "results.jsonl").read_text(encoding="utf-8").splitlines():

@@ -4,7 +4,9 @@ Schema `llmqual.case/2`: {schema, suite, case_id, valid, invalid_reasons, config
 repeats?, series?, gates?, records?}. `metrics` uses `vllm bench serve`'s result-JSON names (request_throughput,
 mean_ttft_ms, ...); a value that could not be measured is null, never 0. `repeats` holds the metrics of every
 measurement of the case when it was measured more than once (`metrics` are the last one's); `series` holds plot
-data (loss curves); `gates` the verdicts against the baseline. Version 2 added repeats, series and gates; readers
+data (loss curves); `gates` the verdicts against the baseline; `partial` says how much of a repeated case was
+measured when the run stopped before its last repeat (a partial document is replaced by the whole one as soon as
+the case completes). Version 2 added repeats, series and gates; readers
 accept 1 and 2 (`read_case`).
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ class CaseResult:
     repeats: list[dict[str, Any]] = field(default_factory=list)  # metrics of each measurement, when repeated
     gates: list[dict[str, Any]] = field(default_factory=list)  # GateResult.as_json() of each gated metric
     test: str | None = None  # the pytest node id that measured it
+    partial: str | None = None  # "2 of 3 repeats measured": written while the case runs, kept if the run stops
 
     @property
     def valid(self) -> bool:
@@ -53,7 +57,7 @@ class CaseResult:
             "checks": self.checks,
             "environment": environment or {},
         }
-        for name in ("series", "repeats", "gates", "test"):
+        for name in ("series", "repeats", "gates", "test", "partial"):
             if getattr(self, name):
                 doc[name] = getattr(self, name)
         if self.records is not None:
@@ -90,6 +94,19 @@ def read_case(path: Path) -> dict[str, Any]:
     if document.get("schema") not in READABLE_SCHEMAS:
         raise HarnessError(f"{path}: schema {document.get('schema')!r} is not one of {', '.join(READABLE_SCHEMAS)}")
     return document
+
+
+def case_files(directory: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every case document under a run folder, with its path; files of other tools and half-written ones skipped."""
+    for path in sorted(directory.rglob("*.json")):
+        if path.name in ("run.json", "cases.json"):
+            continue
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(document, dict) and document.get("schema") in READABLE_SCHEMAS:
+            yield path, document
 
 
 def metric_samples(document: dict[str, Any], metric: str) -> list[float | None]:

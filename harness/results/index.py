@@ -3,13 +3,20 @@ trends. Each write is its own transaction, so an interrupted run keeps what it r
 timeout let pytest-xdist workers write at once.
 
 Tables:
-    runs(run_id, plan, platform, started, finished, status, directory, environment)
+    runs(run_id, plan, platform, started, finished, status, directory, environment, host, pid)
     cases(run_id, suite, case_id, valid, outcome, path, metrics)       -- outcome: the gate verdict, or NULL
+
+A run killed outright (`kill -9`, a lost node) never writes its end. Whenever the index is opened, a run of this
+host still "running" whose process is gone is **reconciled**: marked "interrupted", finished at the time of its
+last file, and every case document in its folder that the index lacks is added (a case written just before the
+kill). Indexes from before `host` and `pid` existed get the columns added.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -17,6 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from harness.gates.gate import GateResult, overall
+from harness.results.case import case_files
 
 INDEX_NAME = "index.sqlite"
 
@@ -31,6 +41,17 @@ CREATE TABLE IF NOT EXISTS cases (
 );
 CREATE INDEX IF NOT EXISTS cases_by_case ON cases (suite, case_id);
 """
+ADDED_COLUMNS = {"host": "TEXT", "pid": "INTEGER"}  # runs columns newer than the first schema
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 @dataclass(frozen=True)
@@ -53,17 +74,56 @@ class RunIndex:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            for name, kind in ADDED_COLUMNS.items():
+                if name not in have:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
             with db:  # one transaction, committed on success
                 yield db
         finally:
             db.close()
 
-    def start_run(self, run_id: str, directory: Path, plan: str | None, platform: str | None) -> None:
+    def start_run(
+        self, run_id: str, directory: Path, plan: str | None, platform: str | None, pid: int | None = None
+    ) -> None:
+        self.reconcile()
         with self._db() as db:
             db.execute(
-                "INSERT OR REPLACE INTO runs (run_id, plan, platform, started, status, directory) VALUES (?,?,?,?,?,?)",
-                (run_id, plan, platform, time.time(), "running", str(directory)),
+                "INSERT OR REPLACE INTO runs (run_id, plan, platform, started, status, directory, host, pid) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    plan,
+                    platform,
+                    time.time(),
+                    "running",
+                    str(directory),
+                    socket.gethostname(),
+                    os.getpid() if pid is None else pid,
+                ),
             )
+
+    def reconcile(self) -> list[str]:
+        """Mark this host's runs whose process died while "running" as interrupted, adding the cases their
+        folders hold that the index lacks; returns their ids."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT run_id, directory, pid FROM runs WHERE status = 'running' AND host = ?",
+                (socket.gethostname(),),
+            ).fetchall()
+        dead = [(run_id, Path(directory)) for run_id, directory, pid in rows if pid and not process_alive(pid)]
+        for run_id, directory in dead:
+            with self._db() as db:
+                known = {tuple(r) for r in db.execute("SELECT suite, case_id FROM cases WHERE run_id = ?", (run_id,))}
+            for path, document in case_files(directory) if directory.is_dir() else ():
+                if (document.get("suite"), document.get("case_id")) not in known:
+                    self.record_case(run_id, document, path, _verdict(document))
+            with self._db() as db:
+                db.execute(
+                    "UPDATE runs SET status = 'interrupted', finished = ? WHERE run_id = ? AND status = 'running'",
+                    (_last_write(directory) or time.time(), run_id),
+                )
+        return [run_id for run_id, _ in dead]
 
     def finish_run(
         self, run_id: str, status: str, environment: dict[str, Any], plan: str | None, platform: str | None
@@ -92,7 +152,8 @@ class RunIndex:
             )
 
     def runs(self, plan: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest runs (of `plan`), newest first."""
+        """The newest runs (of `plan`), newest first (interrupted runs reconciled first)."""
+        self.reconcile()
         query = "SELECT run_id, plan, platform, started, finished, status, directory FROM runs"
         args: tuple[Any, ...] = ()
         if plan is not None:
@@ -116,3 +177,15 @@ class RunIndex:
         return [
             TrendPoint(run_id, started, json.loads(metrics).get(metric)) for run_id, started, metrics in reversed(rows)
         ]
+
+
+def _verdict(document: dict[str, Any]) -> str | None:
+    """The overall verdict of the gates a case document records."""
+    gates = [g for g in document.get("gates", []) if isinstance(g, dict) and g.get("outcome")]
+    return overall([GateResult(str(g.get("metric")), g["outcome"], "") for g in gates])
+
+
+def _last_write(directory: Path) -> float | None:
+    """When anything in a run folder was last written."""
+    times = [p.stat().st_mtime for p in directory.rglob("*") if p.is_file()] if directory.is_dir() else []
+    return max(times, default=None)

@@ -50,10 +50,18 @@ class CaseSink:
         }
         return cls(run_dir, environment, targets, environment_of=environment_of)  # type: ignore[arg-type]
 
+    def path_of(self, result: CaseResult) -> Path:
+        return self.directory / result.suite.replace(".", "/") / f"{result.case_id}.json"
+
+    def write_partial(self, result: CaseResult, platform: str | None = None) -> tuple[dict[str, Any], Path]:
+        """Write a case still being measured (its document only); `write` replaces it when the case completes."""
+        document = result.document(self.environment_for(platform) if platform else self.environment)
+        return document, write_json(self.path_of(result), document)
+
     def write(self, result: CaseResult, csv_kind: str | None = None, platform: str | None = None) -> dict[str, Any]:
         """Write the case's document and CSV rows now; returns the document."""
         document = result.document(self.environment_for(platform) if platform else self.environment)
-        path = write_json(self.directory / result.suite.replace(".", "/") / f"{result.case_id}.json", document)
+        path = write_json(self.path_of(result), document)
         self.written.append(path)
         self.documents.append(document)
         if csv_kind is not None:
@@ -91,4 +99,6 @@ def case_line(document: dict[str, Any]) -> str:
         body = ", ".join(shown) or "no metrics"
     if not document["valid"]:
         body += " [INVALID: " + "; ".join(document["invalid_reasons"]) + "]"
+    if document.get("partial"):
+        body += f" [PARTIAL: {document['partial']}]"
     return head + body

@@ -37,7 +37,9 @@ def test_dynamic(
     assert spec is not None  # the case came from it
     dataset, records = dynamic_workload(plan, spec, served_tokens, model_cache)
     index = plan_dynamic_cases(plan).index(dynamic_case)  # which slices of the dataset are this case's
-    result = measure_dynamic(endpoint, served_tokens, dynamic_case, load, repeats, records, dataset, index)
+    result = measure_dynamic(
+        endpoint, served_tokens, dynamic_case, load, repeats, records, dataset, index, record_case.progress
+    )
     record_case(result, "dynamic")
     check_case(result, result.config["num_requests"])
     if dynamic_case.slo.given():

@@ -37,7 +37,7 @@ def test_static(
     record_case: RecordCase,
     repeats: int,
 ) -> None:
-    result = measure_static(endpoint, served_tokens, static_case, load, repeats)
+    result = measure_static(endpoint, served_tokens, static_case, load, repeats, progress=record_case.progress)
     record_case(result, "static")
     sent = result.config["num_requests"]
     check_case(result, sent)
@@ -62,7 +62,9 @@ def test_prefix_caching(
     def shared(rng: np.random.Generator, count: int) -> list[Sample]:
         return prefix_samples(served_tokens, count, spec.prefix_tokens, spec.prompt_tokens, spec.output_tokens, rng)
 
-    result = measure_static(endpoint, served_tokens, case, load, repeats, shared, suite="serving.prefix")
+    result = measure_static(
+        endpoint, served_tokens, case, load, repeats, shared, suite="serving.prefix", progress=record_case.progress
+    )
     result.config["prefix_tokens"] = spec.prefix_tokens
     record_case(result)
     check_case(result, result.config["num_requests"])
@@ -102,7 +104,9 @@ def test_multimodal(
         return image_samples(served_tokens, count, spec.prompt_tokens, spec.output_tokens, spec.height, spec.width, rng)
 
     chat = dataclasses.replace(load, route="chat")
-    result = measure_static(endpoint, served_tokens, case, chat, repeats, with_images, suite="serving.multimodal")
+    result = measure_static(
+        endpoint, served_tokens, case, chat, repeats, with_images, "serving.multimodal", record_case.progress
+    )
     result.config.update(height=spec.height, width=spec.width)
     record_case(result)
     check_case(result, result.config["num_requests"])

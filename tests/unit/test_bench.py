@@ -13,6 +13,7 @@ from harness.bench.cases import BenchInputError, DynamicCase, LoadSettings, Stat
 from harness.bench.execute import repeated, run_dynamic, run_static
 from harness.load.samples import Sample
 from harness.load.tokens import Tokens
+from harness.results.case import CaseResult, read_case
 from harness.results.sink import CaseSink, case_line
 from harness.session import TerminalProgress
 from tests.fakes import fake_server_thread
@@ -115,3 +116,40 @@ def test_terminal_progress_is_throttled() -> None:
         progress("p4-in64-out32", second - 35, 100)
     expected = [(10, 9), (20, 19), (30, 29), (5, 4), (15, 14)]  # (requests done, seconds since this repeat began)
     assert lines == [f"  ... p4-in64-out32: {n}/100 requests in {s} s" for n, s in expected]
+
+
+def test_a_case_stopped_after_two_of_three_repeats_keeps_them_on_disk(tokens: Tokens, tmp_path: Path) -> None:
+    """A fault in the third repeat (here an interrupt) must not lose the two already measured: each repeat but
+    the last is written at once as a partial document, which the whole case would replace."""
+    sink = CaseSink.for_run(tmp_path, {})
+    written: list[Path] = []
+
+    def progress(partial: CaseResult) -> None:
+        written.append(sink.write_partial(partial)[1])
+
+    with fake_server_thread("fast") as endpoint:
+
+        def measure(repeat: int) -> CaseResult:
+            if repeat == 2:
+                raise KeyboardInterrupt("planted: the run is stopped in the third repeat")
+            return run_static(endpoint, tokens, StaticCase(2, 8, 4, 3), LoadSettings())
+
+        with pytest.raises(KeyboardInterrupt):
+            repeated(measure, 3, progress)
+    assert len(written) == 2 and written[0] == written[1]
+    document = read_case(written[-1])
+    assert document["partial"] == "2 of 3 repeats measured"
+    assert len(document["repeats"]) == 2
+    assert all(r["completed"] == 6 for r in document["repeats"])
+    assert "[PARTIAL: 2 of 3 repeats measured]" in case_line(document)
+
+
+def test_the_whole_case_carries_no_partial_mark(tokens: Tokens) -> None:
+    partials: list[CaseResult] = []
+    with fake_server_thread("fast") as endpoint:
+        result = repeated(
+            lambda _: run_static(endpoint, tokens, StaticCase(2, 8, 4, 3), LoadSettings()), 3, partials.append
+        )
+    assert [p.partial for p in partials] == ["1 of 3 repeats measured", "2 of 3 repeats measured"]
+    assert result.partial is None and "partial" not in result.document()
+    assert len(result.repeats) == 3

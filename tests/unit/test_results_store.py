@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,42 @@ def test_index_keeps_runs_and_trends_across_interruptions(tmp_path: Path) -> Non
     assert [r["status"] for r in runs] == ["running", "passed", "passed"]
     with sqlite3.connect(index.path) as db:
         assert db.execute("SELECT COUNT(*) FROM cases").fetchone() == (3,)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_run_is_reconciled_when_the_index_is_next_opened(tmp_path: Path) -> None:
+    """`kill -9` of pytest: the run never writes its end, and a case may be on disk but not yet in the index."""
+    index = RunIndex(tmp_path)
+    run_dir = write_run(tmp_path, "killed", [static_doc("p4", [100.0]), static_doc("p16", [300.0])], REPO / "x.yaml")
+    index.start_run("killed", run_dir, "cpu-tiny", "cpu", pid=dead_pid())
+    index.record_case("killed", static_doc("p4", [100.0]), run_dir / "p4.json", None)  # p16 never reached it
+    index.start_run("alive", tmp_path / "alive", "cpu-tiny", "cpu")  # this process: still running
+    assert index.reconcile() == []  # start_run already reconciled the killed run
+    runs = {r["run_id"]: r for r in index.runs()}
+    assert runs["killed"]["status"] == "interrupted"
+    assert runs["killed"]["finished"] == pytest.approx(max(f.stat().st_mtime for f in run_dir.rglob("*.json")))
+    assert runs["alive"]["status"] == "running"
+    with sqlite3.connect(index.path) as db:
+        cases = db.execute("SELECT case_id FROM cases WHERE run_id = 'killed' ORDER BY case_id").fetchall()
+    assert cases == [("p16",), ("p4",)]
+
+
+def test_an_index_from_before_the_pid_column_is_migrated(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        db.execute(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, plan TEXT, platform TEXT, started REAL, finished REAL, "
+            "status TEXT, directory TEXT, environment TEXT)"
+        )
+        db.execute("INSERT INTO runs (run_id, status) VALUES ('old', 'running')")
+    index = RunIndex(tmp_path)
+    index.start_run("new", tmp_path / "new", None, "cpu")
+    assert {r["run_id"]: r["status"] for r in index.runs()} == {"old": "running", "new": "running"}
 
 
 def test_baseline_update_keeps_the_newest_samples_and_skips_invalid_cases(tmp_path: Path) -> None:
