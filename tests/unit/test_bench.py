@@ -136,7 +136,8 @@ def test_a_case_stopped_after_two_of_three_repeats_keeps_them_on_disk(tokens: To
 
         with pytest.raises(KeyboardInterrupt):
             repeated(measure, 3, progress)
-    assert len(written) == 2 and written[0] == written[1]
+    assert len(written) == 2
+    assert written[0] == written[1]
     document = read_case(written[-1])
     assert document["partial"] == "2 of 3 repeats measured"
     assert len(document["repeats"]) == 2
@@ -151,5 +152,6 @@ def test_the_whole_case_carries_no_partial_mark(tokens: Tokens) -> None:
             lambda _: run_static(endpoint, tokens, StaticCase(2, 8, 4, 3), LoadSettings()), 3, partials.append
         )
     assert [p.partial for p in partials] == ["1 of 3 repeats measured", "2 of 3 repeats measured"]
-    assert result.partial is None and "partial" not in result.document()
+    assert result.partial is None
+    assert "partial" not in result.document()
     assert len(result.repeats) == 3
