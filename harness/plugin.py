@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import sqlite3
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -98,12 +99,20 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", None)
     reports = Path(config.rootpath, config.getoption("--reports-dir"))
     run_id = workerinput["llmqual_run_id"] if workerinput else new_run_id()
-    run = Run.create(reports, run_id) if workerinput is None else Run(reports / run_id)
+    index = RunIndex(reports)
+    try:
+        run = Run.create(reports, run_id) if workerinput is None else Run(reports / run_id)
+        if workerinput is None:
+            given = next(iter(plans.values()), None)
+            index.start_run(run_id, run.directory, given.name if given else None, given.platform if given else None)
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise pytest.UsageError(
+            f"the run index {index.path} cannot be written ({exc}); move it aside or pass another --reports-dir"
+        ) from exc
     config.stash[RUN_KEY] = run
-    config.stash[INDEX_KEY] = index = RunIndex(reports)
-    if workerinput is None:
-        given = next(iter(plans.values()), None)
-        index.start_run(run_id, run.directory, given.name if given else None, given.platform if given else None)
+    config.stash[INDEX_KEY] = index
     config.pluginmanager.register(RunRecorder(config, run), "llmqual-recorder")
     if workerinput is None and not config.option.xmlpath:
         config.option.xmlpath = str(run.junit_path)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.results.case import write_json
 
 RESULT_SCHEMA = "llmqual.result/1"
@@ -30,11 +31,20 @@ class Run:
 
     directory: Path
     records: list[dict[str, Any]] = field(default_factory=list)
+    write_error: str | None = None  # the first failed append to results.jsonl (disk full, folder gone)
 
     @classmethod
     def create(cls, reports_dir: Path, run_id: str) -> Run:
+        """The run folder, made now; an unwritable reports folder is a HarnessError naming it and the fix."""
         directory = reports_dir / run_id
-        (directory / "logs").mkdir(parents=True, exist_ok=True)
+        try:
+            (directory / "logs").mkdir(parents=True, exist_ok=True)
+            (directory / "results.jsonl").touch()
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot write the run folder {directory} ({exc.strerror or exc}); make {reports_dir} writable or "
+                "pass another folder with --reports-dir"
+            ) from exc
         latest = reports_dir / "latest"
         try:
             if latest.is_symlink() or latest.exists():
@@ -53,11 +63,15 @@ class Run:
         return self.directory / "junit.xml"
 
     def record(self, entry: dict[str, Any]) -> None:
-        """Append one result line and flush it to disk at once."""
+        """Append one result line and flush it to disk at once. A failed write (disk full) does not stop the run:
+        the line stays in memory for the summary and the first error is kept in `write_error`."""
         line = {"schema": RESULT_SCHEMA, **entry}
         self.records.append(line)
-        with (self.directory / "results.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps(line, sort_keys=True) + "\n")
+        try:
+            with (self.directory / "results.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps(line, sort_keys=True) + "\n")
+        except OSError as exc:
+            self.write_error = self.write_error or f"{self.directory / 'results.jsonl'}: {exc.strerror or exc}"
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
         """Write run.json atomically (a reader never sees half of it)."""

@@ -4,6 +4,7 @@ appended to the run folder, and at the end the run summary, the index entry, the
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness.config.plan import Plan
+from harness.errors import HarnessError
 from harness.fingerprint import fingerprint
 from harness.gates.baseline import RunBaseline, judge, load_baseline
 from harness.gates.gate import GatePolicy, overall
@@ -135,9 +137,15 @@ class RunRecorder:
         self.report_path: Path | None = None
         self.summary: dict[str, Any] = {}
         self.lines: list[str] = []
+        self.finish_error: str | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        """A pytest-xdist worker: the controller sees every worker's reports again and records them once."""
+        return getattr(self.config, "workerinput", None) is not None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call" and not (report.failed or report.skipped):
+        if self.is_worker or (report.when != "call" and not (report.failed or report.skipped)):
             return
         self.run.record(
             {
@@ -150,9 +158,20 @@ class RunRecorder:
             }
         )
 
+    @pytest.hookimpl(trylast=True)  # after pytest's own: every fixture torn down, every server already stopped
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if getattr(self.config, "workerinput", None) is not None:
+        """The run summary, index entry and report. Whatever fails here (disk full, index locked) is said in the
+        terminal summary, never raised: it cannot undo a teardown, and what was measured is already on disk."""
+        if self.is_worker:
             return
+        try:
+            self._finish(exitstatus)
+        except (OSError, sqlite3.Error, HarnessError) as exc:
+            self.finish_error = f"{type(exc).__name__}: {exc}"
+            if session.exitstatus == pytest.ExitCode.OK:  # a run without its report is no green run
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def _finish(self, exitstatus: int) -> None:
         from harness.report.html import write_report
         from harness.report.rundata import load_run
         from harness.report.summary import summarise
@@ -194,9 +213,17 @@ class RunRecorder:
         self.report_path = write_report(data, index)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.summary_path is None:
+        problems = [p for p in (self.run.write_error, self.finish_error) if p]
+        if self.summary_path is None and not problems:
             return
         terminalreporter.section("llmqual")
+        for problem in problems:
+            terminalreporter.write_line(
+                f"the run folder could not be completed: {problem}; what was written is in {self.run.directory}",
+                red=True,
+            )
+        if self.summary_path is None:
+            return
         for server in self.summary["servers"]:
             terminalreporter.write_line(
                 f"server {server['model']} ({server['platform']}): ready in {server['startup_s']} s, "

@@ -218,3 +218,49 @@ def test_a_baseline_from_another_device_is_named_up_front_and_gives_no_verdict(p
     assert verdict["outcome"] == "inconclusive"
     assert "Some Other CPU [6/85/7, avx2]" in verdict["message"]
     assert "llmqual baseline update" in verdict["message"]
+
+
+def test_an_unwritable_reports_folder_is_a_usage_error_naming_it(project: pytest.Pytester) -> None:
+    (project.path / "occupied").write_text("a file where the reports folder should be")
+    result = project.runpytest_subprocess("-m", "not cpu", "--reports-dir", "occupied/reports")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cannot write the run folder *occupied/reports/*; make *writable or pass another*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+SPOILT_RUN = """
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def server_like():
+    yield
+    Path("torn-down").write_text("the session's fixtures were torn down")
+
+
+def test_spoils_the_run_folder(server_like):
+    run = Path("out/latest").resolve()
+    (run / "run.json").mkdir()  # planted: the summary cannot be written (as on a full disk)
+    os.remove(run / "results.jsonl")
+    (run / "results.jsonl").mkdir()  # planted: neither can the next result line
+
+
+def test_later():
+    pass
+"""
+
+
+def test_a_run_folder_that_cannot_be_completed_is_reported_after_the_teardown(project: pytest.Pytester) -> None:
+    project.makepyfile(test_suite=SPOILT_RUN)
+    result = project.runpytest_subprocess("-m", "not cpu", "--reports-dir", "out", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR, "a run without its report is not a green run"
+    output = result.stdout.str()
+    assert "INTERNALERROR" not in output + result.stderr.str()
+    result.stdout.fnmatch_lines(["*the run folder could not be completed: *results.jsonl: Is a directory*"])
+    result.stdout.fnmatch_lines(["*the run folder could not be completed: IsADirectoryError*run.json*"])
+    assert (project.path / "torn-down").is_file()
