@@ -7,6 +7,7 @@
     ├── TrainingError         a training run failed or missed its deadline (carries the log tail)
     └── ServerError
         ├── ServerStartError  the server died or missed its readiness deadline (carries the log tail)
+        ├── ServerStopped     the server stopped answering in the middle of a case (timed out or refused, no /health)
         └── EndpointError     an external endpoint is unreachable or does not serve what was asked
 
 Errors of libraries underneath (subprocess, aiohttp, pydantic, yaml) are translated into these at the boundary.
@@ -58,6 +59,12 @@ class ServerStartError(ServerError):
         self.log_tail = log_tail
         full = message if not log_tail else f"{message}\n--- last lines of the server log ---\n{log_tail}"
         super().__init__(full)
+
+
+class ServerStopped(ServerError):
+    """The server stopped answering during a measurement: a request timed out or was refused and /health failed.
+    The case ends there (its repeats already measured are on disk); waiting out every request would cost the
+    request timeout per wave, per repeat, per case."""
 
 
 class EndpointError(ServerError):

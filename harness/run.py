@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.results.case import write_json
+from harness.secrets import redact
 
 RESULT_SCHEMA = "llmqual.result/1"
 
@@ -69,7 +70,7 @@ class Run:
         self.records.append(line)
         try:
             with (self.directory / "results.jsonl").open("a", encoding="utf-8") as f:
-                f.write(json.dumps(line, sort_keys=True) + "\n")
+                f.write(redact(json.dumps(line, sort_keys=True)) + "\n")
         except OSError as exc:
             self.write_error = self.write_error or f"{self.directory / 'results.jsonl'}: {exc.strerror or exc}"
 

@@ -21,6 +21,7 @@ from harness.report.summary import suite_lines
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink, case_line
 from harness.run import Run
+from harness.secrets import scrub_folder
 from harness.stash import INDEX_KEY, PLAN_KEY, POOL_KEY, SINK_KEY
 
 MARKERS = {
@@ -200,6 +201,7 @@ class RunRecorder:
                 }
                 for s in (pool.started if pool else [])
             ],
+            "server_restarts": pool.restarts if pool else [],
             "environment": environment,
         }
         self.summary_path = self.run.write_summary(self.summary)
@@ -208,6 +210,7 @@ class RunRecorder:
             status = {0: "passed", 2: "interrupted", 5: "no tests"}.get(int(exitstatus), "failed")
             plan = next(iter(plans.values()), None)
             index.finish_run(self.run.directory.name, status, environment, plan.name if plan else None, platform)
+        scrub_folder(self.run.directory)  # junit.xml and logs, written by others: no secret stays in the folder
         data = load_run(self.run.directory)
         self.lines = suite_lines(summarise(data))
         self.report_path = write_report(data, index)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.client.openai import request_once
 from harness.errors import HarnessError
+from harness.secrets import redact
 from harness.server.endpoint import Endpoint
 
 LOGLIKELIHOOD_TYPES = ("loglikelihood", "loglikelihood_rolling", "multiple_choice")
@@ -109,6 +112,23 @@ def _offline_hub() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@contextmanager
+def _api_key_for_lm_eval(key: str | None) -> Iterator[None]:
+    """lm-eval's local-completions models read the key from OPENAI_API_KEY (not from model_args, which it logs)."""
+    if key is None:
+        yield
+        return
+    before = os.environ.get("OPENAI_API_KEY")
+    os.environ["OPENAI_API_KEY"] = key
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OPENAI_API_KEY", None)
+        else:
+            os.environ["OPENAI_API_KEY"] = before
+
+
 def evaluate(
     endpoint: Endpoint,
     tokenizer: Path,
@@ -129,27 +149,28 @@ def evaluate(
     leaves = manager.load([task])["tasks"].values()
     if any(getattr(t, "OUTPUT_TYPE", None) in LOGLIKELIHOOD_TYPES for t in leaves):
         probe_prompt_logprobs(endpoint, settings.timeout_s)
-    results = simple_evaluate(
-        model=model_type(settings),
-        model_args=model_args(endpoint, tokenizer, settings),
-        tasks=[task],
-        task_manager=manager,
-        num_fewshot=settings.num_fewshot,
-        batch_size=settings.batch_size,
-        limit=settings.limit,
-        log_samples=settings.log_samples,
-        apply_chat_template=settings.chat,
-        random_seed=settings.seed,
-    )
+    with _api_key_for_lm_eval(endpoint.api_key):
+        results = simple_evaluate(
+            model=model_type(settings),
+            model_args=model_args(endpoint, tokenizer, settings),
+            tasks=[task],
+            task_manager=manager,
+            num_fewshot=settings.num_fewshot,
+            batch_size=settings.batch_size,
+            limit=settings.limit,
+            log_samples=settings.log_samples,
+            apply_chat_template=settings.chat,
+            random_seed=settings.seed,
+        )
     if results is None:
         raise AccuracyError(f"lm-eval returned no results for {task}")
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = results.pop("samples", None)
     document: dict[str, Any] = json.loads(json.dumps(results, default=handle_non_serializable))
-    (out_dir / "lm_eval_results.json").write_text(json.dumps(document, indent=2, ensure_ascii=False), "utf-8")
+    (out_dir / "lm_eval_results.json").write_text(redact(json.dumps(document, indent=2, ensure_ascii=False)), "utf-8")
     if samples:
         with (out_dir / "lm_eval_samples.jsonl").open("w", encoding="utf-8") as f:
             for name, rows in samples.items():
                 for row in rows:
-                    f.write(json.dumps({"task": name, **row}, default=handle_non_serializable) + "\n")
+                    f.write(redact(json.dumps({"task": name, **row}, default=handle_non_serializable)) + "\n")
     return document

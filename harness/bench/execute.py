@@ -29,6 +29,7 @@ from harness.bench.protocol import (
     wall_clock,
 )
 from harness.client.openai import RequestRecord, send_request
+from harness.errors import ServerStopped
 from harness.load.loops import LoopClock, Payload, closed_loop, frozen_gc, open_loop
 from harness.load.samples import Sample, payload
 from harness.load.schedule import arrival_offsets, realised_rate
@@ -54,25 +55,46 @@ def _send_with(
     return send
 
 
+HEALTH_PROBE_S = 5.0  # how long /health may take when a failure makes us ask whether the server is still there
+
+
+async def _healthy(session: aiohttp.ClientSession, endpoint: Endpoint) -> bool:
+    try:
+        timeout = aiohttp.ClientTimeout(total=HEALTH_PROBE_S)
+        async with session.get(endpoint.url("/health"), headers=endpoint.headers(), timeout=timeout) as response:
+            return response.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return False
+
+
 async def _drive(
     endpoint: Endpoint, settings: LoadSettings, payloads: list[Payload], loop: Loop, case_id: str
 ) -> list[RequestRecord]:
+    """Run `loop` over `payloads`. When a request times out or is refused and /health fails too, the server has
+    stopped: the requests not yet sent are not sent, and ServerStopped ends the case once those in flight end."""
     connector = aiohttp.TCPConnector(limit=0, force_close=False)  # the loop, not the connector, bounds concurrency
+    stopped: str | None = None
+    done = 0
     async with aiohttp.ClientSession(connector=connector) as session:
         send = _send_with(session, endpoint, settings)
-        report = settings.progress
-        if report is None:
-            return await loop(send, payloads)
-        done = 0
 
-        async def counted(body: Payload) -> RequestRecord:
-            nonlocal done
+        async def guarded(body: Payload) -> RequestRecord:
+            nonlocal stopped, done
+            if stopped is not None:
+                return RequestRecord(error="not_sent", error_detail=f"not sent: {stopped}")
             record = await send(body)
+            if record.error in ("timeout", "connection") and stopped is None and not await _healthy(session, endpoint):
+                stopped = f"{record.error} ({record.error_detail}), and {endpoint.url('/health')} does not answer"
             done += 1
-            report(case_id, done, len(payloads))
+            if settings.progress is not None:
+                settings.progress(case_id, done, len(payloads))
             return record
 
-        return await loop(counted, payloads)
+        records = await loop(guarded, payloads)
+    if stopped is not None:
+        sent = sum(r.error != "not_sent" for r in records)
+        raise ServerStopped(f"{case_id}: the server stopped answering after {sent} requests: {stopped}")
+    return records
 
 
 def measure(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.client.openai import RequestRecord
+from harness.secrets import redact
 
 CASE_SCHEMA = "llmqual.case/2"
 READABLE_SCHEMAS = ("llmqual.case/1", CASE_SCHEMA)
@@ -116,9 +117,10 @@ def metric_samples(document: dict[str, Any], metric: str) -> list[float | None]:
 
 
 def write_json(path: Path, document: Any) -> Path:
-    """Write atomically (temp file, rename) so a reader never sees half a result."""
+    """Write atomically (temp file, rename) so a reader never sees half a result; known secrets are masked."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_suffix(path.suffix + ".tmp")
-    staging.write_text(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = redact(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False))
+    staging.write_text(text + "\n", encoding="utf-8")
     staging.replace(path)
     return path

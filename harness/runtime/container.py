@@ -94,9 +94,10 @@ class Container:
             raise
         return self
 
-    def exec_argv(self, argv: Sequence[str], env: dict[str, str] | None = None) -> list[str]:
-        """`docker exec` of `argv` inside the container, with `env` set for it."""
-        flags = [f"--env={k}={v}" for k, v in sorted((env or {}).items())]
+    def exec_argv(self, argv: Sequence[str], env_names: Sequence[str] = ()) -> list[str]:
+        """`docker exec` of `argv` inside the container with the `env_names` variables, passed by name: docker
+        takes their values from its own environment, so no value (an API key, a token) is on a command line."""
+        flags = [f"--env={name}" for name in sorted(env_names)]
         return ["docker", "exec", *flags, self.name, *argv]
 
     def __exit__(

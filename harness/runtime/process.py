@@ -72,6 +72,8 @@ def kill_group(pgid: int, grace_s: float, poll_s: float = 0.1) -> None:
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(pgid, sig)
+            if sig == signal.SIGTERM:
+                os.killpg(pgid, signal.SIGCONT)  # a stopped (SIGSTOP) group handles SIGTERM only once continued
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait_s

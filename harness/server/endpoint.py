@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import EndpointError
+from harness.secrets import redact_url, register
 
 PROBE_TIMEOUT_S = 10.0
 
@@ -19,8 +20,12 @@ class Endpoint:
 
     base_url: str
     model: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a repr: assertion messages reach the reports
     max_model_len: int | None = None
+
+    def __post_init__(self) -> None:
+        register(self.api_key)
+        redact_url(self.base_url)  # registers a password in the URL
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")

@@ -3,14 +3,18 @@
 Tests that ask for the same ServerConfig share one server. At most `max_live` servers run at once (a 2-core box
 or one NPU card holds one); asking for another configuration stops the least recently used one first. A
 configuration whose server failed to start fails again at once for every later test instead of waiting out the
-readiness deadline once per test. On NPUs and GPUs a server whose plan lists `devices` first leases
-tensor x pipeline size of them (harness.runtime.leases) and sees only those; the lease ends with the server.
+readiness deadline once per test. A live server is checked before it is handed out (process alive, /health
+answers): one that died or hangs since the last test is stopped, its group killed, and started again, with a
+warning and an entry in `restarts` for the run's report. On NPUs and GPUs a server whose plan lists `devices`
+first leases tensor x pipeline size of them (harness.runtime.leases) and sees only those; the lease ends with the
+server.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +24,10 @@ from harness.runtime.leases import VISIBLE, DeviceLease
 from harness.server.vllm import ServerConfig, VLLMServer
 
 ServerFactory = Callable[[ServerConfig, Path], VLLMServer]
+
+
+class ServerRestarted(UserWarning):
+    """A pooled server died or hung between tests and was started again."""
 
 
 class ServerPool:
@@ -42,6 +50,7 @@ class ServerPool:
         self.started: list[VLLMServer] = []  # every server this pool started, for the run's report
         self._live: OrderedDict[str, VLLMServer] = OrderedDict()
         self._failed: dict[str, ServerStartError] = {}
+        self.restarts: list[dict[str, str]] = []  # servers found dead or hung and started again
 
     def get(self, config: ServerConfig, alongside: ServerConfig | None = None) -> VLLMServer:
         """The server for `config`, started if needed; `alongside` (an A/B reference) is kept running beside it
@@ -51,8 +60,11 @@ class ServerPool:
         if key in self._failed:
             raise self._failed[key]
         if key in self._live:
-            self._live.move_to_end(key)
-            return self._live[key]
+            problem = self._live[key].problem()
+            if problem is None:
+                self._live.move_to_end(key)
+                return self._live[key]
+            self._restart(key, problem)
         limit = self.max_live + (1 if keep in self._live else 0)
         while len(self._live) >= limit:
             oldest_key = next(k for k in self._live if k != keep)
@@ -73,6 +85,14 @@ class ServerPool:
         self._live[key] = server
         self.started.append(server)
         return server
+
+    def _restart(self, key: str, problem: str) -> None:
+        """Take a server that cannot serve out of the pool (the caller starts a new one) and say so."""
+        server = self._live.pop(key)
+        message = f"the {server.config.served_model_name} server ({server.log_path}) was restarted: {problem}"
+        self.restarts.append({"model": server.config.served_model_name, "reason": problem, "log": str(server.log_path)})
+        warnings.warn(ServerRestarted(message), stacklevel=3)
+        self._stop(key, server)
 
     def _lease(self, config: ServerConfig) -> DeviceLease | None:
         devices = config.spec.devices

@@ -40,6 +40,12 @@ def wait_until_ready(
             require_ok(endpoint.url("/health"), endpoint.headers())
             models = served_models(endpoint.base_url, endpoint.headers(), POLL_TIMEOUT_S)
         except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):  # no amount of waiting fixes a key
+                key = "with the API key it was given" if endpoint.api_key else "without an API key"
+                raise NotReady(
+                    f"HTTP {exc.code} from {exc.url} {key}: set the key the server requires in the plan "
+                    "(--api-key in server.extra-args, or VLLM_API_KEY in server.env)"
+                ) from None
             last_problem = f"HTTP {exc.code} from {exc.url}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             last_problem = str(exc)
@@ -51,9 +57,9 @@ def wait_until_ready(
         sleep(poll_s)
 
 
-def require_ok(url: str, headers: dict[str, str]) -> None:
+def require_ok(url: str, headers: dict[str, str], timeout_s: float = POLL_TIMEOUT_S) -> None:
     """GET `url` and require a 2xx; /health's body is empty, so it is not parsed."""
     try:
-        get_json(url, headers, POLL_TIMEOUT_S)
+        get_json(url, headers, timeout_s)
     except ValueError:
         return  # 200 with an empty or non-JSON body is what /health returns

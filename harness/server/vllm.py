@@ -15,6 +15,8 @@ import os
 import socket
 import sys
 import time
+import urllib.error
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +28,7 @@ from harness.platform.environment import server_environment
 from harness.runtime.container import Container
 from harness.runtime.process import ManagedProcess, tail
 from harness.server.endpoint import Endpoint
-from harness.server.readiness import NotReady, wait_until_ready
+from harness.server.readiness import NotReady, require_ok, wait_until_ready
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 LOG_TAIL_LINES = 50
@@ -99,7 +101,39 @@ def vllm_arguments(config: ServerConfig, host: str, port: int) -> list[str]:
         args += ["--speculative-config", json.dumps(spec.speculative_config, sort_keys=True)]
     if spec.kv_transfer_config is not None:
         args += ["--kv-transfer-config", json.dumps(spec.kv_transfer_config, sort_keys=True)]
-    return args + list(spec.extra_args)
+    return args + without_api_key(spec.extra_args)
+
+
+def without_api_key(extra: Sequence[str]) -> list[str]:
+    """`extra` without `--api-key KEY`: the key goes to the server as VLLM_API_KEY, off the command line."""
+    kept: list[str] = []
+    skip = False
+    for arg in extra:
+        if skip:
+            skip = False
+        elif arg == "--api-key":
+            skip = True
+        elif not arg.startswith("--api-key="):
+            kept.append(arg)
+    return kept
+
+
+def api_key_of(config: ServerConfig) -> str | None:
+    """The API key the server will require: `--api-key` in the plan's extra-args, else VLLM_API_KEY in its env
+    (vLLM's two ways). The harness must send it, readiness probes included."""
+    args = list(config.spec.extra_args)
+    for i, arg in enumerate(args):
+        if arg == "--api-key" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--api-key="):
+            return arg.split("=", 1)[1]
+    return dict(config.env).get("VLLM_API_KEY") or None
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -132,23 +166,33 @@ class VLLMServer:
     def argv(self, port: int) -> list[str]:
         return [self.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
 
-    def _container_argv(self, port: int) -> list[str]:
-        """Start the plan's container (its cards: the leased ones) and the server inside it via `docker exec`."""
+    def _container_argv(self, port: int, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        """Start the plan's container (its cards: the leased ones); return the `docker exec` of the server inside
+        it and the environment docker runs with: the server's variables are passed by name, their values only
+        in docker's environment (never on a command line `ps` shows)."""
         assert self.config.container is not None
-        env = dict(self.config.env)
+        env = dict(env)
         visible = env.pop("ASCEND_RT_VISIBLE_DEVICES", None)  # the container sees its cards renumbered from 0
         cards = [int(n) for n in visible.split(",")] if visible else list(self.config.spec.devices or (0,))
         self._container = Container(self.config.container, cards).__enter__()
         inner = [self.config.container.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
-        return self._container.exec_argv(inner, env)
+        return self._container.exec_argv(inner, env_names=list(env)), {**os.environ, **env}
 
     def __enter__(self) -> VLLMServer:
         port = self.config.spec.port or free_port(self.host)
-        endpoint = Endpoint(f"http://{self.host}:{port}", self.config.served_model_name)
+        if self.config.spec.port and port_in_use(self.host, port):
+            # Readiness would accept whatever answers there: refuse before anything starts.
+            raise ServerStartError(
+                f"server.port {port} on {self.host} is already in use by another process; stop it or drop "
+                "server.port from the plan (a free port is picked)"
+            )
+        key = api_key_of(self.config)
+        endpoint = Endpoint(f"http://{self.host}:{port}", self.config.served_model_name, key)
+        server_env = {**dict(self.config.env), **({"VLLM_API_KEY": key} if key else {})}
         if self.config.container is not None:
-            argv, env = self._container_argv(port), dict(os.environ)
+            argv, env = self._container_argv(port, server_env)
         else:
-            argv, env = self.argv(port), {**os.environ, **dict(self.config.env)}
+            argv, env = self.argv(port), {**os.environ, **server_env}
         process = ManagedProcess(argv, self.log_path, env=env, nice=self.config.spec.nice)
         started = time.monotonic()
         try:
@@ -168,8 +212,22 @@ class VLLMServer:
                 raise ServerStartError(f"vLLM server ({self.log_path}): {exc}", log_tail) from None
             raise
         self.startup_s = time.monotonic() - started
-        self._endpoint = Endpoint(endpoint.base_url, endpoint.model, None, entry.get("max_model_len"))
+        self._endpoint = Endpoint(endpoint.base_url, endpoint.model, endpoint.api_key, entry.get("max_model_len"))
         return self
+
+    def problem(self, probe_timeout_s: float = 10.0) -> str | None:
+        """Why this server cannot serve the next test (its process exited, or /health does not answer within
+        `probe_timeout_s`: hung or stopped), or None when it is fine."""
+        if self._process is None or self._endpoint is None:
+            return "it is not running"
+        code = self._process.returncode()
+        if code is not None:
+            return f"its process exited with code {code}"
+        try:
+            require_ok(self._endpoint.url("/health"), self._endpoint.headers(), probe_timeout_s)
+        except (urllib.error.URLError, OSError) as exc:
+            return f"/health did not answer within {probe_timeout_s:.0f} s ({exc})"
+        return None
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -18,7 +18,7 @@ FAKE_DOCKER = """#!/bin/bash
 echo "$*" >> "$FAKE_DOCKER_LOG"
 case "$1" in
   run) if [ "$FAKE_DOCKER_FAIL" = run ]; then echo "Unable to find image 'nope:1'" >&2; exit 125; fi; echo 0123abcd ;;
-  exec) echo "OCI runtime exec failed: no such device" >&2; exit 126 ;;
+  exec) env > "$FAKE_DOCKER_LOG.exec-env"; echo "OCI runtime exec failed: no such device" >&2; exit 126 ;;
   rm) exit 0 ;;
 esac
 """
@@ -85,8 +85,8 @@ def test_bad_container_sections_are_refused(tmp_path: Path, container: str, prob
 def test_the_container_is_removed_on_normal_exit_and_on_error(docker_log: Path) -> None:
     with Container(SPEC, [0]) as container:
         assert container.id == "0123abcd"
-        assert container.exec_argv(["python3", "-V"], {"A": "1"}) == [
-            "docker", "exec", "--env=A=1", container.name, "python3", "-V"
+        assert container.exec_argv(["python3", "-V"], ["A"]) == [
+            "docker", "exec", "--env=A", container.name, "python3", "-V"
         ]  # fmt: skip
     with pytest.raises(RuntimeError), Container(SPEC, [1]) as failing:
         raise RuntimeError("planted")
@@ -104,7 +104,9 @@ def test_a_refused_docker_run_says_why_and_leaves_nothing(docker_log: Path, monk
 
 
 def test_a_server_in_a_container_that_dies_removes_the_container(docker_log: Path, tmp_path: Path) -> None:
-    spec = ServerSpec(served_model_name="q", startup_timeout_s=30, devices=(2,))
+    spec = ServerSpec(
+        served_model_name="q", startup_timeout_s=30, devices=(2,), extra_args=("--api-key", "canary-key-1234")
+    )
     env = (("ASCEND_RT_VISIBLE_DEVICES", "2"), ("PYTORCH_NPU_ALLOC_CONF", "max_split_size_mb:256"))
     config = ServerConfig("npu", Path("/data/models/q"), spec, env, SPEC)
     with pytest.raises(ServerStartError, match="exited with code 126") as info, VLLMServer(config, tmp_path / "s.log"):
@@ -112,7 +114,10 @@ def test_a_server_in_a_container_that_dies_removes_the_container(docker_log: Pat
     assert "OCI runtime exec failed" in info.value.log_tail
     run, execute, remove = docker_log.read_text().splitlines()
     assert "--device=/dev/davinci2" in run
-    assert execute.startswith("exec --env=PYTORCH_NPU_ALLOC_CONF=max_split_size_mb:256 llmqual-")
+    assert execute.startswith("exec --env=PYTORCH_NPU_ALLOC_CONF --env=VLLM_API_KEY llmqual-")
     assert "ASCEND_RT_VISIBLE_DEVICES" not in execute, "inside, the container's cards are its own"
+    assert "canary-key-1234" not in execute, "no secret on a command line that ps shows"
+    docker_env = Path(f"{docker_log}.exec-env").read_text().splitlines()
+    assert {"PYTORCH_NPU_ALLOC_CONF=max_split_size_mb:256", "VLLM_API_KEY=canary-key-1234"} <= set(docker_env)
     assert " python3 -m vllm.entrypoints.openai.api_server --model /data/models/q" in execute
     assert remove.startswith("rm --force llmqual-")

@@ -9,7 +9,7 @@ import pytest
 from harness.config.plan import ServerSpec
 from harness.errors import ServerStartError
 from harness.runtime.leases import DeviceLease, LeaseError
-from harness.server.pool import ServerPool
+from harness.server.pool import ServerPool, ServerRestarted
 from harness.server.vllm import ServerConfig, VLLMServer
 
 
@@ -18,6 +18,10 @@ class FakeServer(VLLMServer):
 
     events: list[str] = []  # noqa: RUF012 - shared log of every fake's lifecycle
     fail = False
+    trouble: str | None = None  # what `problem` says once started
+
+    def problem(self, probe_timeout_s: float = 10.0) -> str | None:
+        return self.trouble
 
     def __enter__(self) -> FakeServer:
         self.events.append(f"start {self.config.served_model_name}")
@@ -43,6 +47,19 @@ def test_same_configuration_shares_one_server(tmp_path: Path) -> None:
     with ServerPool(tmp_path, factory=FakeServer) as pool:
         assert pool.get(config("a")) is pool.get(config("a"))
     assert FakeServer.events == ["start a", "stop a"]
+
+
+def test_a_server_that_died_between_tests_is_started_again_with_a_warning(tmp_path: Path) -> None:
+    with ServerPool(tmp_path, factory=FakeServer) as pool:
+        first = pool.get(config("a"))
+        assert isinstance(first, FakeServer)
+        first.trouble = "its process exited with code -9"  # planted: killed between two tests
+        with pytest.warns(ServerRestarted, match="the a server .* was restarted: its process exited with code -9"):
+            second = pool.get(config("a"))
+        assert second is not first
+        assert pool.get(config("a")) is second
+    assert FakeServer.events == ["start a", "stop a", "start a", "stop a"]
+    assert [r["reason"] for r in pool.restarts] == ["its process exited with code -9"]
 
 
 def test_at_most_max_live_servers_run(tmp_path: Path) -> None:
