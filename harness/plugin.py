@@ -10,6 +10,7 @@ the session whatever happened; `--endpoint` uses a running server instead.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
 import sqlite3
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -37,6 +38,7 @@ from harness.platform.detect import detect
 from harness.results.index import RunIndex
 from harness.results.sink import CaseSink
 from harness.run import Run, new_run_id
+from harness.runtime.sweep import RUN_ENV, sweep
 from harness.server.endpoint import Endpoint, connect_endpoint
 from harness.server.pool import ServerPool
 from harness.server.vllm import server_config
@@ -113,9 +115,23 @@ def pytest_configure(config: pytest.Config) -> None:
         ) from exc
     config.stash[RUN_KEY] = run
     config.stash[INDEX_KEY] = index
+    os.environ[RUN_ENV] = run_id  # every process and container this run starts carries it
+    if workerinput is None:
+        _sweep_leftovers(config)
     config.pluginmanager.register(RunRecorder(config, run), "llmqual-recorder")
     if workerinput is None and not config.option.xmlpath:
         config.option.xmlpath = str(run.junit_path)
+
+
+def _sweep_leftovers(config: pytest.Config) -> None:
+    """Stop what runs killed outright left (servers, containers, training), before this run leases any card."""
+    stopped = sweep()
+    if stopped:
+        lines = "\n  ".join(stopped)
+        config.issue_config_time_warning(
+            pytest.PytestWarning(f"stopped {len(stopped)} leftover(s) of earlier runs that died:\n  {lines}"),
+            stacklevel=2,
+        )
 
 
 @pytest.hookimpl(optionalhook=True)

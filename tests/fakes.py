@@ -123,6 +123,41 @@ class FakeOpenAIServer:
         return app
 
 
+# A fake `docker` CLI (named as a fake: no container runs). It logs each call to $FAKE_DOCKER_LOG, the environment
+# of `run` and `exec` beside it, and keeps the containers it "runs" (name and owner label) so `ps` lists them until
+# `rm`. `exec` fails as a missing card would; FAKE_DOCKER_FAIL=run makes `run` fail.
+FAKE_DOCKER = """#!/bin/bash
+echo "$*" >> "$FAKE_DOCKER_LOG"
+state="$FAKE_DOCKER_LOG.containers"
+case "$1" in
+  run)
+    env > "$FAKE_DOCKER_LOG.run-env"
+    if [ "$FAKE_DOCKER_FAIL" = run ]; then echo "Unable to find image 'nope:1'" >&2; exit 125; fi
+    prev=""; name=""; owner=""
+    for a in "$@"; do
+      [ "$prev" = "--name" ] && name="$a"
+      case "$a" in --label=llmqual.owner=*) owner="${a#--label=llmqual.owner=}" ;; esac
+      prev="$a"
+    done
+    printf '%s\t%s\n' "$name" "$owner" >> "$state"
+    echo 0123abcd ;;
+  exec) env > "$FAKE_DOCKER_LOG.exec-env"; echo "OCI runtime exec failed: no such device" >&2; exit 126 ;;
+  rm) name="${@: -1}"; touch "$state"; grep -v "^$name	" "$state" > "$state.tmp"; mv "$state.tmp" "$state" ;;
+  ps) cat "$state" 2>/dev/null ;;
+esac
+"""
+
+
+def install_fake_docker(directory: Path) -> tuple[Path, Path]:
+    """Write the fake `docker` into `directory/bin`; returns (that bin folder, the log file it will write)."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "docker"
+    fake.write_text(FAKE_DOCKER)
+    fake.chmod(0o755)
+    return bin_dir, directory / "docker.log"
+
+
 @asynccontextmanager
 async def fake_server(mode: str, port: int = 0) -> AsyncIterator[Endpoint]:
     runner = web.AppRunner(FakeOpenAIServer(mode).app())

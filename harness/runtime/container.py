@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import subprocess
 import uuid
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from types import TracebackType
 
 from harness.config.container import ContainerSpec
 from harness.errors import HarnessError
+from harness.runtime.sweep import RUN_ENV, owner_token
 
 MANAGEMENT_DEVICES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
 DRIVER_MOUNTS = (
@@ -45,13 +47,15 @@ def run_arguments(spec: ContainerSpec, npus: Sequence[int], name: str, labels: d
     if spec.work_dir:
         args += [f"--volume={spec.work_dir}:{spec.work_dir}", f"--workdir={spec.work_dir}"]
     args += [f"--volume={mount}" for mount in spec.mounts]
-    args += [f"--env={k}={v}" for k, v in sorted(spec.env.items())]
+    args += [f"--env={k}" for k in sorted(spec.env)]  # values from docker's environment, off the command line
     return [*args, spec.image, "sleep", "infinity"]
 
 
-def _docker(args: Sequence[str], what: str) -> str:
+def _docker(args: Sequence[str], what: str, env: dict[str, str] | None = None) -> str:
+    """Run a docker command; `env` adds variables docker passes on by name (`--env=NAME`)."""
+    full_env = {**os.environ, **env} if env else None
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S, check=False)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S, check=False, env=full_env)
     except FileNotFoundError as exc:
         raise ContainerError(
             "docker is not installed (or not on PATH); the plan runs its server in a container"
@@ -79,16 +83,19 @@ def _remove_leftovers() -> None:
 class Container:
     """A running NPU container; `exec_argv` wraps a command to run inside it."""
 
-    def __init__(self, spec: ContainerSpec, npus: Sequence[int], run_id: str = "") -> None:
+    def __init__(self, spec: ContainerSpec, npus: Sequence[int], run_id: str | None = None) -> None:
         self.spec, self.npus = spec, list(npus)
         self.name = f"llmqual-{uuid.uuid4().hex[:10]}"
-        self.labels = {"llmqual": "1", **({"llmqual.run": run_id} if run_id else {})}
+        run_id = run_id if run_id is not None else os.environ.get(RUN_ENV, "")
+        owner = {"llmqual.owner": owner_token()}  # a later run removes it if the harness dies without doing so
+        self.labels = {"llmqual": "1", **owner, **({"llmqual.run": run_id} if run_id else {})}
         self.id: str | None = None
 
     def __enter__(self) -> Container:
         _LIVE.add(self.name)  # registered first: a run that fails half-way is still removed
         try:
-            self.id = _docker(run_arguments(self.spec, self.npus, self.name, self.labels), f"start {self.spec.image}")
+            args = run_arguments(self.spec, self.npus, self.name, self.labels)
+            self.id = _docker(args, f"start {self.spec.image}", env=self.spec.env)
         except BaseException:
             remove(self.name)
             raise

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from harness.errors import HarnessError
+from harness.runtime.sweep import OWNER_ENV, owner_token
 
 _LIVE_GROUPS: set[int] = set()
 _PR_SET_PDEATHSIG = 1
@@ -108,7 +109,8 @@ class ManagedProcess:
         self.argv = list(argv)
         self.nice = nice  # 1-19: the process runs at a lower CPU priority than the harness (its client)
         self.log_path = log_path
-        self.env = dict(env) if env is not None else None
+        # Tagged with its owner (this process): a later run stops it if the harness dies without doing so.
+        self.env = {**(os.environ if env is None else env), OWNER_ENV: owner_token()}
         self.cwd = cwd
         self.stop_grace_s = stop_grace_s
         self._popen: subprocess.Popen[bytes] | None = None

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import stat
+import os
 from pathlib import Path
 
 import pytest
@@ -12,28 +12,16 @@ from harness.config.container import ContainerSpec
 from harness.config.plan import ServerSpec, load_plan
 from harness.errors import PlanError, ServerStartError
 from harness.runtime.container import Container, ContainerError, run_arguments
+from harness.runtime.sweep import owner_token
 from harness.server.vllm import ServerConfig, VLLMServer
-
-FAKE_DOCKER = """#!/bin/bash
-echo "$*" >> "$FAKE_DOCKER_LOG"
-case "$1" in
-  run) if [ "$FAKE_DOCKER_FAIL" = run ]; then echo "Unable to find image 'nope:1'" >&2; exit 125; fi; echo 0123abcd ;;
-  exec) env > "$FAKE_DOCKER_LOG.exec-env"; echo "OCI runtime exec failed: no such device" >&2; exit 126 ;;
-  rm) exit 0 ;;
-esac
-"""
+from tests.fakes import install_fake_docker
 
 
 @pytest.fixture
 def docker_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fake `docker` first on PATH; returns the file where it logs its calls."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "docker"
-    fake.write_text(FAKE_DOCKER)
-    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
-    log = tmp_path / "docker.log"
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    bin_dir, log = install_fake_docker(tmp_path)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
     return log
 
@@ -60,7 +48,7 @@ def test_docker_run_arguments_are_exact() -> None:
         "--volume=/etc/ascend_install.info:/etc/ascend_install.info:ro",
         "--volume=/data/work:/data/work", "--workdir=/data/work",
         "--volume=/data/models:/data/models:ro",
-        "--env=VLLM_USE_MODELSCOPE=False",
+        "--env=VLLM_USE_MODELSCOPE",
         "quay.io/ascend/vllm-ascend:v0.9.1", "sleep", "infinity",
     ]  # fmt: skip
 
@@ -92,6 +80,9 @@ def test_the_container_is_removed_on_normal_exit_and_on_error(docker_log: Path) 
         raise RuntimeError("planted")
     calls = docker_log.read_text().splitlines()
     assert [c.split()[0] for c in calls] == ["run", "rm", "run", "rm"]
+    assert "VLLM_USE_MODELSCOPE=False" in Path(f"{docker_log}.run-env").read_text().splitlines()
+    assert "--env=VLLM_USE_MODELSCOPE " in calls[0], "the value goes by docker's environment, not the command line"
+    assert f"--label=llmqual.owner={owner_token()}" in calls[0]
     assert calls[1] == f"rm --force {container.name}"
     assert calls[3] == f"rm --force {failing.name}"
 
