@@ -158,6 +158,11 @@ class VLLMServer:
         self._container: Container | None = None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process (and process group) id while it runs."""
+        return None if self._process is None else self._process.pid
+
+    @property
     def endpoint(self) -> Endpoint:
         if self._endpoint is None:
             raise ServerStartError("the server is not running")

@@ -156,7 +156,8 @@ def test_waits(endpoint):
 
 def test_failures_and_errors_still_stop_the_server(tag: str, tmp_path: Path) -> None:
     (tmp_path / "test_planted.py").write_text(PLANTED)
-    done = run_pytest(tag, "-m", "cpu", "--plan", str(PLAN), "--reports-dir", "out", cwd=tmp_path)
+    # --plan=PATH in one word: pytest takes a separate path argument into its rootdir choice (the checkout)
+    done = run_pytest(tag, "-m", "cpu", f"--plan={PLAN}", f"--reports-dir={tmp_path / 'out'}", cwd=tmp_path)
     assert done.returncode == 1, done.stdout[-5000:]
     assert re.search(r"1 failed, 1 passed, 1 skipped, \d+ deselected, 1 error", done.stdout), done.stdout[-2000:]
     _, _, attached = done.stdout.partition("vLLM server log tail")
@@ -168,7 +169,7 @@ def test_an_interrupted_run_stops_the_server(tag: str, tmp_path: Path, sig: sign
     (tmp_path / "test_planted.py").write_text(PLANTED)
     mark = tmp_path / "ready"
     env = {**harness_env(tag), "LLMQUAL_WAIT_MARK": str(mark)}
-    args = pytest_command("-m", "cpu", "-k", "waits", "--plan", str(PLAN), "--reports-dir", "out")
+    args = pytest_command("-m", "cpu", "-k", "waits", f"--plan={PLAN}", f"--reports-dir={tmp_path / 'out'}")
     with subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
         try:
             deadline = time.monotonic() + 600

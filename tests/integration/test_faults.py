@@ -1,0 +1,169 @@
+"""Faults planted in real runs: a server stalled (SIGSTOP) or killed (SIGKILL) in the middle of a case, and pytest
+killed outright with a server, a container and a training run up. Each test checks that the run says what
+happened, keeps what it measured and leaves no process of ours behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.bench.cases import LoadSettings, StaticCase
+from harness.bench.execute import measure_static
+from harness.client.openai import request_once
+from harness.config.plan import ServerSpec, load_plan
+from harness.errors import ServerStopped
+from harness.load.tokens import Tokens
+from harness.model.resolve import resolve_model
+from harness.paths import cache_root
+from harness.results.case import CaseResult
+from harness.server.pool import ServerPool, ServerRestarted
+from harness.server.vllm import ServerConfig, VLLMServer, server_config
+from tests.fakes import install_fake_docker
+from tests.integration.procs import REPO, TAG, harness_env, new_tag, no_tagged_processes_within, pytest_command
+
+pytestmark = pytest.mark.integration
+
+PLAN = REPO / "fixtures/plans/cpu-tiny.yaml"
+REQUEST_TIMEOUT_S = 5.0
+
+
+def tagged_config(tag: str) -> ServerConfig:
+    plan = load_plan(PLAN)
+    cache = cache_root(REPO)
+    base = server_config(plan, resolve_model(plan, cache), cache)
+    spec: ServerSpec = base.spec.model_copy(update={"nice": 0})
+    return ServerConfig(base.platform, base.model_path, spec, (*base.env, (TAG, tag)))
+
+
+def signal_during_case(server: VLLMServer, sig: signal.Signals, tokens: Tokens, partials: list[CaseResult]) -> str:
+    """Send `sig` to the server's group in the middle of a repeated case's second repeat, with requests in
+    flight; returns what ended the case."""
+    pgid = server.pid
+    assert pgid is not None
+    sent = False
+
+    def mid_stream(case_id: str, done: int, total: int) -> None:
+        nonlocal sent
+        if partials and done >= 8 and not sent:  # the first repeat is on record; eight of the second are done
+            sent = True
+            os.killpg(pgid, sig)
+
+    settings = LoadSettings(request_timeout_s=REQUEST_TIMEOUT_S, progress=mid_stream)
+    started = time.monotonic()
+    with pytest.raises(ServerStopped) as info:
+        measure_static(server.endpoint, tokens, StaticCase(4, 64, 64, 8), settings, 3, progress=partials.append)
+    took = time.monotonic() - started
+    assert sent
+    assert took < 60, f"a stopped server ends the case after one timeout, not {took:.0f} s"
+    return str(info.value)
+
+
+def test_a_stalled_then_a_killed_server_end_their_case_and_are_restarted(tmp_path: Path) -> None:
+    tag = new_tag()
+    config = tagged_config(tag)
+    tokens = Tokens.load(config.model_path)
+    partials: list[CaseResult] = []
+    with ServerPool(tmp_path) as pool:
+        first = pool.get(config)
+        stalled = signal_during_case(first, signal.SIGSTOP, tokens, partials)
+        assert "the server stopped answering" in stalled
+        assert "does not answer" in stalled
+        assert partials, "the repeats measured before the stall were handed over to be written"
+        assert partials[-1].partial is not None
+        assert partials[-1].metrics["completed"] == partials[-1].config["num_requests"]
+
+        with pytest.warns(ServerRestarted, match="/health did not answer"):
+            second = pool.get(config)
+        assert second is not first
+        assert request_once(second.endpoint, "completions", {"prompt": "1+1=", "max_tokens": 2}).ok
+
+        killed = signal_during_case(second, signal.SIGKILL, tokens, [])
+        assert "the server stopped answering" in killed
+        with pytest.warns(ServerRestarted, match="exited with code -9"):
+            third = pool.get(config)
+        assert request_once(third.endpoint, "completions", {"prompt": "1+1=", "max_tokens": 2}).ok
+        assert [r["reason"].split(" (")[0] for r in pool.restarts] == [
+            "/health did not answer within 10 s",
+            "its process exited with code -9",
+        ]
+    assert no_tagged_processes_within(tag) == []
+
+
+HOLDS_EVERYTHING = """
+import os, sys, time
+from pathlib import Path
+import pytest
+from harness.config.container import ContainerSpec
+from harness.runtime.container import Container
+from harness.runtime.process import ManagedProcess
+
+
+def test_holds_a_server_a_container_and_a_training_run(endpoint):
+    if "LLMQUAL_WAIT_MARK" not in os.environ:
+        pytest.skip("only for the kill -9 test")
+    Container(ContainerSpec(image="img:1"), [0]).__enter__()
+    # a training launcher as LLaMA-Factory's: bash and the trainer under it
+    trainer = f"{sys.executable} -c 'import time; time.sleep(600)'"
+    ManagedProcess(["bash", "-c", f"{trainer} & wait"], Path("train.log")).__enter__()
+    Path(os.environ["LLMQUAL_WAIT_MARK"]).write_text(endpoint.base_url)
+    time.sleep(600)
+
+
+def test_next_run():
+    pass
+"""
+
+
+def test_kill_9_of_pytest_leaves_nothing_after_the_next_run_starts(tmp_path: Path) -> None:
+    tag = new_tag()
+    (tmp_path / "test_held.py").write_text(HOLDS_EVERYTHING)
+    bin_dir, docker_log = install_fake_docker(tmp_path)
+    mark = tmp_path / "ready"
+    env = {
+        **harness_env(tag),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_DOCKER_LOG": str(docker_log),
+        "LLMQUAL_WAIT_MARK": str(mark),
+    }
+    reports = f"--reports-dir={tmp_path / 'out'}"
+    # --plan=PATH in one word: pytest takes a separate path argument into its rootdir choice (the checkout)
+    first = pytest_command("-m", "cpu", "-k", "holds", f"--plan={PLAN}", reports)
+    with subprocess.Popen(first, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        try:
+            deadline = time.monotonic() + 600
+            while not mark.exists():
+                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert time.monotonic() < deadline, "the server never came up"
+                time.sleep(0.5)
+            proc.kill()  # planted: kill -9, no teardown runs
+            proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    containers = Path(f"{docker_log}.containers")
+    assert containers.read_text().count("llmqual-") == 1, "the container outlived the killed run"
+    time.sleep(2)  # the server's direct child may go with PDEATHSIG; the trainer under bash does not
+    from tests.integration.procs import tagged_processes
+
+    orphans = tagged_processes(tag)
+    assert orphans, "the planted fault leaves processes behind (else this test proves nothing)"
+
+    del env["LLMQUAL_WAIT_MARK"]
+    second = subprocess.run(
+        pytest_command("-m", "not cpu", "-k", "next_run", reports, "-W", "always"),
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    assert "leftover(s) of earlier runs that died" in second.stdout, second.stdout[-3000:]
+    assert "container llmqual-" in second.stdout
+    assert no_tagged_processes_within(tag) == [], "the next run stopped every leftover"
+    assert containers.read_text() == ""
+    with sqlite3.connect(tmp_path / "out" / "index.sqlite") as db:
+        statuses = [row[0] for row in db.execute("SELECT status FROM runs ORDER BY started")]
+    assert statuses == ["interrupted", "passed"]
