@@ -35,6 +35,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     path = write_report(run, RunIndex(Path(args.reports)))
     for line in suite_lines(summarise(run)):
         print(line)
+    if run.incomplete:
+        print(f"INCOMPLETE: {run.incomplete}")
     print(f"report: {path}")
     return 0
 

@@ -30,7 +30,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:.9em}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4;cursor:pointer} td.text,th.text{text-align:left}
 .PASS{color:#116611;font-weight:bold} .FAIL,.fail{color:#b00;font-weight:bold}
-.INCONCLUSIVE,.inconclusive,.WARN{color:#a60;font-weight:bold} .SKIPPED,.NOT{color:#666}
+.INCONCLUSIVE,.inconclusive,.WARN,.INCOMPLETE{color:#a60;font-weight:bold} .SKIPPED,.NOT{color:#666}
 svg.plot{width:100%;max-width:760px;height:auto;display:block;margin:12px 0;font-size:11px}
 pre{background:#f8f8f8;padding:8px;overflow-x:auto;font-size:.85em;white-space:pre-wrap}
 """
@@ -322,13 +322,17 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
     plan = next(iter(run.summary.get("plan_names", {}).values()), None)
     verdicts = {s.verdict for s in summarise(run)}
     overall = next((v for v in ("FAIL", "WARN", "INCONCLUSIVE", "PASS") if v in verdicts), "NOT RUN")
+    incomplete = run.incomplete
+    if incomplete and overall != "FAIL":  # a run that did not finish cannot pass
+        overall = "INCOMPLETE"
     finished = run.summary.get("finished")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished)) if finished else "unfinished"
+    note = f" <strong>{escape(incomplete)}</strong>." if incomplete else ""
     body = "".join(
         [
             f"<h1>llmqual qualification report: {escape(plan or 'no plan')}</h1>",
             f"<p>Run <code>{escape(run.run_id)}</code>, finished {escape(when)}. Overall: "
-            f'<span class="{overall.split()[0]}">{overall}</span>.</p>',
+            f'<span class="{overall.split()[0]}">{overall}</span>.{note}</p>',
             verdict_section(run),
             environment_section(run),
             serving_section(run),

@@ -22,6 +22,16 @@ class RunData:
     def run_id(self) -> str:
         return self.directory.name
 
+    @property
+    def incomplete(self) -> str | None:
+        """Why this run's results are not the whole run (killed, interrupted, a case cut short), or None."""
+        if not self.summary:
+            return "the run was stopped before it could write its summary (killed?); its results are partial"
+        if self.summary.get("exit_status") == 2:
+            return "the run was interrupted; its results are partial"
+        cut = [d["case_id"] for d in self.documents if d.get("partial")]
+        return f"cases cut short: {', '.join(cut)}" if cut else None
+
 
 def distribution(records: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Per-request TTFT and end-to-end latency (ms) of the requests that completed, for histograms."""

@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -167,3 +168,12 @@ def test_kill_9_of_pytest_leaves_nothing_after_the_next_run_starts(tmp_path: Pat
     with sqlite3.connect(tmp_path / "out" / "index.sqlite") as db:
         statuses = [row[0] for row in db.execute("SELECT status FROM runs ORDER BY started")]
     assert statuses == ["interrupted", "passed"]
+
+    killed_run = sorted((tmp_path / "out").glob("2*"))[0]
+    report = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "report", str(killed_run), "--reports", str(tmp_path / "out")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert "INCOMPLETE: the run was stopped before it could write its summary" in report.stdout
+    assert "INCOMPLETE</span>" in (killed_run / "report.html").read_text()
