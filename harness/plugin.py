@@ -33,7 +33,7 @@ from harness.fingerprint import fingerprint
 from harness.gates.baseline import foreign_baseline
 from harness.load.tokens import Tokens
 from harness.model.resolve import resolve_model
-from harness.paths import cache_root
+from harness.paths import cache_root, inside
 from harness.platform.detect import detect
 from harness.results.index import RunIndex
 from harness.results.sink import CaseSink
@@ -390,7 +390,7 @@ def deployment(plan: Plan, model_cache: Path, llmqual_run: Run, deployments: dic
     if plan.deployment is None:
         pytest.skip("the plan has no deployment section")
     if plan.source not in deployments:
-        folder = llmqual_run.log_dir / f"deployment-{plan.name}"
+        folder = inside(llmqual_run.log_dir, f"deployment-{plan.name}")
         table = write_rank_table(plan, folder)
         configs = instance_configs(plan, resolve_model(plan, model_cache), model_cache, table)
         leases = model_cache / "leases"

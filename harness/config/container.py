@@ -10,6 +10,7 @@ container:
 
 from __future__ import annotations
 
+import posixpath
 import re
 from pathlib import PurePosixPath
 
@@ -56,7 +57,10 @@ class ContainerSpec(Frozen):
 
 
 def check_target(path: str) -> None:
-    """Refuse a mount at or under /home/ma-user."""
-    target = PurePosixPath(path)
-    if target == PROTECTED or PROTECTED in target.parents:
+    """Refuse a mount at, under or above /home/ma-user (a mount at /home or / hides it too). The path is
+    normalised first (`/home/x/../ma-user` is /home/ma-user); a relative target is refused."""
+    if not path.startswith("/"):
+        raise ValueError(f"the mount target {path} is not an absolute path inside the container")
+    target = PurePosixPath(posixpath.normpath(path))
+    if target == PROTECTED or PROTECTED in target.parents or target in PROTECTED.parents:
         raise ValueError(f"a mount at {path} would hide the image's {PROTECTED}; mount elsewhere (e.g. /data)")

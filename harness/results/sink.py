@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.paths import inside
 from harness.report.csv_layouts import Layout, append_row, columns
 from harness.results.case import CaseResult, write_json
 
@@ -51,7 +52,7 @@ class CaseSink:
         return cls(run_dir, environment, targets, environment_of=environment_of)  # type: ignore[arg-type]
 
     def path_of(self, result: CaseResult) -> Path:
-        return self.directory / result.suite.replace(".", "/") / f"{result.case_id}.json"
+        return inside(self.directory, *result.suite.split("."), f"{result.case_id}.json")
 
     def write_partial(self, result: CaseResult, platform: str | None = None) -> tuple[dict[str, Any], Path]:
         """Write a case still being measured (its document only); `write` replaces it when the case completes."""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import ServerStartError
+from harness.paths import inside
 from harness.runtime.leases import VISIBLE, DeviceLease
 from harness.server.vllm import ServerConfig, VLLMServer
 
@@ -71,7 +72,7 @@ class ServerPool:
             self._stop(oldest_key, self._live.pop(oldest_key))
         lease = self._lease(config)
         started = config if lease is None else dataclasses.replace(config, env=(*config.env, *lease.env().items()))
-        server = self.factory(started, self.log_dir / f"vllm-{config.served_model_name}-{key}.log")
+        server = self.factory(started, inside(self.log_dir, f"vllm-{config.served_model_name}-{key}.log"))
         try:
             server.__enter__()
         except BaseException as exc:

@@ -15,6 +15,7 @@ from harness.config.plan import Plan
 from harness.config.training import TrainingSpec
 from harness.errors import HarnessError
 from harness.model.resolve import base_model
+from harness.paths import inside
 from harness.run import Run
 from harness.training.curve import TrainedRun
 from harness.training.launchers import prepare, run_launch
@@ -80,7 +81,7 @@ def trained_run(
             if training_spec.launcher == "tiny":
                 runs[plan.source] = tiny_run(model, model_cache, tiny_config(training_spec))
             else:
-                out = llmqual_run.directory / "training" / training_spec.launcher
+                out = inside(llmqual_run.directory, "training", training_spec.launcher)
                 launch = prepare(training_spec, model, plan.relative, out, plan.source)
                 runs[plan.source] = run_launch(launch, training_spec.timeout_s)
         except HarnessError as exc:

@@ -17,6 +17,7 @@ from harness.accuracy.plan_cases import eval_settings
 from harness.accuracy.scores import scores
 from harness.config.plan import Plan
 from harness.config.suites import TaskSpec
+from harness.paths import inside
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
 from harness.server.endpoint import Endpoint
@@ -37,7 +38,7 @@ def test_lm_eval(
     spec = plan.suites.accuracy
     assert spec is not None  # the case came from it
     settings = eval_settings(spec, accuracy_case)
-    out = case_sink.directory / "accuracy" / "lm_eval" / accuracy_case.id  # beside the harness's <id>.json
+    out = inside(case_sink.directory, "accuracy", "lm_eval", accuracy_case.id)  # beside the harness's <id>.json
     results = evaluate(endpoint, tokenizer_path, accuracy_case.name, lm_eval_include, settings, out)
     found = scores(results)
     assert found, f"lm-eval reported no metric for {accuracy_case.name}"

@@ -18,6 +18,7 @@ from harness.accuracy.evaluate import evaluate
 from harness.accuracy.plan_cases import eval_settings
 from harness.accuracy.scores import Score, scores
 from harness.config.plan import Plan
+from harness.paths import inside
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
 from harness.server.endpoint import Endpoint
@@ -42,7 +43,7 @@ def test_quantised_accuracy_within_noise_of_reference(
         endpoint = serve(plan.server_with(overrides))
         measured[side] = {}
         for task in spec.tasks:
-            out = case_sink.directory / "accuracy" / "quant" / side / task.id
+            out = inside(case_sink.directory, "accuracy", "quant", side, task.id)
             results = evaluate(endpoint, tokenizer_path, task.name, lm_eval_include, eval_settings(accuracy, task), out)
             measured[side].update({(s.task, s.metric): s for s in scores(results)})
 
