@@ -312,7 +312,13 @@ def model_cache(request: pytest.FixtureRequest) -> Path:
 def server_pool(request: pytest.FixtureRequest, llmqual_run: Run) -> Iterator[ServerPool]:
     """Every server the session starts; all are stopped when the session ends, however it ends."""
     leases = cache_root(request.config.rootpath) / "leases"  # shared by every run and xdist worker on this host
-    pool = ServerPool(llmqual_run.log_dir, request.config.getoption("--max-live-servers"), lease_dir=leases)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # its servers' logs must not mix with another worker's
+    pool = ServerPool(
+        llmqual_run.log_dir,
+        request.config.getoption("--max-live-servers"),
+        lease_dir=leases,
+        log_prefix=f"{worker}-" if worker else "",
+    )
     request.config.stash[POOL_KEY] = pool
     try:
         yield pool

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
+from harness.runtime.locks import file_lock
 
 
 class TaskError(HarnessError):
@@ -36,6 +37,9 @@ def _absolute_data_files(config: dict[str, Any], base: Path) -> dict[str, Any]:
     return config
 
 
+MATERIALISE_LOCK_TIMEOUT_S = 120.0
+
+
 def materialise(source: Path, cache: Path) -> Path:
     """A copy of the task folder `source` with absolute data paths, under `cache` (reused while unchanged)."""
     yamls = sorted(source.glob("*.yaml"))
@@ -46,8 +50,14 @@ def materialise(source: Path, cache: Path) -> Path:
         if path.is_file():
             digest.update(str(path.relative_to(source)).encode() + path.read_bytes())
     target = cache / "lm_eval_tasks" / digest.hexdigest()[:16]
-    if target.is_dir():
-        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target.with_suffix(".lock"), MATERIALISE_LOCK_TIMEOUT_S):  # pytest-xdist workers at once
+        if not target.is_dir():
+            _write_tasks(yamls, target)
+    return target
+
+
+def _write_tasks(yamls: list[Path], target: Path) -> None:
     staging = target.with_name(target.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -60,7 +70,6 @@ def materialise(source: Path, cache: Path) -> Path:
             config = _absolute_data_files(config, path.parent)
         (staging / path.name).write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), "utf-8")
     staging.rename(target)
-    return target
 
 
 def known_tasks(include_path: Path | None, defaults: bool = True) -> list[str]:

@@ -2,12 +2,12 @@
 
 Tests that ask for the same ServerConfig share one server. At most `max_live` servers run at once (a 2-core box
 or one NPU card holds one); asking for another configuration stops the least recently used one first. A
-configuration whose server failed to start fails again at once for every later test instead of waiting out the
-readiness deadline once per test. A live server is checked before it is handed out (process alive, /health
-answers): one that died or hangs since the last test is stopped, its group killed, and started again, with a
-warning and an entry in `restarts` for the run's report. On NPUs and GPUs a server whose plan lists `devices`
-first leases tensor x pipeline size of them (harness.runtime.leases) and sees only those; the lease ends with the
-server.
+configuration whose server failed to start, or whose devices could not be leased, fails again at once for every
+later test instead of waiting out the deadline once per test. A live server is checked before it is handed out
+(process alive, /health answers): one that died or hangs since the last test is stopped, its group killed, and
+started again, with a warning and an entry in `restarts` for the run's report. On NPUs and GPUs a server whose
+plan lists `devices` first leases tensor x pipeline size of them (harness.runtime.leases) and sees only those; the
+lease ends with the server.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness.errors import ServerStartError
 from harness.paths import inside
-from harness.runtime.leases import VISIBLE, DeviceLease
+from harness.runtime.leases import VISIBLE, DeviceLease, LeaseError
 from harness.server.vllm import ServerConfig, VLLMServer
 
 ServerFactory = Callable[[ServerConfig, Path], VLLMServer]
@@ -41,7 +41,9 @@ class ServerPool:
         factory: ServerFactory = VLLMServer,
         lease_dir: Path | None = None,
         lease_timeout_s: float = 600.0,
+        log_prefix: str = "",
     ) -> None:
+        self.log_prefix = log_prefix  # a pytest-xdist worker's id: each worker's servers log to files of their own
         self.log_dir = log_dir
         self.lease_dir = lease_dir or log_dir / "leases"
         self.lease_timeout_s = lease_timeout_s
@@ -50,7 +52,7 @@ class ServerPool:
         self.factory = factory
         self.started: list[VLLMServer] = []  # every server this pool started, for the run's report
         self._live: OrderedDict[str, VLLMServer] = OrderedDict()
-        self._failed: dict[str, ServerStartError] = {}
+        self._failed: dict[str, ServerStartError | LeaseError] = {}
         self.restarts: list[dict[str, str]] = []  # servers found dead or hung and started again
 
     def get(self, config: ServerConfig, alongside: ServerConfig | None = None) -> VLLMServer:
@@ -70,9 +72,15 @@ class ServerPool:
         while len(self._live) >= limit:
             oldest_key = next(k for k in self._live if k != keep)
             self._stop(oldest_key, self._live.pop(oldest_key))
-        lease = self._lease(config)
+        try:
+            lease = self._lease(config)
+        except LeaseError as exc:  # remembered: the next test must not wait out the lease deadline again
+            self._failed[key] = exc
+            raise
         started = config if lease is None else dataclasses.replace(config, env=(*config.env, *lease.env().items()))
-        server = self.factory(started, inside(self.log_dir, f"vllm-{config.served_model_name}-{key}.log"))
+        server = self.factory(
+            started, inside(self.log_dir, f"{self.log_prefix}vllm-{config.served_model_name}-{key}.log")
+        )
         try:
             server.__enter__()
         except BaseException as exc:

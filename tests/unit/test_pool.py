@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,27 @@ def test_npu_servers_lease_their_cards_and_give_them_back(tmp_path: Path) -> Non
     # The pool is closed: every card is free again.
     with DeviceLease(leases, "npu", [0, 1, 2, 3], 4, timeout_s=1) as lease:
         assert lease.devices == [0, 1, 2, 3]
+
+
+def test_a_lease_that_could_not_be_had_fails_later_tests_at_once(tmp_path: Path) -> None:
+    """An over-subscribed pytest-xdist worker: the cards are held by another; the second test must not wait out
+    the lease deadline again."""
+    leases = tmp_path / "leases"
+    with DeviceLease(leases, "npu", [0, 1], 2, timeout_s=1):  # another worker holds both cards
+        pool = ServerPool(tmp_path, factory=EnvRecordingServer, lease_dir=leases, lease_timeout_s=0.5)
+        with pytest.raises(LeaseError):
+            pool.get(npu("a", (0, 1)))
+        started = time.monotonic()
+        with pytest.raises(LeaseError, match="no 2 free npu devices"):
+            pool.get(npu("a", (0, 1)))
+        assert time.monotonic() - started < 0.1
+
+
+def test_each_xdist_worker_logs_to_files_of_its_own(tmp_path: Path) -> None:
+    with ServerPool(tmp_path, factory=FakeServer, log_prefix="gw1-") as pool:
+        server = pool.get(config("org/model"))
+    assert server.log_path.parent == tmp_path
+    assert server.log_path.name.startswith("gw1-vllm-org_model-")
 
 
 def test_a_failed_start_releases_its_lease(tmp_path: Path) -> None:
