@@ -144,17 +144,27 @@ case "$1" in
   exec) env > "$FAKE_DOCKER_LOG.exec-env"; echo "OCI runtime exec failed: no such device" >&2; exit 126 ;;
   rm) name="${@: -1}"; touch "$state"; grep -v "^$name	" "$state" > "$state.tmp"; mv "$state.tmp" "$state" ;;
   ps) cat "$state" 2>/dev/null ;;
+  inspect) echo 4242 ;;
 esac
+"""
+# A fake `iptables` that logs its arguments to $FAKE_IPTABLES_LOG (FAKE_IPTABLES_FAIL=1: refused, as for non-root).
+FAKE_IPTABLES = """#!/bin/bash
+if [ -n "$FAKE_IPTABLES_FAIL" ]; then echo "iptables: Permission denied (you must be root)." >&2; exit 4; fi
+echo "$*" >> "$FAKE_IPTABLES_LOG"
 """
 
 
 def install_fake_docker(directory: Path) -> tuple[Path, Path]:
-    """Write the fake `docker` into `directory/bin`; returns (that bin folder, the log file it will write)."""
+    """Write the fake `docker` and `iptables` into `directory/bin`, and a fake /proc entry for the pid the fake
+    `docker inspect` gives (4242, in `directory/proc`, with a cgroup v2 path); returns (the bin folder, the docker
+    log file). Point harness.runtime.metadata.PROC at `directory/proc` and FAKE_IPTABLES_LOG at a file."""
     bin_dir = directory / "bin"
     bin_dir.mkdir(exist_ok=True)
-    fake = bin_dir / "docker"
-    fake.write_text(FAKE_DOCKER)
-    fake.chmod(0o755)
+    for name, script in (("docker", FAKE_DOCKER), ("iptables", FAKE_IPTABLES)):
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(0o755)
+    (directory / "proc" / "4242").mkdir(parents=True, exist_ok=True)
+    (directory / "proc" / "4242" / "cgroup").write_text("0::/system.slice/docker-0123abcd.scope\n")
     return bin_dir, directory / "docker.log"
 
 

@@ -28,6 +28,9 @@ class ContainerSpec(Frozen):
     mounts: tuple[str, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
     python: str = Field("python3", description="the interpreter inside the image that runs vLLM")
+    # Refuse the container the cloud metadata address (169.254.169.254) with an iptables rule for its cgroup, as
+    # a node shared by several users requires (harness.runtime.metadata). Needs root and iptables.
+    block_metadata: bool = True
 
     @field_validator("shm_size")
     @classmethod

@@ -19,6 +19,7 @@ from types import TracebackType
 
 from harness.config.container import ContainerSpec
 from harness.errors import HarnessError
+from harness.runtime.metadata import MetadataBlock
 from harness.runtime.sweep import RUN_ENV, owner_token
 
 MANAGEMENT_DEVICES = ("/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc")
@@ -90,14 +91,18 @@ class Container:
         owner = {"llmqual.owner": owner_token()}  # a later run removes it if the harness dies without doing so
         self.labels = {"llmqual": "1", **owner, **({"llmqual.run": run_id} if run_id else {})}
         self.id: str | None = None
+        self._block: MetadataBlock | None = None
 
     def __enter__(self) -> Container:
         _LIVE.add(self.name)  # registered first: a run that fails half-way is still removed
         try:
             args = run_arguments(self.spec, self.npus, self.name, self.labels)
             self.id = _docker(args, f"start {self.spec.image}", env=self.spec.env)
+            if self.spec.block_metadata:
+                pid = _docker(["docker", "inspect", "--format", "{{.State.Pid}}", self.name], f"inspect {self.name}")
+                self._block = MetadataBlock(int(pid)).__enter__()
         except BaseException:
-            remove(self.name)
+            self._remove()
             raise
         return self
 
@@ -110,4 +115,12 @@ class Container:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        remove(self.name)
+        self._remove()
+
+    def _remove(self) -> None:
+        try:
+            remove(self.name)
+        finally:
+            if self._block is not None:
+                block, self._block = self._block, None
+                block.__exit__(None, None, None)

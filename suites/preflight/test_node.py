@@ -16,7 +16,7 @@ import pytest
 from harness.config.plan import Plan, PlatformName
 from harness.platform import preflight
 from harness.platform.npu_smi import NpuSmiInfo, parse_info
-from harness.runtime.container import DRIVER_MOUNTS
+from harness.runtime.container import DRIVER_MOUNTS, Container
 
 pytestmark = [pytest.mark.preflight, pytest.mark.platforms("npu")]
 
@@ -83,6 +83,26 @@ def test_docker_answers_when_the_plan_uses_containers(ascend_plan: Plan) -> None
     assert done.returncode == 0, (
         f"the docker daemon does not answer: {done.stderr.strip()[-300:]} (start it: systemctl start docker)"
     )
+
+
+PROBE_METADATA = (
+    "import socket; s = socket.socket(); s.settimeout(3)\n"
+    "try:\n    s.connect(('169.254.169.254', 80)); print('connected')\nexcept OSError as e:\n    print('refused', e)"
+)
+
+
+def test_containers_cannot_reach_the_metadata_address(ascend_plan: Plan) -> None:
+    """A container started as the harness starts them (block as the plan says) tries the metadata address."""
+    spec = ascend_plan.container
+    if spec is None:
+        pytest.skip("the plan runs no container")
+    with Container(spec, plan_devices(ascend_plan)[:1]) as container:
+        done = subprocess.run(
+            container.exec_argv([spec.python, "-c", PROBE_METADATA]), capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 0, f"the probe did not run in the container: {done.stderr.strip()[-300:]}"
+    problems = preflight.metadata_reachable(done.stdout.startswith("connected"), spec.block_metadata)
+    assert not problems, "\n".join(problems)
 
 
 def test_ip_forwarding_is_on(ascend_plan: Plan) -> None:

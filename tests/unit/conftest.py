@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from harness.config.plan import TinyModelSpec
 from harness.load.tokens import Tokens
 from harness.model.tiny import train_tokenizer
+from harness.runtime import metadata
+from tests.fakes import install_fake_docker
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +26,15 @@ def tokenizer_dir(tokens: Tokens, tmp_path_factory: pytest.TempPathFactory) -> P
     folder = tmp_path_factory.mktemp("tokenizer")
     tokens.save(folder)
     return folder
+
+
+@pytest.fixture
+def docker_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fake `docker` and `iptables` first on PATH (tests.fakes), and /proc for the pid the fake docker
+    gives; returns the file where docker logs its calls (iptables logs to `iptables.log` beside it)."""
+    bin_dir, log = install_fake_docker(tmp_path)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+    monkeypatch.setenv("FAKE_IPTABLES_LOG", str(tmp_path / "iptables.log"))
+    monkeypatch.setattr(metadata, "PROC", tmp_path / "proc")
+    return log

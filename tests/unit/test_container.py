@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,9 @@ from harness.config.container import ContainerSpec
 from harness.config.plan import ServerSpec, load_plan
 from harness.errors import PlanError, ServerStartError
 from harness.runtime.container import Container, ContainerError, run_arguments
+from harness.runtime.metadata import MetadataBlockError
 from harness.runtime.sweep import owner_token
 from harness.server.vllm import ServerConfig, VLLMServer
-from tests.fakes import install_fake_docker
-
-
-@pytest.fixture
-def docker_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fake `docker` first on PATH; returns the file where it logs its calls."""
-    bin_dir, log = install_fake_docker(tmp_path)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
-    return log
-
 
 SPEC = ContainerSpec(
     image="quay.io/ascend/vllm-ascend:v0.9.1",
@@ -79,12 +68,32 @@ def test_the_container_is_removed_on_normal_exit_and_on_error(docker_log: Path) 
     with pytest.raises(RuntimeError), Container(SPEC, [1]) as failing:
         raise RuntimeError("planted")
     calls = docker_log.read_text().splitlines()
-    assert [c.split()[0] for c in calls] == ["run", "rm", "run", "rm"]
+    assert [c.split()[0] for c in calls] == ["run", "inspect", "rm", "run", "inspect", "rm"]
     assert "VLLM_USE_MODELSCOPE=False" in Path(f"{docker_log}.run-env").read_text().splitlines()
     assert "--env=VLLM_USE_MODELSCOPE " in calls[0], "the value goes by docker's environment, not the command line"
     assert f"--label=llmqual.owner={owner_token()}" in calls[0]
-    assert calls[1] == f"rm --force {container.name}"
-    assert calls[3] == f"rm --force {failing.name}"
+    assert calls[2] == f"rm --force {container.name}"
+    assert calls[5] == f"rm --force {failing.name}"
+    rules = (docker_log.parent / "iptables.log").read_text().splitlines()
+    blocked = "OUTPUT -d 169.254.169.254 -m cgroup --path system.slice/docker-0123abcd.scope -j REJECT"
+    assert [r.split(" OUTPUT")[0] for r in rules] == ["-w -I", "-w -D"] * 2, "each container blocked, then unblocked"
+    assert all(blocked in r for r in rules)
+
+
+def test_a_container_that_cannot_be_kept_from_the_metadata_address_is_not_kept(
+    docker_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_IPTABLES_FAIL", "1")  # planted: not root
+    with pytest.raises(MetadataBlockError, match=r"Permission denied.*block-metadata: false"), Container(SPEC, [0]):
+        pass
+    assert docker_log.read_text().splitlines()[-1].startswith("rm --force llmqual-")
+
+
+def test_without_the_block_no_rule_is_written(docker_log: Path) -> None:
+    with Container(SPEC.model_copy(update={"block_metadata": False}), [0]):
+        pass
+    assert [c.split()[0] for c in docker_log.read_text().splitlines()] == ["run", "rm"]
+    assert not (docker_log.parent / "iptables.log").exists()
 
 
 def test_a_refused_docker_run_says_why_and_leaves_nothing(docker_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -103,7 +112,7 @@ def test_a_server_in_a_container_that_dies_removes_the_container(docker_log: Pat
     with pytest.raises(ServerStartError, match="exited with code 126") as info, VLLMServer(config, tmp_path / "s.log"):
         pass
     assert "OCI runtime exec failed" in info.value.log_tail
-    run, execute, remove = docker_log.read_text().splitlines()
+    run, _, execute, remove = docker_log.read_text().splitlines()
     assert "--device=/dev/davinci2" in run
     assert execute.startswith("exec --env=PYTORCH_NPU_ALLOC_CONF --env=VLLM_API_KEY llmqual-")
     assert "ASCEND_RT_VISIBLE_DEVICES" not in execute, "inside, the container's cards are its own"

@@ -52,3 +52,9 @@ def test_nics_named_by_hccl_variables() -> None:
     assert preflight.missing_nics({"TP_SOCKET_IFNAME": "^=docker0"}, interfaces) == [], "exclusions need no NIC"
     (problem,) = preflight.missing_nics({"GLOO_SOCKET_IFNAME": "=eth1,eth0"}, interfaces)
     assert "GLOO_SOCKET_IFNAME==eth1,eth0: no interface named 'eth1'" in problem
+
+
+def test_a_reachable_metadata_address_is_a_problem_with_the_fix() -> None:
+    assert preflight.metadata_reachable(connected=False, blocked=True) == []
+    assert "set container.block-metadata: true" in preflight.metadata_reachable(connected=True, blocked=False)[0]
+    assert "did not hold" in preflight.metadata_reachable(connected=True, blocked=True)[0]

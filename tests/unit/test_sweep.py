@@ -8,12 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from harness.config.container import ContainerSpec
 from harness.runtime.container import Container
 from harness.runtime.sweep import OWNER_ENV, orphans, owner_alive, owner_token, sweep_containers, sweep_processes
-from tests.fakes import install_fake_docker
 
 
 def dead_owner() -> str:
@@ -55,10 +52,8 @@ def test_processes_of_a_dead_owner_are_stopped_and_a_live_owners_are_not() -> No
             proc.wait()
 
 
-def test_containers_of_a_dead_owner_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    bin_dir, log = install_fake_docker(tmp_path)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+def test_containers_of_a_dead_owner_are_removed(docker_log: Path) -> None:
+    log = docker_log
     spec = ContainerSpec(image="img:1")
     live = Container(spec, [0]).__enter__()
     dead = Container(spec, [1])
