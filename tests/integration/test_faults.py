@@ -5,6 +5,8 @@ happened, keeps what it measured and leaves no process of ours behind."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.bench.cases import LoadSettings, StaticCase
 from harness.bench.execute import measure_static
@@ -177,3 +180,36 @@ def test_kill_9_of_pytest_leaves_nothing_after_the_next_run_starts(tmp_path: Pat
     assert report.returncode == 0, report.stderr
     assert "INCOMPLETE: the run was stopped before it could write its summary" in report.stdout
     assert "INCOMPLETE</span>" in (killed_run / "report.html").read_text()
+
+
+CANARY = "llmqual-canary-9d2f61b0"
+
+
+def test_a_server_with_an_api_key_serves_smoke_and_accuracy_and_the_key_is_in_no_file(tmp_path: Path) -> None:
+    """The plan's server requires a key (as production servers do): readiness, the suites and lm-eval must send it,
+    and no file of the run folder may hold it."""
+    fixtures = tmp_path / "fixtures"
+    for folder in ("plans", "baselines", "lm_eval_tasks"):
+        shutil.copytree(REPO / "fixtures" / folder, fixtures / folder)
+    plan = fixtures / "plans" / "cpu-tiny.yaml"
+    data = yaml.safe_load(plan.read_text())
+    data["server"]["extra-args"] = ["--api-key", CANARY]
+    plan.write_text(yaml.safe_dump(data, sort_keys=False))
+    tag = new_tag()
+    reports = tmp_path / "out"
+    done = subprocess.run(
+        pytest_command(
+            "suites/serving/test_smoke.py", "suites/accuracy/test_lm_eval.py", "-m", "cpu",
+            f"--plan={plan}", f"--reports-dir={reports}",
+        ),
+        cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    assert re.search(r"\b9 passed\b", done.stdout), done.stdout[-2000:]  # 7 smoke checks, 2 lm-eval tasks
+    run = (reports / "latest").resolve()
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert len(files) > 10, "the run folder holds the results, logs, junit.xml and report"
+    holding = [str(p.relative_to(run)) for p in files if CANARY.encode() in p.read_bytes()]
+    assert holding == [], f"the API key leaked into {holding}"
+    assert CANARY not in done.stdout + done.stderr
+    assert no_tagged_processes_within(tag) == []

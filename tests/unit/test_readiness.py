@@ -60,3 +60,22 @@ def test_endpoint_urls_and_headers() -> None:
     assert ENDPOINT.url("/v1/models") == "http://127.0.0.1:1/v1/models"
     assert "Authorization" not in ENDPOINT.headers()
     assert Endpoint("http://h", "m", api_key="k").headers()["Authorization"] == "Bearer k"
+
+
+@pytest.mark.parametrize(
+    ("key", "said"), [(None, "without an API key"), ("wrong-key", "with the API key it was given")]
+)
+def test_a_server_that_wants_another_key_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch, key: str | None, said: str
+) -> None:
+    clock = ScriptedClock()
+
+    def unauthorised(url: str, *_: Any, **__: Any) -> Any:
+        raise urllib.error.HTTPError(url, 401, "Unauthorized", None, None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(readiness, "require_ok", lambda *_, **__: None)
+    monkeypatch.setattr(readiness, "served_models", unauthorised)
+    endpoint = Endpoint("http://127.0.0.1:1", "tiny", key)
+    with pytest.raises(NotReady, match=f"HTTP 401 from .* {said}: set the key .*VLLM_API_KEY"):
+        wait_until_ready(endpoint, 600, lambda: None, clock=clock, sleep=clock.sleep)
+    assert clock.now == 0, "no waiting: a key does not appear by itself"

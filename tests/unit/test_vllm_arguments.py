@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
+import pytest
+
 from harness.config.plan import ServerSpec
+from harness.errors import ServerStartError
 from harness.server.vllm import VLLM_MODULE, ServerConfig, VLLMServer, vllm_arguments
 
 
@@ -62,3 +66,15 @@ def test_config_key_changes_with_what_changes_the_server() -> None:
     assert base.key() != ServerConfig("cpu", Path("/m"), ServerSpec(max_model_len=64)).key()
     assert base.key() != ServerConfig("cpu", Path("/m2"), ServerSpec()).key()
     assert base.key() != ServerConfig("cpu", Path("/m"), ServerSpec(), (("A", "1"),)).key()
+
+
+def test_a_fixed_port_in_use_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = ServerConfig("cpu", Path("/m"), ServerSpec(port=port))
+        server = VLLMServer(config, tmp_path / "s.log", python="/nonexistent/python")
+        with pytest.raises(ServerStartError, match=f"server.port {port} .* already in use"):
+            server.__enter__()
+    assert not (tmp_path / "s.log").exists(), "nothing was started"
