@@ -71,9 +71,27 @@ def _samples(run: RunData) -> dict[str, dict[str, Any]]:
     return {case_key(d): gated_values(d) for d in run.documents if d.get("valid", True)}
 
 
+def _policy(args: argparse.Namespace, run: RunData) -> tuple[GatePolicy, str]:
+    """The gate policy of a comparison: the judged run's plan's gates, unless options override them."""
+    try:
+        plan = load_plan(_plan_of(run, args.plan))
+        gates, source = plan.gates, f"the gates of plan {plan.name}"
+        policy = GatePolicy(gates.tolerance, gates.detect, gates.confidence)
+    except HarnessError as exc:
+        policy, source = GatePolicy(), f"the harness's default gates ({exc})"
+    given = {k: v for k in ("tolerance", "detect", "confidence") if (v := getattr(args, k)) is not None}
+    if given:
+        source += ", with " + ", ".join(f"{k} {v}" for k, v in given.items()) + " from the command line"
+    return dataclasses.replace(policy, **given), source
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     a, b = _run(args, args.run_a), _run(args, args.run_b)
-    policy = GatePolicy(args.tolerance, args.detect, args.confidence)
+    policy, source = _policy(args, b)
+    print(
+        f"gates: {source}: tolerance {policy.tolerance:.0%}, a pass rules out {policy.detect:.0%}, "
+        f"confidence {policy.confidence:.0%}"
+    )
     rows = compare_samples(_samples(a), _samples(b), policy)
     if not rows:
         raise HarnessError(f"runs {a.run_id} and {b.run_id} share no gated case")
@@ -119,7 +137,8 @@ def add_parser(commands: Any) -> None:
     compare.add_argument("run_a", help="the reference run")
     compare.add_argument("run_b", help="the run judged")
     compare.add_argument("--reports", default="reports")
-    compare.add_argument("--tolerance", type=float, default=GatePolicy().tolerance)
-    compare.add_argument("--detect", type=float, default=GatePolicy().detect)
-    compare.add_argument("--confidence", type=float, default=GatePolicy().confidence)
+    compare.add_argument("--plan", default=None, help="whose gates judge (default: the plan run B used)")
+    for name, meaning in (("tolerance", "a regression must be worse than this"), ("detect", "a pass rules out this")):
+        compare.add_argument(f"--{name}", type=float, default=None, help=f"{meaning} (default: the plan's)")
+    compare.add_argument("--confidence", type=float, default=None, help="of each bound (default: the plan's)")
     compare.set_defaults(run=_cmd_compare)

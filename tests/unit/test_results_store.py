@@ -158,8 +158,11 @@ def test_compare_and_baseline_commands(tmp_path: Path, capsys: pytest.CaptureFix
     write_run(reports, "b", [static_doc("p4", [80.0, 81.0, 79.0, 80.5]), static_doc("p1", [50.5, 50.0])], plan)
     assert main(["compare", "a", "b", "--reports", str(reports)]) == 1, "a 20% throughput loss fails"
     out = capsys.readouterr().out
+    assert "gates: the gates of plan cpu-tiny: tolerance 15%, a pass rules out 30%, confidence 99%" in out
     assert "serving.static/p4" in out
     assert re.search(r"output_throughput .* -19\.98%  FAIL \(n=4/4, resolution [0-9.]+%\)", out), out
+    assert main(["compare", "a", "b", "--reports", str(reports), "--tolerance", "0.25", "--detect", "0.3"]) == 0
+    assert "with tolerance 0.25, detect 0.3 from the command line" in capsys.readouterr().out
     out_file = tmp_path / "baseline.yaml"
     assert (
         main(["baseline", "update", "a", "--reports", str(reports), "--plan", str(plan), "--out", str(out_file)]) == 0
