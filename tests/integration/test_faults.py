@@ -208,7 +208,10 @@ def test_a_server_with_an_api_key_serves_smoke_and_accuracy_and_the_key_is_in_no
     assert re.search(r"\b9 passed\b", done.stdout), done.stdout[-2000:]  # 7 smoke checks, 2 lm-eval tasks
     run = (reports / "latest").resolve()
     files = [p for p in run.rglob("*") if p.is_file()]
-    assert len(files) > 10, "the run folder holds the results, logs, junit.xml and report"
+    names = {str(p.relative_to(run)) for p in files}
+    assert {"results.jsonl", "junit.xml", "run.json", "report.html", "cases.json"} <= names
+    assert any(n.startswith("logs/vllm-") for n in names), "the server's log is searched too"
+    assert any(n.startswith("accuracy/lm_eval/") for n in names), "and lm-eval's own files"
     holding = [str(p.relative_to(run)) for p in files if CANARY.encode() in p.read_bytes()]
     assert holding == [], f"the API key leaked into {holding}"
     assert CANARY not in done.stdout + done.stderr
