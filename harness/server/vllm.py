@@ -26,7 +26,8 @@ from harness.config.plan import Plan, PlatformName, ServerSpec
 from harness.errors import ServerStartError
 from harness.platform.environment import server_environment
 from harness.runtime.container import Container
-from harness.runtime.process import ManagedProcess, tail
+from harness.runtime.process import ManagedProcess, group_members, tail
+from harness.runtime.sockets import listening_pids
 from harness.server.endpoint import Endpoint
 from harness.server.readiness import NotReady, require_ok, wait_until_ready
 
@@ -144,6 +145,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def require_own_listener(port: int, pgid: int) -> None:
+    """The server that answered on `port` must be the one started (process group `pgid`): another process may take
+    a free port between the moment it is picked and the moment vLLM binds it, and would answer readiness."""
+    holders = listening_pids(port)
+    if holders and not holders & set(group_members(pgid)):
+        raise NotReady(
+            f"port {port} is answered by process(es) {sorted(holders)}, not by the server started (group {pgid}): "
+            "another server took the port; stop it or give server.port"
+        )
+
+
 class VLLMServer:
     """A running vLLM server for `config`; `endpoint` and `startup_s` are set once it is ready."""
 
@@ -208,6 +220,8 @@ class VLLMServer:
         self._process = process
         try:
             entry = wait_until_ready(endpoint, self.config.spec.startup_timeout_s, process.returncode)
+            if self.config.container is None:
+                require_own_listener(port, process.pid)
         except BaseException as exc:
             log_tail = process.log_tail(LOG_TAIL_LINES)
             process.stop()
