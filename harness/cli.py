@@ -72,14 +72,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     cache = cache_root()
     config = server_config(plan, resolve_model(plan, cache), cache)
     log = Path(args.log or cache / "logs" / f"serve-{config.key()}.log")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGTERM stops it as Ctrl-C does, also while it waits for readiness (the server group is stopped either way).
+    signal.signal(signal.SIGTERM, _interrupt)
     print(f"starting vLLM for {plan.name}; log: {log}", flush=True)
-    with VLLMServer(config, log) as server:
+    with contextlib.suppress(KeyboardInterrupt), VLLMServer(config, log) as server:
         print(f"ready in {server.startup_s:.1f} s: {server.endpoint.base_url} (model {server.endpoint.model})")
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
+        threading.Event().wait()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _cmd_npu_smi_parse(args: argparse.Namespace) -> int:

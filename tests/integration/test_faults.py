@@ -216,3 +216,23 @@ def test_a_server_with_an_api_key_serves_smoke_and_accuracy_and_the_key_is_in_no
     assert holding == [], f"the API key leaked into {holding}"
     assert CANARY not in done.stdout + done.stderr
     assert no_tagged_processes_within(tag) == []
+
+
+def test_llmqual_serve_stops_on_sigterm_while_it_waits_for_readiness(tmp_path: Path) -> None:
+    tag = new_tag()
+    command = [sys.executable, "-m", "harness.cli", "serve", "--plan", str(PLAN), "--log", str(tmp_path / "s.log")]
+    with subprocess.Popen(command, cwd=REPO, env=harness_env(tag), stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            assert "starting vLLM" in proc.stdout.readline()
+            time.sleep(3)  # vLLM is loading: not ready for tens of seconds
+            assert (tmp_path / "s.log").exists()
+            proc.terminate()
+            stopped = time.monotonic()
+            proc.wait(timeout=60)
+            # vLLM needs 30-60 s to get ready here: a harness that waited for readiness first would take that long
+            assert time.monotonic() - stopped < 20, "SIGTERM is obeyed at once, not after readiness"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert no_tagged_processes_within(tag) == [], "the server group was stopped"
