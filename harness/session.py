@@ -111,7 +111,7 @@ class RecordCase:
 
 
 def policy_of(plan: Plan) -> GatePolicy:
-    return GatePolicy(plan.gates.tolerance, plan.gates.detect, plan.gates.confidence)
+    return plan.gates.policy()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from harness.config.base import Frozen
+from harness.gates.gate import GatePolicy
 from harness.gates.policy import (
     DEFAULT_BASELINE_SAMPLES,
     DEFAULT_CONFIDENCE,
@@ -21,6 +22,9 @@ class GatesSpec(Frozen):
     tolerance: float = Field(DEFAULT_TOLERANCE, gt=0, lt=1, description="a regression must be worse than this")
     detect: float = Field(DEFAULT_DETECT, gt=0, lt=1, description="a pass must rule out a regression this large")
     confidence: float = Field(DEFAULT_CONFIDENCE, gt=0.5, lt=1)
+    between_runs: float = Field(
+        0.0, ge=0, lt=1, description="relative SD of a run's mean between runs on this machine class (measured)"
+    )
     enforce: bool = Field(True, description="a failed gate fails its test; false: verdicts are reported only")
 
     @model_validator(mode="after")
@@ -28,3 +32,7 @@ class GatesSpec(Frozen):
         if self.detect < self.tolerance:
             raise ValueError("gates.detect must be at least gates.tolerance")
         return self
+
+    def policy(self) -> GatePolicy:
+        """The gate policy these settings make."""
+        return GatePolicy(self.tolerance, self.detect, self.confidence, self.between_runs)

@@ -17,6 +17,12 @@ given the spread it measured and its sample counts: max(tolerance, t x se) + z(0
 baseline mean (the textbook minimum detectable effect, (t_conf + z_power) x se, floored by the tolerance). A plan
 can only claim to catch what is beyond its resolution; `gates.detect` should not be set below it.
 
+Two runs are not two samples of one distribution: a run's mean moves with things its repeats do not see (which
+server instance it got, the state of a shared host). `between_runs` is that drift, the relative standard deviation
+of a run's mean from run to run on the plan's machine class; `gate` (run against baseline, run against run) adds
+it to the noise of both sides, `2 x between_runs^2` to the relative variance, so the bounds and the resolution it
+states cover it. Zero (the default) claims a machine whose runs agree as well as their repeats do.
+
 `paired_gate` judges an A/B comparison measured in one run, reference and candidate interleaved (ABAB...): the
 relative difference of each pair cancels what drifts between pairs (another tenant, thermal state), so its spread
 is the noise that matters. Same rule, same resolution, on the mean of the paired differences.
@@ -43,6 +49,7 @@ class GatePolicy:
     tolerance: float = 0.02  # a regression must be worse than this to fail
     detect: float = 0.05  # a pass rules out a regression this large
     confidence: float = 0.99  # of each one-sided bound
+    between_runs: float = 0.0  # relative SD of a run's mean between runs (machine drift; not used by paired_gate)
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,8 @@ def gate(
             change,
         )
     se, df = spread
-    outcome, text, low, high, res = _decide(metric, change, se / abs(mb), df, policy, f"n={nb}/{nc}")
+    se_rel = math.sqrt((se / abs(mb)) ** 2 + 2 * policy.between_runs**2)
+    outcome, text, low, high, res = _decide(metric, change, se_rel, df, policy, f"n={nb}/{nc}")
     return dataclasses.replace(result(outcome, text, change, low, high), resolution=res)
 
 

@@ -75,11 +75,10 @@ def _policy(args: argparse.Namespace, run: RunData) -> tuple[GatePolicy, str]:
     """The gate policy of a comparison: the judged run's plan's gates, unless options override them."""
     try:
         plan = load_plan(_plan_of(run, args.plan))
-        gates, source = plan.gates, f"the gates of plan {plan.name}"
-        policy = GatePolicy(gates.tolerance, gates.detect, gates.confidence)
+        policy, source = plan.gates.policy(), f"the gates of plan {plan.name}"
     except HarnessError as exc:
         policy, source = GatePolicy(), f"the harness's default gates ({exc})"
-    given = {k: v for k in ("tolerance", "detect", "confidence") if (v := getattr(args, k)) is not None}
+    given = {k: v for k in ("tolerance", "detect", "confidence", "between_runs") if (v := getattr(args, k)) is not None}
     if given:
         source += ", with " + ", ".join(f"{k} {v}" for k, v in given.items()) + " from the command line"
     return dataclasses.replace(policy, **given), source
@@ -90,7 +89,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     policy, source = _policy(args, b)
     print(
         f"gates: {source}: tolerance {policy.tolerance:.0%}, a pass rules out {policy.detect:.0%}, "
-        f"confidence {policy.confidence:.0%}"
+        f"confidence {policy.confidence:.0%}, run-to-run drift {policy.between_runs:.0%}"
     )
     rows = compare_samples(_samples(a), _samples(b), policy)
     if not rows:
@@ -141,4 +140,7 @@ def add_parser(commands: Any) -> None:
     for name, meaning in (("tolerance", "a regression must be worse than this"), ("detect", "a pass rules out this")):
         compare.add_argument(f"--{name}", type=float, default=None, help=f"{meaning} (default: the plan's)")
     compare.add_argument("--confidence", type=float, default=None, help="of each bound (default: the plan's)")
+    compare.add_argument(
+        "--between-runs", type=float, default=None, help="run-to-run drift of a run's mean (default: the plan's)"
+    )
     compare.set_defaults(run=_cmd_compare)

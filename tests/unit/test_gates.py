@@ -225,3 +225,18 @@ def test_the_cpu_plans_ab_settings_at_its_measured_spread() -> None:
     assert aa_six["pass"] < aa["pass"]
     assert slowdown["fail"] >= 0.99, slowdown
     assert worst["pass"] >= 0.9, worst
+
+
+def test_run_to_run_drift_widens_a_cross_run_verdict_but_not_a_paired_one() -> None:
+    """Two runs whose repeats agree tightly but whose means differ by 25%: without drift that is a regression;
+    with the drift a machine class shows between runs (the CPU plan's 30%) it is not attributable."""
+    base, cand = [100.0, 101.0, 99.0, 100.5, 99.5], [75.0, 76.0, 74.0, 75.5, 74.5]
+    steady = gate("output_throughput", base, cand, GatePolicy(0.15, 0.3, 0.99))
+    drifting = gate("output_throughput", base, cand, GatePolicy(0.15, 0.3, 0.99, between_runs=0.30))
+    assert steady.outcome == "fail"
+    assert drifting.outcome == "inconclusive"
+    assert steady.resolution is not None
+    assert drifting.resolution is not None
+    assert drifting.resolution > 1.0 > 0.2 > steady.resolution
+    paired = paired_gate("output_throughput", base, cand, GatePolicy(0.15, 0.3, 0.99, between_runs=0.30))
+    assert paired.outcome == "fail", "pairs measured in one run share the run's drift"
