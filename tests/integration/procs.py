@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -39,6 +40,16 @@ def no_tagged_processes_within(tag: str, timeout_s: float = 15.0) -> list[int]:
     while (left := tagged_processes(tag)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return left
+
+
+def wait_for_mark(proc: subprocess.Popen[bytes], mark: Path, timeout_s: float = 600.0) -> None:
+    """Wait (bounded) until a child pytest's planted test writes `mark` (its server is up); fail with the child's
+    output if it exits first."""
+    deadline = time.monotonic() + timeout_s
+    while not mark.exists():
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert time.monotonic() < deadline, "the server never came up"
+        time.sleep(0.5)
 
 
 def harness_env(tag: str) -> dict[str, str]:

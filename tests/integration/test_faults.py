@@ -29,7 +29,15 @@ from harness.results.case import CaseResult
 from harness.server.pool import ServerPool, ServerRestarted
 from harness.server.vllm import ServerConfig, VLLMServer, server_config
 from tests.fakes import install_fake_docker
-from tests.integration.procs import REPO, TAG, harness_env, new_tag, no_tagged_processes_within, pytest_command
+from tests.integration.procs import (
+    REPO,
+    TAG,
+    harness_env,
+    new_tag,
+    no_tagged_processes_within,
+    pytest_command,
+    wait_for_mark,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -140,11 +148,7 @@ def test_kill_9_of_pytest_leaves_nothing_after_the_next_run_starts(tmp_path: Pat
     first = pytest_command("-m", "cpu", "-k", "holds", f"--plan={PLAN}", reports)
     with subprocess.Popen(first, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
         try:
-            deadline = time.monotonic() + 600
-            while not mark.exists():
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "the server never came up"
-                time.sleep(0.5)
+            wait_for_mark(proc, mark)
             proc.kill()  # planted: kill -9, no teardown runs
             proc.communicate(timeout=60)
         finally:

@@ -33,6 +33,7 @@ from tests.integration.procs import (
     no_tagged_processes_within,
     pytest_command,
     tagged_processes,
+    wait_for_mark,
 )
 
 pytestmark = pytest.mark.integration
@@ -172,11 +173,7 @@ def test_an_interrupted_run_stops_the_server(tag: str, tmp_path: Path, sig: sign
     args = pytest_command("-m", "cpu", "-k", "waits", f"--plan={PLAN}", f"--reports-dir={tmp_path / 'out'}")
     with subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
         try:
-            deadline = time.monotonic() + 600
-            while not mark.exists():
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "the server never came up"
-                time.sleep(0.5)
+            wait_for_mark(proc, mark)
             assert len(tagged_processes(tag)) > 1, "pytest and the server group run"
             proc.send_signal(sig)
             output, _ = proc.communicate(timeout=120)
