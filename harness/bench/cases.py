@@ -36,6 +36,7 @@ class LoadSettings:
     warmup_requests: int = 0
     min_requests: int = 0
     min_seconds: float = 0.0
+    client_cpus: tuple[int, ...] | None = None  # the cores the client runs on while it sends (harness.runtime.affinity)
     progress: Callable[[str, int, int], None] | None = None  # (case id, requests done, requests in all)
 
 

@@ -29,6 +29,7 @@ from harness.metrics.serving import SLO
 from harness.report.csv_layouts import Layout, append_row, columns
 from harness.results.case import CaseResult, write_json
 from harness.results.sink import case_line
+from harness.runtime.affinity import unusable, usable_cpus
 from harness.server.endpoint import Endpoint, connect_endpoint
 
 
@@ -74,6 +75,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     protocol.add_argument("--min-requests", type=int, default=0, help="a repeat sends at least this many requests")
     protocol.add_argument("--min-seconds", type=float, default=0.0, help="a repeat lasts at least this long")
     protocol.add_argument("--repeats", type=int, default=1, help="measurements of each case (fresh prompts each)")
+    protocol.add_argument(
+        "--client-cpus", type=int, nargs="+", default=None, help="cores the client runs on while it measures"
+    )
 
 
 def add_parser(commands: Any) -> None:
@@ -108,6 +112,11 @@ def add_parser(commands: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> LoadSettings:
+    if args.client_cpus and unusable(args.client_cpus):
+        raise BenchInputError(
+            f"--client-cpus: core(s) {unusable(args.client_cpus)} are not usable here (this process may run on "
+            f"{sorted(usable_cpus())}); list cores from that set or drop the option"
+        )
     return LoadSettings(
         route=args.endpoint_type,
         ignore_eos=args.ignore_eos,
@@ -119,6 +128,7 @@ def _settings(args: argparse.Namespace) -> LoadSettings:
         warmup_requests=args.num_warmups,
         min_requests=args.min_requests,
         min_seconds=args.min_seconds,
+        client_cpus=tuple(args.client_cpus) if args.client_cpus else None,
     )
 
 
@@ -144,8 +154,9 @@ class _Outputs:
     def _flat(document: dict[str, Any]) -> dict[str, Any]:
         flat = {**document["config"], **document["metrics"], **document["checks"].get("server", {})}
         flat.update(valid=document["valid"], invalid_reasons=document["invalid_reasons"])
-        if document.get("partial"):
-            flat["partial"] = document["partial"]
+        for key in ("partial", "repeats"):  # every repeat's metrics, when --repeats measured more than one
+            if document.get(key):
+                flat[key] = document[key]
         return flat
 
     def progress(self, result: CaseResult) -> None:
@@ -167,8 +178,9 @@ class _Outputs:
 
 def _cmd_static(args: argparse.Namespace) -> int:
     cases = static_cases(args.parallel_num, args.prompt_tokens, args.output_tokens, args.epochs)
+    settings = _settings(args)
     tokens = Tokens.load(args.tokenizer)
-    endpoint, settings = _connect(args), _settings(args)
+    endpoint = _connect(args)
     outputs = _Outputs(args, "static")
     for case in cases:
         workload = None
@@ -188,6 +200,7 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
     cases = dynamic_cases(args.request_rate, args.num_prompts, args.burstiness, args.max_concurrency, slo)
     if args.dataset_type != "random" and args.dataset is None:
         raise BenchInputError(f"--dataset-type {args.dataset_type} needs --dataset FILE")
+    settings = _settings(args)
     tokens = Tokens.load(args.tokenizer)
     if args.dataset_type == "random":
         label = f"random-{args.random_input_len}-{args.random_output_len}"
@@ -198,7 +211,7 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
         label, pool = args.dataset.name, load_dataset(args.dataset, args.dataset_type, tokens)
     # The filters are checked before the first request is sent; each measurement takes its own slice.
     records = select(pool, len(pool), args.max_prompt_tokens, args.max_tokens, args.fixed_output_len)
-    endpoint, settings = _connect(args), _settings(args)
+    endpoint = _connect(args)
     outputs = _Outputs(args, "dynamic")
     for index, case in enumerate(cases):
         result = measure_dynamic(

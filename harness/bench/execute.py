@@ -40,6 +40,7 @@ from harness.metrics.health import client_health
 from harness.metrics.serving import SLO, summarise
 from harness.metrics.signals import server_signals
 from harness.results.case import CaseResult
+from harness.runtime.affinity import pinned
 from harness.server.endpoint import Endpoint
 from harness.server.prometheus import scrape
 
@@ -114,7 +115,7 @@ def measure(
         check_fits(sample.prompt_len, sample.output_len, endpoint.max_model_len, f"{case_id} request {i}")
     payloads = [payload(s, settings.route, settings.ignore_eos, settings.extra_body) for s in samples]
     before = scrape(endpoint)
-    with frozen_gc():
+    with frozen_gc(), pinned(settings.client_cpus):
         records = asyncio.run(_drive(endpoint, settings, payloads, loop, case_id))
     after = scrape(endpoint)
     metrics = summarise(records, slo or SLO())

@@ -35,6 +35,7 @@ def load_settings(plan: Plan) -> LoadSettings:
         warmup_requests=load.warmup_requests,
         min_requests=load.min_requests,
         min_seconds=load.min_seconds,
+        client_cpus=load.client_cpus,
     )
 
 

@@ -24,6 +24,7 @@ from harness.config.errors import did_you_mean, plan_error_from
 from harness.config.gates import GatesSpec
 from harness.config.suites import SuitesSpec
 from harness.errors import PlanError
+from harness.runtime.affinity import unusable, usable_cpus
 
 PlatformName = Literal["cpu", "gpu", "npu"]
 PLATFORMS: tuple[PlatformName, ...] = ("npu", "gpu", "cpu")
@@ -94,6 +95,11 @@ class ServerSpec(Frozen):
     nice: int = Field(
         0, ge=0, le=19, description="run the server below the harness's CPU priority, so its client is never starved"
     )
+    cpus: tuple[int, ...] | None = Field(
+        None,
+        description="cores the server's processes may run on (Linux affinity; its engine threads are placed by the "
+        "platform's own setting, e.g. VLLM_CPU_OMP_THREADS_BIND)",
+    )
     startup_timeout_s: float = Field(600.0, gt=0, le=7200)
 
     @model_validator(mode="after")
@@ -104,6 +110,8 @@ class ServerSpec(Frozen):
         needed = self.tensor_parallel_size * self.pipeline_parallel_size
         if self.devices is not None and (len(set(self.devices)) != len(self.devices) or len(self.devices) < needed):
             raise ValueError(f"devices must be distinct ids, at least tensor x pipeline parallel size ({needed})")
+        if self.cpus is not None and (not self.cpus or min(self.cpus) < 0 or len(set(self.cpus)) != len(self.cpus)):
+            raise ValueError("cpus must be a non-empty list of distinct core numbers, e.g. [1]")
         for arg in self.extra_args:
             if not isinstance(arg, str) or not arg:
                 raise ValueError("extra-args must be a list of non-empty strings, e.g. ['--seed', '0']")
@@ -163,6 +171,10 @@ class Plan(Frozen):
         if self.container is not None:
             if self.platform != "npu":
                 raise ValueError("container: NPU containers are for platform npu")
+            if self.server.cpus is not None:
+                raise ValueError(
+                    "server.cpus pins processes on this host, not inside a container; drop it from the plan"
+                )
             if self.model.path is not None and Path(self.model.path).is_absolute():
                 inside = [self.container.work_dir or ""] + [m.split(":")[1] for m in self.container.mounts]
                 model = Path(self.model.path)
@@ -246,6 +258,15 @@ class Plan(Frozen):
                 "record one with `llmqual baseline update RUN --out FILE`, fix the path (relative to the plan), or "
                 "remove the key to gate against nothing",
             )
+        placed = [("server.cpus", self.server.cpus), ("suites.load.client-cpus", self.suites.load.client_cpus)]
+        for key, cpus in placed:
+            if cpus and unusable(cpus):
+                raise PlanError(
+                    self.source,
+                    key,
+                    f"core(s) {unusable(cpus)} are not usable here (this process may run on {sorted(usable_cpus())})",
+                    "list cores from that set, or remove the key to let the scheduler place the work",
+                )
         accuracy = self.suites.accuracy
         if accuracy is not None and accuracy.baselines is not None and not self.relative(accuracy.baselines).is_file():
             raise PlanError(

@@ -41,6 +41,9 @@ class LoadSpec(Frozen):
     warmup_requests: int = Field(16, ge=0, description="requests before each case at its concurrency, not measured")
     min_requests: int = Field(0, ge=0, description="a repeat sends at least this many requests")
     min_seconds: float = Field(0.0, ge=0, description="a repeat lasts at least this long (from the warm-up's pace)")
+    client_cpus: tuple[int, ...] | None = Field(
+        None, min_length=1, description="cores the client runs on while it measures (Linux affinity)"
+    )
 
 
 class StaticSpec(Frozen):

@@ -45,10 +45,12 @@ def _lower_priority(nice: int) -> None:  # pragma: no cover - runs in the child 
         group.write(str(nice))
 
 
-def _prepare_child(nice: int) -> None:  # pragma: no cover - runs in the child between fork and exec
+def _prepare_child(nice: int, cpus: Sequence[int] | None) -> None:  # pragma: no cover - runs in the child
     _die_with_parent()
     if nice:
         _lower_priority(nice)
+    if cpus:
+        os.sched_setaffinity(0, cpus)  # inherited by everything the child starts
 
 
 def group_members(pgid: int) -> list[int]:
@@ -105,9 +107,11 @@ class ManagedProcess:
         cwd: Path | None = None,
         stop_grace_s: float = 20.0,
         nice: int = 0,
+        cpus: Sequence[int] | None = None,
     ) -> None:
         self.argv = list(argv)
         self.nice = nice  # 1-19: the process runs at a lower CPU priority than the harness (its client)
+        self.cpus = tuple(cpus) if cpus else None  # the cores the process and its children may run on
         self.log_path = log_path
         # Tagged with its owner (this process): a later run stops it if the harness dies without doing so.
         self.env = {**(os.environ if env is None else env), OWNER_ENV: owner_token()}
@@ -132,7 +136,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,  # its own session and process group: pgid == pid
-                preexec_fn=lambda: _prepare_child(self.nice),
+                preexec_fn=lambda: _prepare_child(self.nice, self.cpus),
             )
         _LIVE_GROUPS.add(self._popen.pid)
         return self

@@ -210,7 +210,7 @@ class VLLMServer:
             argv, env = self._container_argv(port, server_env)
         else:
             argv, env = self.argv(port), {**os.environ, **server_env}
-        process = ManagedProcess(argv, self.log_path, env=env, nice=self.config.spec.nice)
+        process = ManagedProcess(argv, self.log_path, env=env, nice=self.config.spec.nice, cpus=self.config.spec.cpus)
         started = time.monotonic()
         try:
             process.__enter__()

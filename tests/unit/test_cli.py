@@ -48,6 +48,8 @@ DEAD_URL = "http://127.0.0.1:9"  # nothing listens: any attempt to connect fails
         (["dynamic", "--request-rate", "1", "2", "--num-prompts", "5"], "pair one to one"),
         (["dynamic", "--dataset-type", "sharegpt", "--request-rate", "1", "--num-prompts", "5"], "needs --dataset"),
         (["dynamic", "--request-rate", "1", "--num-prompts", "5", "--goodput", "ttfb:5"], "--goodput takes KEY:MS"),
+        (["static", "--parallel-num", "1", "--prompt-tokens", "8", "--output-tokens", "4", "--client-cpus", "4096"],
+         "--client-cpus: core(s) [4096] are not usable here"),
     ],
 )
 def test_bench_refuses_bad_lists_before_contacting_the_server(
@@ -103,3 +105,17 @@ def test_dataset_commands_make_a_sharegpt_file(tokenizer_dir: Path, tmp_path: Pa
     assert len(json.loads(custom.read_text())) == 5
     assert main(["dataset", "to-sharegpt", str(custom), "-o", str(sharegpt)]) == 0
     assert json.loads(sharegpt.read_text())[0]["conversations"][0]["from"] == "human"
+
+
+def test_bench_result_json_keeps_every_repeat(tokenizer_dir: Path, tmp_path: Path) -> None:
+    result = tmp_path / "s.json"
+    with fake_server_thread("fast") as endpoint:
+        code = main(
+            ["bench", "static", "--base-url", endpoint.base_url, "--tokenizer", str(tokenizer_dir),
+             "--parallel-num", "2", "--prompt-tokens", "8", "--output-tokens", "4", "--epochs", "1",
+             "--num-warmups", "0", "--repeats", "3", "--result-json", str(result)]
+        )  # fmt: skip
+    assert code == 0
+    (summary,) = json.loads(result.read_text())
+    assert [r["total_output_tokens"] for r in summary["repeats"]] == [8, 8, 8]
+    assert summary["output_throughput"] == summary["repeats"][-1]["output_throughput"], "the case is its last repeat"

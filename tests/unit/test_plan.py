@@ -180,3 +180,21 @@ def test_a_trained_tiny_model_needs_the_plan_to_train_it(tmp_path: Path) -> None
     with pytest.raises(PlanError) as info:
         load_plan(write(tmp_path, GOOD.replace("num-heads: 2}", "num-heads: 2, trained: true}")))
     assert "suites.training" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [("server: {cpus: [4096]}", "server.cpus"), ("suites: {load: {client-cpus: [4096]}}", "suites.load.client-cpus")],
+)
+def test_cores_this_machine_cannot_use_stop_the_run(tmp_path: Path, section: str, key: str) -> None:
+    text = GOOD.replace("server:\n", "server:\n  cpus: [4096]\n") if key == "server.cpus" else GOOD + section
+    plan = load_plan(write(tmp_path, text))
+    with pytest.raises(PlanError) as info:
+        plan.check_runnable()
+    assert key in str(info.value) and "[4096] are not usable here" in str(info.value)
+
+
+@pytest.mark.parametrize("cpus", ["[]", "[1, 1]", "[-1]"])
+def test_server_cpus_must_be_distinct_cores(tmp_path: Path, cpus: str) -> None:
+    with pytest.raises(PlanError, match="cpus must be a non-empty list of distinct core numbers"):
+        load_plan(write(tmp_path, GOOD.replace("server:\n", f"server:\n  cpus: {cpus}\n")))

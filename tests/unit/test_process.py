@@ -70,3 +70,13 @@ def test_a_niced_process_and_its_children_run_below_the_harness(tmp_path: Path) 
         autogroup = Path(f"/proc/{proc.pid}/autogroup")
         if autogroup.exists():
             assert autogroup.read_text().split()[-1] == "10", autogroup.read_text()
+
+
+def test_a_placed_process_and_its_children_run_on_its_cores(tmp_path: Path) -> None:
+    """`cpus` is the affinity of the process and everything it starts (how server.cpus places a server)."""
+    core = max(os.sched_getaffinity(0))
+    with ManagedProcess(["bash", "-c", "sleep 30 & wait"], tmp_path / "log", cpus=[core]) as proc:
+        wait_for(lambda: len(group_members(proc.pid)) == 2)
+        for pid in group_members(proc.pid):
+            assert os.sched_getaffinity(pid) == {core}
+    assert os.sched_getaffinity(0) != {core} or len(os.sched_getaffinity(0)) == 1, "the harness itself stays put"
