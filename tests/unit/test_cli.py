@@ -48,8 +48,10 @@ DEAD_URL = "http://127.0.0.1:9"  # nothing listens: any attempt to connect fails
         (["dynamic", "--request-rate", "1", "2", "--num-prompts", "5"], "pair one to one"),
         (["dynamic", "--dataset-type", "sharegpt", "--request-rate", "1", "--num-prompts", "5"], "needs --dataset"),
         (["dynamic", "--request-rate", "1", "--num-prompts", "5", "--goodput", "ttfb:5"], "--goodput takes KEY:MS"),
-        (["static", "--parallel-num", "1", "--prompt-tokens", "8", "--output-tokens", "4", "--client-cpus", "4096"],
-         "--client-cpus: core(s) [4096] are not usable here"),
+        (
+            ["static", "--parallel-num", "1", "--prompt-tokens", "8", "--output-tokens", "4", "--client-cpus", "4096"],
+            "--client-cpus: core(s) [4096] are not usable here",
+        ),
     ],
 )
 def test_bench_refuses_bad_lists_before_contacting_the_server(

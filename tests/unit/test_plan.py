@@ -191,7 +191,8 @@ def test_cores_this_machine_cannot_use_stop_the_run(tmp_path: Path, section: str
     plan = load_plan(write(tmp_path, text))
     with pytest.raises(PlanError) as info:
         plan.check_runnable()
-    assert key in str(info.value) and "[4096] are not usable here" in str(info.value)
+    assert key in str(info.value)
+    assert "[4096] are not usable here" in str(info.value)
 
 
 @pytest.mark.parametrize("cpus", ["[]", "[1, 1]", "[-1]"])
