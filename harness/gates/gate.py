@@ -150,7 +150,12 @@ def gate(
             change,
         )
     se, df = spread
-    se_rel = math.sqrt((se / abs(mb)) ** 2 + 2 * policy.between_runs**2)
+    within, drift = (se / abs(mb)) ** 2, 2 * policy.between_runs**2
+    se_rel = math.sqrt(within + drift)
+    if drift:
+        # The drift is a plan constant measured over many runs, not estimated from these repeats: only the repeats'
+        # share of the variance carries their few degrees of freedom (Welch-Satterthwaite).
+        df = (within + drift) ** 2 / (within**2 / df) if within > 0 else math.inf
     outcome, text, low, high, res = _decide(metric, change, se_rel, df, policy, f"n={nb}/{nc}")
     return dataclasses.replace(result(outcome, text, change, low, high), resolution=res)
 

@@ -27,8 +27,8 @@ def server_environment(
         env.update(
             {
                 "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-                # vLLM's own placement (the worker's threads bound, a core reserved for the rest); measured against
-                # the alternatives in docs/measurement.md ("Placement").
+                # vLLM's own placement (the worker's threads bound, a core reserved for the rest) unless the plan
+                # places the server itself (server.env, server.cpus: docs/measurement.md, "Placement").
                 "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"),
                 "VLLM_CACHE_ROOT": str(cache / "vllm"),
                 "TORCHINDUCTOR_CACHE_DIR": str(cache / "torchinductor"),

@@ -6,6 +6,8 @@ against DEFAULT_BASELINE_SAMPLES recorded runs) for a run-to-run spread of 2%.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -240,3 +242,15 @@ def test_run_to_run_drift_widens_a_cross_run_verdict_but_not_a_paired_one() -> N
     assert drifting.resolution > 1.0 > 0.2 > steady.resolution
     paired = paired_gate("output_throughput", base, cand, GatePolicy(0.15, 0.3, 0.99, between_runs=0.30))
     assert paired.outcome == "fail", "pairs measured in one run share the run's drift"
+
+
+def test_the_drift_is_a_known_variance_not_one_held_to_the_repeats_few_degrees_of_freedom() -> None:
+    """With three repeats a side, the drift's share of the bound uses the normal quantile, not Student's t at 4
+    degrees of freedom (which would inflate a 30% drift to a resolution of about 230%)."""
+    base, cand = [100.0, 101.0, 99.0], [100.5, 99.5, 100.0]
+    drifting = gate("output_throughput", base, cand, GatePolicy(0.15, 0.3, 0.99, between_runs=0.30))
+    se = math.sqrt(2 * 0.30**2)
+    assert drifting.low is not None
+    assert drifting.change is not None
+    margin = drifting.change - drifting.low
+    assert margin == pytest.approx(2.326 * se, rel=0.01), "z at 99% times the drift's standard error"
