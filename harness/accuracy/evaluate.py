@@ -1,4 +1,5 @@
-"""Run lm-eval (as a library) against a served model, and say how to run the same thing from its command line.
+"""Run lm-eval (as a library) against a served model, and say how to run the same thing from its command line;
+or on a checkpoint in this process (`evaluate_checkpoint`, transformers), for the training suite.
 
 The model type is `local-completions` (or `local-chat-completions` for generation tasks on chat models) pointed
 at the server; the tokenizer is the served model's, loaded locally (`tokenizer_backend=huggingface`) so context
@@ -138,30 +139,51 @@ def evaluate(
     out_dir: Path,
     offline: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate one task; lm-eval's results JSON (and samples, when asked) are written into `out_dir`."""
+    """Evaluate one task on a served model; lm-eval's results JSON (and samples, when asked) go into `out_dir`."""
     if offline:
         _offline_hub()
-    from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
-    from lm_eval.utils import handle_non_serializable
 
     manager = TaskManager(include_path=str(include) if include else None)
     leaves = manager.load([task])["tasks"].values()
     if any(getattr(t, "OUTPUT_TYPE", None) in LOGLIKELIHOOD_TYPES for t in leaves):
         probe_prompt_logprobs(endpoint, settings.timeout_s)
     with _api_key_for_lm_eval(endpoint.api_key):
-        results = simple_evaluate(
-            model=model_type(settings),
-            model_args=model_args(endpoint, tokenizer, settings),
-            tasks=[task],
-            task_manager=manager,
-            num_fewshot=settings.num_fewshot,
-            batch_size=settings.batch_size,
-            limit=settings.limit,
-            log_samples=settings.log_samples,
-            apply_chat_template=settings.chat,
-            random_seed=settings.seed,
-        )
+        return _run(model_type(settings), model_args(endpoint, tokenizer, settings), task, manager, settings, out_dir)
+
+
+def evaluate_checkpoint(
+    checkpoint: Path, task: str, include: Path | None, settings: EvalSettings, out_dir: Path
+) -> dict[str, Any]:
+    """Evaluate one task on a checkpoint folder in this process with transformers (lm-eval's `hf` model, CPU,
+    float32): how a training suite scores what it trained without depending on a serving stack. The same as
+    `lm_eval --model hf --model_args pretrained=CHECKPOINT,dtype=float32,device=cpu`."""
+    _offline_hub()
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(include) if include else None)
+    args = {"pretrained": str(checkpoint), "dtype": "float32", "device": "cpu"}
+    return _run("hf", args, task, manager, settings, out_dir)
+
+
+def _run(
+    model: str, args: dict[str, Any], task: str, manager: Any, settings: EvalSettings, out_dir: Path
+) -> dict[str, Any]:
+    from lm_eval import simple_evaluate
+    from lm_eval.utils import handle_non_serializable
+
+    results = simple_evaluate(
+        model=model,
+        model_args=args,
+        tasks=[task],
+        task_manager=manager,
+        num_fewshot=settings.num_fewshot,
+        batch_size=settings.batch_size,
+        limit=settings.limit,
+        log_samples=settings.log_samples,
+        apply_chat_template=settings.chat,
+        random_seed=settings.seed,
+    )
     if results is None:
         raise AccuracyError(f"lm-eval returned no results for {task}")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -175,3 +175,15 @@ def throughput(
         sum(sample_rates) / len(sample_rates) if sample_rates else None,
         max(len(tokens_rates), len(sample_rates)),
     )
+
+
+def accuracy_gain(gains: dict[str, tuple[float, float]], min_gain: float) -> Verdict:
+    """Each metric's score after training (second) must exceed its score before (first) by `min_gain`."""
+    short = {m: (b, a) for m, (b, a) in gains.items() if a < b + min_gain}
+    if not gains:
+        return Verdict(False, "no score to compare: the evaluation returned no metric")
+    numbers: dict[str, float | None] = {f"{m}/gain": a - b for m, (b, a) in gains.items()}
+    text = "; ".join(f"{m}: {b:.3f} before, {a:.3f} after" for m, (b, a) in gains.items())
+    if short:
+        return Verdict(False, f"{', '.join(short)} rose by less than +{min_gain}: {text}", numbers=numbers)
+    return Verdict(True, f"every score rose by at least +{min_gain}: {text}", numbers=numbers)

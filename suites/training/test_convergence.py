@@ -7,19 +7,17 @@ MindSpeed-LLM on hardware), or a log given with `--training-log`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from harness.accuracy.evaluate import EvalSettings, evaluate
+from harness.accuracy.evaluate import EvalSettings, evaluate_checkpoint
 from harness.accuracy.scores import scores
 from harness.config.plan import Plan
 from harness.config.training import TrainingSpec
 from harness.model.resolve import base_model
 from harness.results.case import CaseResult
 from harness.run import Run
-from harness.server.endpoint import Endpoint
 from harness.session import RecordCase
 from harness.training import checks
 from harness.training.curve import LossCurve, TrainedRun
@@ -167,40 +165,35 @@ def test_training_raised_accuracy(
     plan: Plan,
     training_spec: TrainingSpec,
     trained_run: TrainedRun,
-    serve: Callable[[Plan], Endpoint],
     lm_eval_include: Path | None,
     model_cache: Path,
     record_case: RecordCase,
     llmqual_run: Run,
 ) -> None:
-    """The checkpoint answers the task it was taught better than the model it started from (both served)."""
+    """The checkpoint answers the task it was taught better than the model it started from.
+
+    Both are scored in this process with transformers (lm-eval's `hf` model): the training suite judges what it
+    trained without a serving stack (the accuracy suite scores the served checkpoint through vLLM; on the CPU plan
+    the two agree, 0.80 exact match on llmqual_arith_gen)."""
     task = training_spec.eval_task
     if task is None:
         pytest.skip("the plan sets no suites.training.eval-task")
     if trained_run.checkpoint is None:
         pytest.skip("the run left no checkpoint to serve")
-    settings = EvalSettings(num_concurrent=4)
+    settings = EvalSettings(batch_size=16)
     out = llmqual_run.directory / "training" / "accuracy"
     base = base_model(plan, model_cache)
-    untrained_server = serve(
-        plan.with_model(base, served_name=f"{plan.server.served_model_name or plan.name}-untrained")
-    )
-    before = scores(evaluate(untrained_server, base, task, lm_eval_include, settings, out / "untrained"))
-    # The same configuration as the plan's own server when the plan serves its trained model: no second start.
-    trained_server = serve(plan.with_model(trained_run.checkpoint))
-    after = scores(evaluate(trained_server, trained_run.checkpoint, task, lm_eval_include, settings, out / "trained"))
+    before = scores(evaluate_checkpoint(base, task, lm_eval_include, settings, out / "untrained"))
+    after = scores(evaluate_checkpoint(trained_run.checkpoint, task, lm_eval_include, settings, out / "trained"))
     gains = {b.metric: (b.value, a.value) for b, a in zip(before, after, strict=True)}
     record_case(
         CaseResult(
             suite="training.accuracy",
             case_id=task,
-            config={"task": task, "checkpoint": str(trained_run.checkpoint)},
+            config={"task": task, "checkpoint": str(trained_run.checkpoint), "engine": "transformers (lm-eval hf)"},
             metrics={f"{m}/untrained": b for m, (b, _) in gains.items()}
             | {f"{m}/trained": a for m, (_, a) in gains.items()},
         )
     )
-    for metric, (untrained, trained_value) in gains.items():
-        assert trained_value >= untrained + training_spec.min_accuracy_gain, (
-            f"{task} {metric}: {untrained:.3f} untrained, {trained_value:.3f} trained; "
-            f"need +{training_spec.min_accuracy_gain}"
-        )
+    verdict = checks.accuracy_gain(gains, training_spec.min_accuracy_gain)
+    assert verdict.ok, f"{task}: {verdict.message}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.accuracy.evaluate import EvalSettings, cli_arguments, evaluate
+from harness.accuracy.evaluate import EvalSettings, cli_arguments, evaluate, evaluate_checkpoint
 from harness.accuracy.scores import scores
 from harness.accuracy.tasks import materialise
 from harness.paths import cache_root
@@ -108,3 +108,16 @@ def test_a_broken_checkpoint_fails_the_accuracy_baseline(tmp_path: Path) -> None
     assert "2 failed" in done.stdout, output[-3000:]
     for metric in ("exact_match,strict-match", "acc,none"):
         assert metric in done.stdout, f"the failure names {metric}"
+
+
+def test_a_checkpoint_scored_in_process_scores_as_served(served: Served, tmp_path: Path) -> None:
+    """The training suite's in-process path (transformers) and the served path (vLLM) score one checkpoint alike:
+    greedy generations and float32 log-likelihoods of the same weights (one answer in LIMIT may flip on a tie)."""
+    include = materialise(REPO / "fixtures/lm_eval_tasks", cache_root(REPO))
+    settings = EvalSettings(limit=LIMIT, num_concurrent=4)
+    for task in ("llmqual_arith_gen", "llmqual_arith_mc"):
+        served_scores = scores(evaluate(served.endpoint, served.model_path, task, include, settings, tmp_path / "s"))
+        local = scores(evaluate_checkpoint(served.model_path, task, include, settings, tmp_path / "l"))
+        assert [s.metric for s in local] == [s.metric for s in served_scores]
+        for ours, theirs in zip(local, served_scores, strict=True):
+            assert abs(ours.value - theirs.value) <= 1 / LIMIT + 1e-9, (task, ours, theirs)

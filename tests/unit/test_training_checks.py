@@ -103,3 +103,13 @@ def test_throughput_from_a_token_counter() -> None:
     assert result.steps_used == 5
     untimed = [LossPoint(s, 2.0, tokens=300.0 * s) for s in range(0, 60, 10)]
     assert checks.throughput(untimed, None, 1) == checks.Throughput(None, None, 0), "no timing: missing, not 0"
+
+
+def test_accuracy_gain_passes_when_every_score_rose_enough_and_fails_on_a_planted_untrained_checkpoint() -> None:
+    learnt = checks.accuracy_gain({"exact_match": (0.0, 0.8), "acc": (0.3, 0.5)}, min_gain=0.1)
+    assert learnt.ok, learnt.message
+    assert learnt.numbers["exact_match/gain"] == pytest.approx(0.8)
+    unchanged = checks.accuracy_gain({"exact_match": (0.0, 0.0), "acc": (0.3, 0.5)}, min_gain=0.1)
+    assert not unchanged.ok
+    assert unchanged.message.startswith("exact_match rose by less than +0.1")
+    assert not checks.accuracy_gain({}, min_gain=0.1).ok
