@@ -29,7 +29,7 @@ from harness.metrics.serving import SLO
 from harness.report.csv_layouts import Layout, append_row, columns
 from harness.results.case import CaseResult, write_json
 from harness.results.sink import case_line
-from harness.runtime.affinity import unusable, usable_cpus
+from harness.runtime.affinity import placement_problem
 from harness.server.endpoint import Endpoint, connect_endpoint
 
 
@@ -112,11 +112,9 @@ def add_parser(commands: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> LoadSettings:
-    if args.client_cpus and unusable(args.client_cpus):
-        raise BenchInputError(
-            f"--client-cpus: core(s) {unusable(args.client_cpus)} are not usable here (this process may run on "
-            f"{sorted(usable_cpus())}); list cores from that set or drop the option"
-        )
+    problem = placement_problem(args.client_cpus)
+    if problem:
+        raise BenchInputError(f"--client-cpus: {problem}; list cores from that set or drop the option")
     return LoadSettings(
         route=args.endpoint_type,
         ignore_eos=args.ignore_eos,

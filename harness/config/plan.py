@@ -24,7 +24,7 @@ from harness.config.errors import did_you_mean, plan_error_from
 from harness.config.gates import GatesSpec
 from harness.config.suites import SuitesSpec
 from harness.errors import PlanError
-from harness.runtime.affinity import unusable, usable_cpus
+from harness.runtime.affinity import placement_problem
 
 PlatformName = Literal["cpu", "gpu", "npu"]
 PLATFORMS: tuple[PlatformName, ...] = ("npu", "gpu", "cpu")
@@ -260,11 +260,12 @@ class Plan(Frozen):
             )
         placed = [("server.cpus", self.server.cpus), ("suites.load.client-cpus", self.suites.load.client_cpus)]
         for key, cpus in placed:
-            if cpus and unusable(cpus):
+            problem = placement_problem(cpus)
+            if problem:
                 raise PlanError(
                     self.source,
                     key,
-                    f"core(s) {unusable(cpus)} are not usable here (this process may run on {sorted(usable_cpus())})",
+                    problem,
                     "list cores from that set, or remove the key to let the scheduler place the work",
                 )
         accuracy = self.suites.accuracy

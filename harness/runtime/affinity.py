@@ -23,6 +23,14 @@ def unusable(cpus: Sequence[int]) -> list[int]:
     return sorted(set(cpus) - usable_cpus())
 
 
+def placement_problem(cpus: Sequence[int] | None) -> str | None:
+    """Why `cpus` cannot be used here (for an error naming the key or option), or None when they can."""
+    missing = unusable(cpus) if cpus else []
+    if not missing:
+        return None
+    return f"core(s) {missing} are not usable here (this process may run on {sorted(usable_cpus())})"
+
+
 @contextlib.contextmanager
 def pinned(cpus: Sequence[int] | None) -> Iterator[None]:
     """Run the calling thread on `cpus` inside the block (None: leave it where it is), then restore its cores.
