@@ -58,13 +58,22 @@ class FakeOpenAIServer:
     error_event, partial_utf8 (a content event with empty text, as a token ending inside a multi-byte character
     gives), and JSON of the wrong shape in the middle of the stream: null_event, null_choice, choices_not_list,
     text_not_string, bad_usage. Non-streamed requests get prompt log-probs, except in modes no_logprobs and
-    body_not_object (the body is a JSON list).
+    body_not_object (the body is a JSON list). Mode apig is fast behind an API gateway: every route answers 401
+    without the X-Apig-AppCode header APP_CODE. Mode spec is fast with three tokens per event after the first,
+    as a speculative-decoding server streams.
     """
+
+    APP_CODE = "fake-app-code-0123456789"
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
 
+    def _refused(self, request: web.Request) -> bool:
+        return self.mode == "apig" and request.headers.get("X-Apig-AppCode") != self.APP_CODE
+
     async def completions(self, request: web.Request) -> web.StreamResponse:
+        if self._refused(request):
+            return web.Response(status=401, text="APIG.0101 app code missing")
         if self.mode == "http500":
             return web.Response(status=500, text="internal error")
         if self.mode == "http429":
@@ -81,7 +90,13 @@ class FakeOpenAIServer:
             return web.json_response({"choices": [choice], "usage": {"prompt_tokens": 2, "completion_tokens": 1}})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        if self.mode == "fast":
+        if self.mode == "spec":
+            n = int(body.get("max_tokens", 16))
+            events = [chunk_event("x")] + [chunk_event("xxx") for _ in range((n - 1) // 3)]
+            events[-1] = chunk_event("x" * (1 if len(events) == 1 else 3), "length")
+            await response.write(b"".join(events) + usage_event(5, 1 + 3 * (len(events) - 1)) + DONE)
+            return response
+        if self.mode in ("fast", "apig"):
             n = int(body.get("max_tokens", 16))
             await response.write(chunk_event("x") * (n - 1) + chunk_event("x", "length") + usage_event(5, n) + DONE)
             return response
@@ -113,6 +128,8 @@ class FakeOpenAIServer:
         return response
 
     async def models(self, request: web.Request) -> web.Response:
+        if self._refused(request):
+            return web.Response(status=401, text="APIG.0101 app code missing")
         return web.json_response({"object": "list", "data": [{"id": "fake", "max_model_len": 4096}]})
 
     def app(self) -> web.Application:

@@ -6,6 +6,7 @@ before any case runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ class LoadSettings:
     min_seconds: float = 0.0
     client_cpus: tuple[int, ...] | None = None  # the cores the client runs on while it sends (harness.runtime.affinity)
     progress: Callable[[str, int, int], None] | None = None  # (case id, requests done, requests in all)
+    num_speculative_tokens: int = -1  # the server's k: >= 0 adds per-request acceptance rates (harness.metrics.spec)
+
+    def with_progress(self, progress: Callable[[str, int, int], None]) -> LoadSettings:
+        return dataclasses.replace(self, progress=progress)
 
 
 @dataclass(frozen=True)

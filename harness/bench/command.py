@@ -1,36 +1,44 @@
-"""`llmqual bench static|dynamic`: the benchmarks outside pytest, with the option names engineers already use.
+"""`llmqual bench static|dynamic`: the benchmarks outside pytest, taking the AscendCloud benchmark tools' command
+lines as written (docs/ascendcloud.md maps every option).
 
-    llmqual bench static --base-url URL --model NAME --tokenizer PATH --parallel-num 1 4 8 \\
-        --prompt-tokens 1024 2048 --output-tokens 128 256 --epochs 5 --benchmark-csv F --result-json F
-    llmqual bench dynamic --base-url URL --model NAME --tokenizer PATH --dataset F --dataset-type sharegpt \\
-        --request-rate 1 2 4 --num-prompts 100 100 100 --max-tokens N --max-prompt-tokens N ...
+    llmqual bench static --backend openai --host 127.0.0.1 --port 8080 --tokenizer PATH --epochs 5 \\
+        --parallel-num 1 4 8 --prompt-tokens 1024 2048 --output-tokens 128 256 --benchmark-csv F
+    llmqual bench dynamic --backend openai --host 127.0.0.1 --port 8080 --tokenizer PATH --dataset F \\
+        --dataset-type sharegpt --request-rate 1 2 4 --num-prompts 100 100 100 --max-tokens N --max-prompt-tokens N
 
-Every case is written as soon as it finishes: a row in --benchmark-csv (AscendCloud layout unless
---csv-layout english) and the summaries so far in --result-json (a JSON list with one flat object per case, under
-`vllm bench serve`'s field names). Exit status 1 when a case had failed requests or an invalid client.
+`--base-url URL` may replace --backend/--host/--port. Every case is written as soon as it finishes: a row in
+--benchmark-csv (AscendCloud layout unless --csv-layout english; re-sorted at the end as the scripts sort it), the
+summaries so far in --result-json (a JSON list of flat objects), and with --save-result a `vllm bench serve` result
+file per case. Exit status 1 when a case had failed requests or an invalid client.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness.bench import ascendcloud
 from harness.bench.cases import BenchInputError, LoadSettings, StaticCase, dynamic_cases, static_cases
 from harness.bench.execute import measure_dynamic, measure_static
-from harness.load.datasets import load_dataset, select
+from harness.errors import EndpointError
+from harness.load.datasets import LOADERS, DatasetError, load_dataset, select
 from harness.load.samples import Sample
 from harness.load.synthetic import prefix_samples, random_samples
 from harness.load.tokens import Tokens
 from harness.metrics.health import ClientLimits
 from harness.metrics.serving import SLO
-from harness.report.csv_layouts import Layout, append_row, columns
+from harness.report.csv_layouts import Layout, append_row, columns, sort_rows
 from harness.results.case import CaseResult, write_json
 from harness.results.sink import case_line
+from harness.results.vllm_format import result_path, vllm_result
 from harness.runtime.affinity import placement_problem
-from harness.server.endpoint import Endpoint, connect_endpoint
+from harness.server.endpoint import Endpoint, connect_endpoint, served_models
 
 
 def _rate(text: str) -> float:
@@ -51,20 +59,36 @@ def _goodput(items: list[str] | None) -> SLO:
     return SLO(**limits)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base-url", required=True, help="server URL, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--model", default=None, help="model name in requests (default: the only one served)")
-    parser.add_argument("--served-model-name", default=None, help="overrides --model as the name in requests")
+def _metadata(items: list[str] | None) -> dict[str, str]:
+    pairs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BenchInputError(f"--metadata takes KEY=VALUE pairs; got {item!r}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _connection(parser: argparse.ArgumentParser, backend_default: str | None) -> None:
+    where = parser.add_argument_group("server (the AscendCloud tools' options, or --base-url)")
+    where.add_argument("--backend", type=ascendcloud.backend, default=backend_default, help="openai, vllm, openai-chat")
+    where.add_argument("--host", default="127.0.0.1")
+    where.add_argument("--port", type=int, default=9288)
+    where.add_argument("--url", default=None, help="full URL of the completions route (overrides --host/--port)")
+    where.add_argument("--base-url", default=None, help="server root, e.g. http://127.0.0.1:8000 (overrides all)")
+    where.add_argument("--app-code", default=None, help="API Gateway app code, sent as X-Apig-AppCode")
+    where.add_argument("--api-key", default=None)
+    where.add_argument("--model", default=None, help="model name in requests")
+    where.add_argument("--served-model-name", default=None, help="overrides --model (default: the tokenizer path)")
+    where.add_argument("--endpoint-type", choices=("completions", "chat"), default="completions")
+
+
+def _common(parser: argparse.ArgumentParser, csv_default: str) -> None:
     parser.add_argument("--tokenizer", required=True, help="tokenizer folder of the served model")
-    parser.add_argument("--api-key", default=None)
-    parser.add_argument("--endpoint-type", choices=("completions", "chat"), default="completions")
-    parser.add_argument("--benchmark-csv", type=Path, default=None, help="CSV to append one row per case to")
+    parser.add_argument("--benchmark-csv", type=Path, default=Path(csv_default), help="CSV, one row per case")
     parser.add_argument("--csv-layout", choices=("ascendcloud", "english"), default="ascendcloud")
     parser.add_argument("--result-json", type=Path, default=None, help="JSON list of per-case summaries")
-    parser.add_argument("--enable-prefix-caching", action="store_true", help="prompts share a common prefix")
-    parser.add_argument("--prefix-caching-num", type=int, default=0, help="shared prefix length in tokens")
-    parser.add_argument("--use-spec-decode", action="store_true", help="report speculative-decoding acceptance")
-    parser.add_argument("--num-speculative-tokens", type=int, default=None)
+    parser.add_argument("--num-scheduler-steps", type=int, default=1, help="recorded; tokens are counted from usage")
     parser.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false", help="let EOS end requests")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--request-timeout", type=float, default=300.0, help="no-progress timeout per request (s)")
@@ -78,30 +102,51 @@ def _common(parser: argparse.ArgumentParser) -> None:
     protocol.add_argument(
         "--client-cpus", type=int, nargs="+", default=None, help="cores the client runs on while it measures"
     )
+    vllm = parser.add_argument_group("vLLM result files (as `vllm bench serve --save-result` writes them)")
+    vllm.add_argument("--save-result", action="store_true", help="one vLLM result JSON per case")
+    vllm.add_argument("--save-detailed", action="store_true", help="with the per-request arrays")
+    vllm.add_argument("--result-dir", type=Path, default=None)
+    vllm.add_argument("--result-filename", default=None, help="one file; several cases are appended as lines")
+    vllm.add_argument("--label", default=None, help="the results' label (default: the backend)")
+    vllm.add_argument("--metadata", nargs="+", default=None, help="KEY=VALUE pairs recorded in the results")
 
 
 def add_parser(commands: Any) -> None:
     bench = commands.add_parser("bench", help="serving benchmarks against a running server")
     kinds = bench.add_subparsers(dest="bench_command", required=True)
 
-    static = kinds.add_parser("static", help="fixed concurrency, exact lengths (closed loop)")
-    _common(static)
-    static.add_argument("--parallel-num", type=int, nargs="+", required=True)
-    static.add_argument("--prompt-tokens", type=int, nargs="+", required=True)
-    static.add_argument("--output-tokens", type=int, nargs="+", required=True)
-    static.add_argument("--epochs", type=int, default=5)
+    static = kinds.add_parser("static", help="fixed concurrency, exact lengths (benchmark_parallel.py)")
+    _connection(static, "openai")
+    _common(static, "benchmark_parallel.csv")
+    static.add_argument("--parallel-num", type=int, nargs="+", default=[1, 4, 8])
+    static.add_argument("--prompt-tokens", type=int, nargs="+", default=[512, 1024, 2048])
+    static.add_argument("--output-tokens", type=int, nargs="+", default=[256, 256, 256])
+    static.add_argument("--epochs", type=int, default=10)
+    static.add_argument(
+        "--enable-prefix-caching", type=ascendcloud.truthy, nargs="?", const=True, default=False,
+        help="prompts share a common prefix of --prefix-caching-num tokens",
+    )  # fmt: skip
+    static.add_argument("--prefix-caching-num", type=int, default=0, help="shared prefix length in tokens")
+    static.add_argument("--use-spec-decode", action="store_true", help="report speculative-decoding acceptance")
+    static.add_argument(
+        "--num-speculative-tokens", type=int, default=-1, help="the server's k; >= 0 computes acceptance per request"
+    )
+    static.add_argument("--dataset-type", choices=("random", "sharegpt", "human-eval"), default="random")
+    static.add_argument("--dataset-path", type=Path, default=None)
+    static.add_argument("--use-real-dataset-output-tokens", action="store_true", help="ask for the answers' lengths")
     static.set_defaults(run=_cmd_static)
 
-    dynamic = kinds.add_parser("dynamic", help="Poisson arrivals over a dataset (open loop)")
-    _common(dynamic)
+    dynamic = kinds.add_parser("dynamic", help="Poisson arrivals over a dataset (benchmark_serving.py)")
+    _connection(dynamic, None)
+    _common(dynamic, "benchmark_serving.csv")
     dynamic.add_argument("--dataset", type=Path, default=None, help="dataset file (not needed for random)")
-    dynamic.add_argument(
-        "--dataset-type", choices=("random", "sharegpt", "alpaca", "custom", "human-eval"), default="random"
-    )
+    dynamic.add_argument("--dataset-type", choices=("random", *LOADERS), default="random")
     dynamic.add_argument("--request-rate", type=_rate, nargs="+", required=True)
     dynamic.add_argument("--num-prompts", type=int, nargs="+", required=True)
-    dynamic.add_argument("--max-tokens", type=int, default=None, help="drop samples with longer answers")
-    dynamic.add_argument("--max-prompt-tokens", type=int, default=None, help="drop samples with longer prompts")
+    dynamic.add_argument(
+        "--max-tokens", type=int, default=1024, help="a dataset request's prompt + answer, answer cut to fit"
+    )
+    dynamic.add_argument("--max-prompt-tokens", type=int, default=900, help="drop dataset prompts longer than this")
     dynamic.add_argument("--fixed-output-len", type=int, default=None, help="ask every request for N tokens")
     dynamic.add_argument("--random-input-len", type=int, default=1024)
     dynamic.add_argument("--random-output-len", type=int, default=128)
@@ -111,40 +156,77 @@ def add_parser(commands: Any) -> None:
     dynamic.set_defaults(run=_cmd_dynamic)
 
 
-def _settings(args: argparse.Namespace) -> LoadSettings:
+def _check_outputs(args: argparse.Namespace) -> None:
+    """The scripts never overwrite a CSV (they open it exclusively, and fail after measuring); here that is said
+    before the first request."""
+    csv_path: Path = args.benchmark_csv
+    if csv_path.exists() and csv_path.stat().st_size > 0:
+        raise BenchInputError(
+            f"--benchmark-csv {csv_path} exists: the AscendCloud tools never overwrite a CSV; move it away or name "
+            "a new file"
+        )
+    if args.result_filename is not None and "/" in args.result_filename:
+        raise BenchInputError("--result-filename is a file name; put the folder in --result-dir")
+    args.metadata_pairs = _metadata(args.metadata)
+
+
+def _settings(args: argparse.Namespace, route: str) -> LoadSettings:
     problem = placement_problem(args.client_cpus)
     if problem:
         raise BenchInputError(f"--client-cpus: {problem}; list cores from that set or drop the option")
     return LoadSettings(
-        route=args.endpoint_type,
+        route=route,  # type: ignore[arg-type]  # checked by ascendcloud.target
         ignore_eos=args.ignore_eos,
         seed=args.seed,
         request_timeout_s=args.request_timeout,
         case_deadline_s=args.case_deadline,
         limits=ClientLimits(max_p99_lag_ms=args.max_p99_lag_ms),
-        save_records=False,
+        save_records=args.save_result,
         warmup_requests=args.num_warmups,
         min_requests=args.min_requests,
         min_seconds=args.min_seconds,
         client_cpus=tuple(args.client_cpus) if args.client_cpus else None,
-    )
+        num_speculative_tokens=getattr(args, "num_speculative_tokens", -1) if getattr(args, "use_spec_decode", False)
+        else -1,
+    )  # fmt: skip
 
 
-def _connect(args: argparse.Namespace) -> Endpoint:
-    return connect_endpoint(args.base_url, args.api_key, args.served_model_name or args.model)
+def _connect(args: argparse.Namespace, where: ascendcloud.Target) -> Endpoint:
+    """The server, and the model name requests carry: --served-model-name, --model, else the tokenizer path as the
+    scripts send it, else (when the server does not serve that name) the one model it serves, said on stderr."""
+    named = args.served_model_name or args.model
+    if named is None:
+        probe = Endpoint(where.base_url, "", args.api_key, app_code=args.app_code)
+        try:
+            served = served_models(where.base_url, probe.headers())
+        except OSError:
+            served = {}  # connect_endpoint says what is wrong
+        if args.tokenizer in served or not served:
+            named = args.tokenizer
+        elif len(served) == 1:
+            named = next(iter(served))
+            print(f"model name: {named} (the server does not serve {args.tokenizer!r})", file=sys.stderr)
+    try:
+        return connect_endpoint(where.base_url, args.api_key, named, args.app_code)
+    except EndpointError as exc:
+        if named == args.tokenizer:
+            raise EndpointError(f"{exc}; name the served model with --served-model-name") from exc
+        raise
 
 
 class _Outputs:
-    """Writes each case's CSV row and the growing --result-json as cases finish."""
+    """Writes each case's CSV row, the growing --result-json and its vLLM result file as cases finish."""
 
-    def __init__(self, args: argparse.Namespace, kind: str) -> None:
-        self.args, self.kind = args, kind
+    def __init__(self, args: argparse.Namespace, kind: str, backend: str) -> None:
+        self.args, self.kind, self.backend = args, kind, backend
+        self.spec = kind == "static" and args.use_spec_decode
         self.summaries: list[dict[str, Any]] = []
         self.failed = False
 
     def _document(self, result: CaseResult) -> dict[str, Any]:
         document = result.document()
-        if self.args.use_spec_decode:
+        document["config"]["num_scheduler_steps"] = self.args.num_scheduler_steps
+        if self.spec:
             document["config"]["num_speculative_tokens"] = self.args.num_speculative_tokens
         return document
 
@@ -165,31 +247,110 @@ class _Outputs:
     def add(self, result: CaseResult) -> None:
         document = self._document(result)
         print(case_line(document), flush=True)
+        lines = ascendcloud.static_lines(document) if self.kind == "static" else ascendcloud.dynamic_lines(document)
+        for line in [*lines, *ascendcloud.token_check_lines(document)]:
+            print(f"  {line}", flush=True)
         layout: Layout = self.args.csv_layout
-        if self.args.benchmark_csv is not None:
-            append_row(self.args.benchmark_csv, columns(self.kind, self.args.use_spec_decode), layout, document)
+        append_row(self.args.benchmark_csv, columns(self.kind, self.spec), layout, document)
         self.summaries.append(self._flat(document))
         if self.args.result_json is not None:
             write_json(self.args.result_json, self.summaries)
+        if self.args.save_result:
+            self._save_vllm(document, result)
         self.failed |= bool(document["metrics"]["failed"]) or not document["valid"]
+
+    def _save_vllm(self, document: dict[str, Any], result: CaseResult) -> None:
+        now = datetime.now()
+        label = self.args.label or self.backend
+        model_id = self.args.model or self.args.tokenizer
+        config = document["config"]
+        concurrency = config.get("max_concurrency", config.get("parallel_num"))
+        rate = config.get("request_rate", float("inf"))
+        path = result_path(self.args.result_dir, self.args.result_filename, label, rate, concurrency, model_id, now)
+        saved = vllm_result(
+            document, result.records or [], self.backend, label, model_id, self.args.metadata_pairs,
+            self.args.save_detailed, now=now,
+        )  # fmt: skip
+        appended = self.args.result_filename is not None and len(self.summaries) > 1
+        write_vllm_line(path, saved, append=appended)
+
+    def finish(self) -> None:
+        """The CSV in the scripts' order: static by (input, output, parallel) for random prompts, by parallel for a
+        dataset; dynamic by request rate."""
+        if self.kind == "dynamic":
+            key = [3]
+        elif self.args.dataset_type == "random":
+            key = [0, 1, 2]
+        else:
+            key = [2]
+        sort_rows(self.args.benchmark_csv, key)
+
+
+def write_vllm_line(path: Path, document: dict[str, Any], append: bool) -> None:
+    """A vLLM result file: one JSON document, or (append) one more, newline-separated, as `--append-result`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a" if append else "w", encoding="utf-8") as out:
+        if append and out.tell() != 0:
+            out.write("\n")
+        json.dump(document, out)
+
+
+def _static_workload(args: argparse.Namespace, tokens: Tokens, case: StaticCase, pool: list[Sample] | None) -> Any:
+    if pool is not None:
+        output = None if args.use_real_dataset_output_tokens else case.output_tokens
+
+        def from_dataset(rng: np.random.Generator, count: int) -> list[Sample]:
+            return ascendcloud.static_dataset_samples(pool, count, output, rng, args.dataset_type)
+
+        return from_dataset
+    if args.enable_prefix_caching:
+
+        def with_prefix(rng: np.random.Generator, count: int) -> list[Sample]:
+            return prefix_samples(tokens, count, args.prefix_caching_num, case.prompt_tokens, case.output_tokens, rng)
+
+        return with_prefix
+    return None
+
+
+def _check_static(args: argparse.Namespace) -> None:
+    if args.enable_prefix_caching:
+        if args.prefix_caching_num <= 0:
+            raise BenchInputError("--enable-prefix-caching needs --prefix-caching-num N (the shared prefix's tokens)")
+        if args.dataset_type == "random" and any(args.prefix_caching_num >= p for p in args.prompt_tokens):
+            raise BenchInputError(
+                f"--prefix-caching-num {args.prefix_caching_num} must be below every --prompt-tokens value "
+                f"({args.prompt_tokens}): the prefix is part of the prompt"
+            )
+    if args.dataset_type != "random" and args.dataset_path is None:
+        raise BenchInputError(f"--dataset-type {args.dataset_type} needs --dataset-path FILE")
+    if args.use_spec_decode and args.num_speculative_tokens < -1:
+        raise BenchInputError("--num-speculative-tokens is the server's k (>= 0), or -1 to skip acceptance")
 
 
 def _cmd_static(args: argparse.Namespace) -> int:
     cases = static_cases(args.parallel_num, args.prompt_tokens, args.output_tokens, args.epochs)
-    settings = _settings(args)
+    _check_static(args)
+    _check_outputs(args)
+    where = ascendcloud.target(args, args.endpoint_type)
+    settings = _settings(args, where.route)
     tokens = Tokens.load(args.tokenizer)
-    endpoint = _connect(args)
-    outputs = _Outputs(args, "static")
-    for case in cases:
-        workload = None
-        if args.enable_prefix_caching:
-
-            def workload(rng: np.random.Generator, count: int, case: StaticCase = case) -> list[Sample]:
-                return prefix_samples(
-                    tokens, count, args.prefix_caching_num, case.prompt_tokens, case.output_tokens, rng
+    pool = None
+    if args.dataset_type != "random":
+        pool = load_dataset(args.dataset_path, args.dataset_type, tokens)
+        print("With a sharegpt or human-eval dataset the prompts keep their own lengths: --prompt-tokens is ignored.")
+    endpoint = _connect(args, where)
+    outputs = _Outputs(args, "static", args.backend)
+    try:
+        for case in cases:
+            workload = _static_workload(args, tokens, case, pool)
+            with ascendcloud.EpochBar(case) as bar:
+                progress_settings = settings.with_progress(bar.update)
+                result = measure_static(
+                    endpoint, tokens, case, progress_settings, args.repeats, workload, progress=outputs.progress
                 )
-
-        outputs.add(measure_static(endpoint, tokens, case, settings, args.repeats, workload, progress=outputs.progress))
+            outputs.add(result)
+    finally:
+        outputs.finish()
     return 1 if outputs.failed else 0
 
 
@@ -198,22 +359,33 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
     cases = dynamic_cases(args.request_rate, args.num_prompts, args.burstiness, args.max_concurrency, slo)
     if args.dataset_type != "random" and args.dataset is None:
         raise BenchInputError(f"--dataset-type {args.dataset_type} needs --dataset FILE")
-    settings = _settings(args)
+    _check_outputs(args)
+    where = ascendcloud.target(args, args.endpoint_type)
+    settings = _settings(args, where.route)
     tokens = Tokens.load(args.tokenizer)
     if args.dataset_type == "random":
         label = f"random-{args.random_input_len}-{args.random_output_len}"
         rng = np.random.default_rng(args.seed)
         count = (args.repeats + 1) * sum(max(n, args.min_requests) for n in args.num_prompts)
         pool = random_samples(tokens, count, args.random_input_len, args.random_output_len, rng)
+        records = select(pool, len(pool), fixed_output_len=args.fixed_output_len)
     else:
-        label, pool = args.dataset.name, load_dataset(args.dataset, args.dataset_type, tokens)
-    # The filters are checked before the first request is sent; each measurement takes its own slice.
-    records = select(pool, len(pool), args.max_prompt_tokens, args.max_tokens, args.fixed_output_len)
-    endpoint = _connect(args)
-    outputs = _Outputs(args, "dynamic")
-    for index, case in enumerate(cases):
-        result = measure_dynamic(
-            endpoint, tokens, case, settings, args.repeats, records, label, index, outputs.progress
-        )
-        outputs.add(result)
+        label, pool = args.dataset_type, load_dataset(args.dataset, args.dataset_type, tokens)
+        if args.fixed_output_len is not None:
+            pool = select(pool, len(pool), args.max_prompt_tokens, fixed_output_len=args.fixed_output_len)
+            records = [s for s in pool if s.prompt_len + s.output_len <= args.max_tokens]
+            if not records:
+                raise DatasetError(f"no prompt fits --max-tokens {args.max_tokens} with {args.fixed_output_len} more")
+        else:
+            records = ascendcloud.serving_select(pool, args.max_tokens, args.max_prompt_tokens)
+    endpoint = _connect(args, where)
+    outputs = _Outputs(args, "dynamic", args.backend or "openai")
+    try:
+        for index, case in enumerate(cases):
+            result = measure_dynamic(
+                endpoint, tokens, case, settings, args.repeats, records, label, index, outputs.progress
+            )
+            outputs.add(result)
+    finally:
+        outputs.finish()
     return 1 if outputs.failed else 0

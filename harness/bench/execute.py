@@ -39,6 +39,7 @@ from harness.metrics.audit import Asked, token_audit
 from harness.metrics.health import client_health
 from harness.metrics.serving import SLO, summarise
 from harness.metrics.signals import server_signals
+from harness.metrics.spec import acceptance_summary
 from harness.results.case import CaseResult
 from harness.runtime.affinity import pinned
 from harness.server.endpoint import Endpoint
@@ -119,6 +120,8 @@ def measure(
         records = asyncio.run(_drive(endpoint, settings, payloads, loop, case_id))
     after = scrape(endpoint)
     metrics = summarise(records, slo or SLO())
+    if settings.num_speculative_tokens >= 0:
+        metrics.update(acceptance_summary(records, settings.num_speculative_tokens))
     health = client_health(records, scheduled_rate, settings.limits)
     asked = [Asked(s.prompt_len, s.output_len) for s in samples]
     audit = token_audit(
@@ -133,6 +136,9 @@ def measure(
         "base_url": endpoint.base_url,
         "tokenizer": tokens.name,
         "seed": settings.seed,
+        # what was asked, as the AscendCloud CSVs report lengths (the mean over the run's requests)
+        "mean_prompt_tokens": float(np.mean([s.prompt_len for s in samples])) if samples else None,
+        "mean_output_tokens": float(np.mean([s.output_len for s in samples])) if samples else None,
     }
     return CaseResult(
         suite=suite,

@@ -46,7 +46,7 @@ def generate_records(
         prompt = tokens.text_of_length(in_len + overhead, rng)
         # An answer is counted without special tokens: build it as a prompt of out_len plus the overhead.
         answer = tokens.text_of_length(out_len + overhead, rng)
-        records.append({"input": prompt, "output": answer})
+        records.append({"input": prompt, "output": answer, "instruction": "NA"})  # as generate_dataset.py writes
     return records
 
 

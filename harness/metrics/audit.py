@@ -40,6 +40,9 @@ def token_audit(
         "requests_audited": len(pairs),
         "requested_output_tokens": sum(a.output_tokens for a, _ in pairs),
         "server_output_tokens": sum(r.completion_tokens or 0 for _, r in served),
+        # the fewest and most tokens one request got back (the scripts' per-request check, in two numbers)
+        "returned_min": min((r.completion_tokens or 0 for _, r in served), default=None),
+        "returned_max": max((r.completion_tokens or 0 for _, r in served), default=None),
         "retokenised_output_tokens": sum(retokenised),
         "output_length_mismatches": sum(r.completion_tokens != a.output_tokens for a, r in served),
         "over_length_outputs": sum((r.completion_tokens or 0) > a.output_tokens for a, r in served),

@@ -4,8 +4,10 @@ with English headers. Renderers over CaseResult documents; a missing value is an
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -36,8 +38,8 @@ def _mean_per_request(total_key: str) -> Callable[[Doc], Any]:
 
 
 STATIC: list[Column] = [
-    ("输入长度", "input_len", lambda d: float(d["config"]["prompt_tokens"])),
-    ("输出长度", "output_len", lambda d: float(d["config"]["output_tokens"])),
+    ("输入长度", "input_len", lambda d: _asked(d, "prompt")),
+    ("输出长度", "output_len", lambda d: _asked(d, "output")),
     ("并发数", "parallel_num", _c("parallel_num")),
     ("输出tokens总吞吐", "output_throughput", _m("output_throughput")),
     ("首tokens时延TP90（ms）", "p90_ttft_ms", _m("p90_ttft_ms")),
@@ -50,16 +52,29 @@ STATIC: list[Column] = [
     ("平均增量时延（ms）", "mean_itl_ms", _m("mean_itl_ms")),
 ]
 
-# Per-request acceptance rates are not observable through the API; only the run's rate (from /metrics) is.
+
+def _asked(doc: Doc, side: str) -> float:
+    """The mean length asked for (the scripts' 输入长度 / 输出长度): exact for random prompts, a dataset's mean."""
+    mean = doc["config"].get(f"mean_{side}_tokens")
+    return float(mean if mean is not None else doc["config"][f"{side}_tokens"])
+
+
+def _mean_acceptance(doc: Doc) -> Any:
+    server_rate = doc["checks"].get("server", {}).get("spec_decode_acceptance_rate")
+    return doc["metrics"].get("mean_spec_acceptance_rate", server_rate)
+
+
+# Per-request acceptance rates (harness.metrics.spec) when the case was measured with --num-speculative-tokens;
+# else the average is the server's own rate from /metrics and the percentiles are empty.
 SPEC_DECODE: list[Column] = [
-    ("投机接受率TP90", "p90_spec_acceptance_rate", lambda d: None),
-    ("投机接受率TP99", "p99_spec_acceptance_rate", lambda d: None),
-    ("投机最大接受率", "max_spec_acceptance_rate", lambda d: None),
-    ("投机最小接受率", "min_spec_acceptance_rate", lambda d: None),
+    ("投机接受率TP90", "p90_spec_acceptance_rate", _m("p90_spec_acceptance_rate")),
+    ("投机接受率TP99", "p99_spec_acceptance_rate", _m("p99_spec_acceptance_rate")),
+    ("投机最大接受率", "max_spec_acceptance_rate", _m("max_spec_acceptance_rate")),
+    ("投机最小接受率", "min_spec_acceptance_rate", _m("min_spec_acceptance_rate")),
     (
         "投机平均接受率",
-        "spec_decode_acceptance_rate",
-        lambda d: d["checks"]["server"].get("spec_decode_acceptance_rate"),
+        "mean_spec_acceptance_rate",
+        _mean_acceptance,
     ),
 ]
 
@@ -100,9 +115,10 @@ def row(cols: list[Column], doc: Doc) -> list[str]:
 
 
 def append_row(path: Path, cols: list[Column], layout: Layout, doc: Doc) -> None:
-    """Append one case's row, writing the header (and, for AscendCloud, the BOM) when the file is new."""
+    """Append one case's row, writing the header (and, for AscendCloud, the BOM) when the file is new. Lines end
+    in CRLF, as Python's csv module writes them by default and so the AscendCloud tools' files do."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out)
     new = not path.exists() or path.stat().st_size == 0
     if new:
         writer.writerow(header(cols, layout))
@@ -111,3 +127,24 @@ def append_row(path: Path, cols: list[Column], layout: Layout, doc: Doc) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding=encoding, newline="") as f:
         f.write(out.getvalue())
+
+
+def sort_rows(path: Path, key_columns: list[int]) -> None:
+    """Re-sort a CSV's rows by the numeric values of `key_columns` (the header and BOM kept); a missing file is
+    left missing. Written to a temporary file and moved, so an interruption leaves the unsorted file whole."""
+    if not path.exists():
+        return
+    raw = path.read_bytes()
+    bom = raw.startswith(codecs.BOM_UTF8)
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+    if len(rows) < 3:
+        return
+
+    def key(row: list[str]) -> tuple[float, ...]:
+        return tuple(float(row[i]) if row[i] else math.inf for i in key_columns)
+
+    out = io.StringIO()
+    csv.writer(out).writerows([rows[0], *sorted(rows[1:], key=key)])
+    temporary = path.with_name(path.name + ".sorting")
+    temporary.write_bytes((codecs.BOM_UTF8 if bom else b"") + out.getvalue().encode("utf-8"))
+    temporary.replace(path)

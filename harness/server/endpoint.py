@@ -22,9 +22,12 @@ class Endpoint:
     model: str
     api_key: str | None = field(default=None, repr=False)  # never in a repr: assertion messages reach the reports
     max_model_len: int | None = None
+    # Huawei Cloud API Gateway's app code (the AscendCloud tools' --app-code), sent as X-Apig-AppCode: a credential.
+    app_code: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         register(self.api_key)
+        register(self.app_code)
         redact_url(self.base_url)  # registers a password in the URL
 
     def url(self, path: str) -> str:
@@ -34,6 +37,8 @@ class Endpoint:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.app_code:
+            headers["X-Apig-AppCode"] = self.app_code
         return headers
 
 
@@ -50,16 +55,18 @@ def served_models(base_url: str, headers: dict[str, str], timeout_s: float = PRO
     return {entry["id"]: entry for entry in listing.get("data", [])}
 
 
-def connect_endpoint(base_url: str, api_key: str | None = None, model: str | None = None) -> Endpoint:
+def connect_endpoint(
+    base_url: str, api_key: str | None = None, model: str | None = None, app_code: str | None = None
+) -> Endpoint:
     """An Endpoint for a server that already runs: checks it answers and serves `model` (or exactly one model)."""
     base_url = base_url.rstrip("/")
     if base_url.endswith("/v1"):
         base_url = base_url[: -len("/v1")]
-    probe = Endpoint(base_url, model or "", api_key)
+    probe = Endpoint(base_url, model or "", api_key, app_code=app_code)
     try:
         models = served_models(base_url, probe.headers())
     except urllib.error.HTTPError as exc:
-        hint = " (check --api-key)" if exc.code in (401, 403) else ""
+        hint = " (check --api-key / --app-code)" if exc.code in (401, 403) else ""
         raise EndpointError(f"{base_url}/v1/models answered HTTP {exc.code}{hint}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise EndpointError(f"{base_url} is not reachable as an OpenAI-compatible server: {exc}") from exc
@@ -69,4 +76,4 @@ def connect_endpoint(base_url: str, api_key: str | None = None, model: str | Non
         model = next(iter(models))
     elif model not in models:
         raise EndpointError(f"{base_url} does not serve {model!r}; it serves {sorted(models)}")
-    return Endpoint(base_url, model, api_key, models[model].get("max_model_len"))
+    return Endpoint(base_url, model, api_key, models[model].get("max_model_len"), app_code)

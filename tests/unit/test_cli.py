@@ -109,7 +109,10 @@ def test_dataset_commands_make_a_sharegpt_file(tokenizer_dir: Path, tmp_path: Pa
     assert json.loads(sharegpt.read_text())[0]["conversations"][0]["from"] == "human"
 
 
-def test_bench_result_json_keeps_every_repeat(tokenizer_dir: Path, tmp_path: Path) -> None:
+def test_bench_result_json_keeps_every_repeat(
+    tokenizer_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the CSV goes to benchmark_parallel.csv here, as the AscendCloud tool writes it
     result = tmp_path / "s.json"
     with fake_server_thread("fast") as endpoint:
         code = main(
@@ -121,3 +124,4 @@ def test_bench_result_json_keeps_every_repeat(tokenizer_dir: Path, tmp_path: Pat
     (summary,) = json.loads(result.read_text())
     assert [r["total_output_tokens"] for r in summary["repeats"]] == [8, 8, 8]
     assert summary["output_throughput"] == summary["repeats"][-1]["output_throughput"], "the case is its last repeat"
+    assert (tmp_path / "benchmark_parallel.csv").exists()
