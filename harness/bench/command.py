@@ -33,10 +33,11 @@ from harness.load.synthetic import prefix_samples, random_samples
 from harness.load.tokens import Tokens
 from harness.metrics.health import ClientLimits
 from harness.metrics.serving import SLO
+from harness.metrics.stats import PERCENTILES
 from harness.report.csv_layouts import Layout, append_row, columns, sort_rows
 from harness.results.case import CaseResult, write_json
 from harness.results.sink import case_line
-from harness.results.vllm_format import result_path, vllm_result
+from harness.results.vllm_format import METRICS, result_path, vllm_result
 from harness.runtime.affinity import placement_problem
 from harness.server.endpoint import Endpoint, connect_endpoint, served_models
 
@@ -109,6 +110,8 @@ def _common(parser: argparse.ArgumentParser, csv_default: str) -> None:
     vllm.add_argument("--result-filename", default=None, help="one file; several cases are appended as lines")
     vllm.add_argument("--label", default=None, help="the results' label (default: the backend)")
     vllm.add_argument("--metadata", nargs="+", default=None, help="KEY=VALUE pairs recorded in the results")
+    vllm.add_argument("--percentile-metrics", default="ttft,tpot,itl", help="of ttft, tpot, itl, e2el")
+    vllm.add_argument("--metric-percentiles", default="99", help="comma-separated, e.g. 50,90,99")
 
 
 def add_parser(commands: Any) -> None:
@@ -168,6 +171,19 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if args.result_filename is not None and "/" in args.result_filename:
         raise BenchInputError("--result-filename is a file name; put the folder in --result-dir")
     args.metadata_pairs = _metadata(args.metadata)
+    args.percentile_names = [m.strip() for m in args.percentile_metrics.split(",") if m.strip()]
+    unknown = sorted(set(args.percentile_names) - set(METRICS))
+    if unknown:
+        raise BenchInputError(f"--percentile-metrics: {unknown} unknown; choose from {', '.join(METRICS)}")
+    try:
+        args.percentile_values = [float(p) for p in args.metric_percentiles.split(",")]
+    except ValueError as exc:
+        raise BenchInputError(
+            f"--metric-percentiles takes numbers like 50,90,99; got {args.metric_percentiles}"
+        ) from exc
+    missing = sorted(p for p in args.percentile_values if p not in PERCENTILES)
+    if missing:
+        raise BenchInputError(f"--metric-percentiles: llmqual computes {list(PERCENTILES)}; {missing} is not one")
 
 
 def _settings(args: argparse.Namespace, route: str) -> LoadSettings:
@@ -265,11 +281,11 @@ class _Outputs:
         model_id = self.args.model or self.args.tokenizer
         config = document["config"]
         concurrency = config.get("max_concurrency", config.get("parallel_num"))
-        rate = config.get("request_rate", float("inf"))
+        rate = float(config.get("request_rate", "inf"))
         path = result_path(self.args.result_dir, self.args.result_filename, label, rate, concurrency, model_id, now)
         saved = vllm_result(
             document, result.records or [], self.backend, label, model_id, self.args.metadata_pairs,
-            self.args.save_detailed, now=now,
+            self.args.save_detailed, self.args.percentile_values, self.args.percentile_names, now,
         )  # fmt: skip
         appended = self.args.result_filename is not None and len(self.summaries) > 1
         write_vllm_line(path, saved, append=appended)

@@ -4,9 +4,10 @@ scripts read llmqual's measurements.
 The fields, their order and their units are vLLM 0.32's (`vllm/benchmarks/serve.py`): the setup (date, backend,
 label, model and tokenizer ids, num_prompts, metadata), the traffic (request_rate, "inf" when unpaced, burstiness,
 max_concurrency), the totals and throughputs, `max_output_tokens_per_s` and `max_concurrent_requests` (the busiest
-second), the per-request `latencies` and `queue_times`, and mean / median / std / pNN in milliseconds for TTFT,
-TPOT, ITL and E2EL. With `detailed` the per-request arrays vLLM writes under `--save-detailed` are added (input and
-output lengths, TTFTs, ITLs, start times, generated texts, errors). Times in the arrays are seconds, as vLLM's.
+second), the per-request `latencies` and `queue_times`, and mean / median / std / pNN in milliseconds for the
+--percentile-metrics (TTFT, TPOT and ITL unless named; E2EL on request) at the --metric-percentiles (99). With
+`detailed` the per-request arrays vLLM writes under `--save-detailed` are added (input and output lengths, TTFTs,
+ITLs, start times, generated texts, errors). Times in the arrays are seconds, as vLLM's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harness.metrics.serving import e2el, itls, ttft
 from harness.paths import file_name
 
 METRICS = ("ttft", "tpot", "itl", "e2el")
+DEFAULT_METRICS = ("ttft", "tpot", "itl")  # vLLM's --percentile-metrics default for generative models
 DETAILED = ("input_lens", "output_lens", "ttfts", "itls", "start_times", "generated_texts", "errors")
 
 
@@ -62,12 +64,13 @@ def vllm_result(
     metadata: dict[str, str] | None = None,
     detailed: bool = False,
     percentiles: Sequence[float] = (99,),
+    metrics_named: Sequence[str] = DEFAULT_METRICS,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The `vllm bench serve --save-result` document of one measured case (a CaseResult document and the
     records of its last measurement)."""
     config, metrics = document["config"], document["metrics"]
-    rate = config.get("request_rate", math.inf)
+    rate = float(config.get("request_rate", math.inf))  # a document spells an unpaced rate "inf"
     result: dict[str, Any] = {
         "date": (now or datetime.now()).strftime("%Y%m%d-%H%M%S"),
         "endpoint_type": backend,
@@ -93,24 +96,31 @@ def vllm_result(
         output_throughput=metrics["output_throughput"],
         total_token_throughput=metrics["total_token_throughput"],
     )
-    if detailed:
-        first = min((r.sent for r in records), default=0.0)
-        result.update(
-            input_lens=[r.prompt_tokens or 0 for r in records],
-            output_lens=[r.completion_tokens or 0 for r in records],
-            ttfts=[ttft(r) or 0.0 for r in records],
-            itls=[itls(r) for r in records],
-            start_times=[r.sent - first for r in records],
-            generated_texts=[r.text for r in records],
-            errors=[r.error_detail or (r.error or "") for r in records],
-        )
+    first = min((r.sent for r in records), default=0.0)
+    arrays: dict[str, list[Any]] = {
+        "input_lens": [r.prompt_tokens or 0 for r in records],
+        "output_lens": [r.completion_tokens or 0 for r in records],
+        "ttfts": [ttft(r) or 0.0 for r in records],
+        "itls": [itls(r) for r in records],
+        "latencies": [e2el(r) or 0.0 for r in records],
+        "start_times": [r.sent - first for r in records],
+        "queue_times": [max(0.0, r.sent - (r.released if r.released is not None else r.sent)) for r in records],
+        "generated_texts": [r.text for r in records],
+        "errors": [r.error_detail or (r.error or "") for r in records],
+    }
+    result.update({key: values for key, values in arrays.items() if detailed or key not in DETAILED})
     result.update(
-        latencies=[e2el(r) or 0.0 for r in records],
-        queue_times=[max(0.0, r.sent - (r.released if r.released is not None else r.sent)) for r in records],
         max_output_tokens_per_s=peak_steps,
         max_concurrent_requests=peak_requests,
+        rtfx=0.0,  # vLLM's inverse real-time factor of audio input: 0 for text
     )
-    for name in METRICS:
+    server = document.get("checks", {}).get("server", {})
+    if server.get("spec_decode_acceptance_rate") is not None:
+        result.update(
+            spec_decode_acceptance_rate=100.0 * server["spec_decode_acceptance_rate"],  # vLLM reports percent
+            spec_decode_acceptance_length=server.get("spec_decode_mean_acceptance_length"),
+        )
+    for name in metrics_named:
         result.update(_percentiles(metrics, name, percentiles))
     return result
 

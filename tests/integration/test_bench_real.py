@@ -51,43 +51,63 @@ def llmqual(tag: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=harness_env(tag), capture_output=True, text=True, timeout=900, cwd=REPO)
 
 
-def test_static_cli_writes_one_row_and_summary_per_case(served: tuple[str, Path, str], tmp_path: Path) -> None:
+def host_port(url: str) -> tuple[str, str]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, port
+
+
+def test_the_guides_benchmark_parallel_line(served: tuple[str, Path, str], tmp_path: Path) -> None:
+    """benchmark_parallel.py's line from the ModelArts guides, sizes scaled to the tiny model."""
     url, tokenizer, tag = served
-    csv_path, result = tmp_path / "static.csv", tmp_path / "static.json"
+    host, port = host_port(url)
+    csv_path, result = tmp_path / "benchmark_parallel.csv", tmp_path / "static.json"
     done = llmqual(
-        tag, "bench", "static", "--base-url", url, "--tokenizer", str(tokenizer),
-        "--parallel-num", "1", "4", "--prompt-tokens", "32", "128", "--output-tokens", "8", "16", "--epochs", "2",
-        "--benchmark-csv", str(csv_path), "--result-json", str(result),
+        tag, "bench", "static", "--backend", "openai", "--host", host, "--port", port, "--tokenizer", str(tokenizer),
+        "--epochs", "2", "--parallel-num", "1", "4", "--prompt-tokens", "32", "128", "--output-tokens", "8", "16",
+        "--benchmark-csv", str(csv_path), "--served-model-name", "tiny-llama", "--result-json", str(result),
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    rows = csv_path.read_text(encoding="utf-8-sig").splitlines()
-    assert rows[0].startswith("输入长度,输出长度,并发数")
-    assert [r.split(",")[:3] for r in rows[1:]] == [
+    raw = csv_path.read_bytes()
+    assert raw.startswith("\ufeff输入长度,输出长度,并发数".encode()), "the scripts' BOM and header"
+    rows = raw.decode("utf-8-sig").split("\r\n")
+    assert [r.split(",")[:3] for r in rows[1:-1]] == [
         ["32.0", "8.0", "1"], ["32.0", "8.0", "4"], ["128.0", "16.0", "1"], ["128.0", "16.0", "4"]
     ]  # fmt: skip
+    assert rows[-1] == "", "CRLF after every row"
     summaries = json.loads(result.read_text())
     assert [s["completed"] for s in summaries] == [2, 8, 2, 8]
     assert [s["total_output_tokens"] for s in summaries] == [16, 64, 32, 128]
     assert [s["total_input_tokens"] for s in summaries] == [64, 256, 256, 1024], "exact prompt lengths"
     assert all(s["valid"] for s in summaries)
+    # The scripts' console lines, once per case, and the token check.
+    assert done.stdout.count("首tokens时延TP99:") == 4
+    assert "token check: 2 requests asked for 16 output tokens, the server returned 16" in done.stdout
+    assert "epoch: 100%|" in done.stderr
 
 
 def test_dynamic_counts_equal_vllm_bench_serve(served: tuple[str, Path, str], tmp_path: Path) -> None:
     url, tokenizer, tag = served
     custom, sharegpt = tmp_path / "custom.json", tmp_path / "sharegpt.json"
+    # generate_dataset.py's and convert_to_sharegpt.py's lines from the guides
     assert llmqual(
-        tag, "dataset", "generate", "--tokenizer", str(tokenizer), "--num", str(PROMPTS),
-        "--input-mean", "120", "--input-std", "40", "--input-min", "16", "--input-max", "400",
-        "--output-mean", "24", "--output-std", "6", "--output-min", "4", "--output-max", "48", "-o", str(custom),
+        tag, "dataset", "generate", "--dataset", str(custom), "--tokenizer", str(tokenizer),
+        "--num-requests", str(PROMPTS), "--avg-input", "120", "--std-input", "40", "--min-input", "16",
+        "--max-input", "400", "--avg-output", "24", "--std-output", "6", "--min-output", "4", "--max-output", "48",
     ).returncode == 0  # fmt: skip
-    assert llmqual(tag, "dataset", "to-sharegpt", str(custom), "-o", str(sharegpt)).returncode == 0
+    converted = llmqual(
+        tag, "dataset", "to-sharegpt", "--input_file_path", str(custom), "--out_file_name", str(sharegpt),
+        "--prefix_name", "None", "--input_name", "input", "--output_name", "output", "--code_type", "utf-8",
+    )  # fmt: skip
+    assert converted.returncode == 0, converted.stderr[-2000:]
 
     # Two rounds of (harness, vllm bench serve): each client's two runs show the run-to-run noise.
     ours: list[dict[str, Any]] = []
     theirs: list[dict[str, Any]] = []
     for i in (1, 2):
-        ours.append(run_llmqual(tag, url, tokenizer, sharegpt, tmp_path / f"llmqual{i}.json"))
+        ours.append(run_llmqual(tag, url, tokenizer, sharegpt, tmp_path / f"llmqual{i}"))
         theirs.append(run_vllm_bench(tag, url, tokenizer, sharegpt, tmp_path, f"vllm{i}.json"))
+    # Our --save-result file has every field of vLLM's own, in vLLM's order (vLLM's comparison scripts read it).
+    assert list(ours[0]) == list(theirs[0]), set(ours[0]) ^ set(theirs[0])
     print(f"\n{'metric':24} {'llmqual 1':>11} {'llmqual 2':>11} {'vllm 1':>11} {'vllm 2':>11}")
     for key in ("completed", "total_input_tokens", "total_output_tokens", "median_ttft_ms", "median_tpot_ms"):
         print(f"{key:24} " + " ".join(f"{r[key]:11.2f}" for r in (*ours, *theirs)))
@@ -108,13 +128,19 @@ def test_dynamic_counts_equal_vllm_bench_serve(served: tuple[str, Path, str], tm
 
 
 def run_llmqual(tag: str, url: str, tokenizer: Path, sharegpt: Path, out: Path) -> dict[str, Any]:
+    """benchmark_serving.py's line from the guides (the tiny model's sizes), with vLLM's --save-result."""
+    host, port = host_port(url)
     done = llmqual(
-        tag, "bench", "dynamic", "--base-url", url, "--tokenizer", str(tokenizer), "--dataset", str(sharegpt),
-        "--dataset-type", "sharegpt", "--request-rate", "inf", "--num-prompts", str(PROMPTS),
-        "--fixed-output-len", str(OUTPUT_LEN), "--result-json", str(out),
+        tag, "bench", "dynamic", "--backend", "openai", "--host", host, "--port", port, "--tokenizer", str(tokenizer),
+        "--served-model-name", "tiny-llama", "--dataset", str(sharegpt), "--dataset-type", "sharegpt",
+        "--request-rate", "inf", "--num-prompts", str(PROMPTS), "--max-tokens", "1024", "--max-prompt-tokens", "900",
+        "--fixed-output-len", str(OUTPUT_LEN), "--benchmark-csv", str(out / "benchmark_serving.csv"),
+        "--save-result", "--result-dir", str(out), "--result-filename", "result.json",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    summary: dict[str, Any] = json.loads(out.read_text())[0]
+    assert "输出tokens总吞吐:" in done.stdout
+    assert (out / "benchmark_serving.csv").read_bytes().startswith("\ufeff数据集".encode())
+    summary: dict[str, Any] = json.loads((out / "result.json").read_text())
     return summary
 
 

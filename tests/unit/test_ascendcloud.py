@@ -260,4 +260,5 @@ def test_vllm_result_has_vllms_fields_in_vllms_order() -> None:
     plain = vllm_result(document, records, "openai")
     assert "itls" not in plain
     assert "latencies" in plain
-    assert plain["p99_e2el_ms"] == 1.0
+    assert plain["p99_itl_ms"] == 1.0
+    assert "p99_e2el_ms" not in plain, "vLLM's default --percentile-metrics: ttft, tpot, itl"
