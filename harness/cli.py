@@ -6,6 +6,7 @@ llmqual model build [--plan F]   build (or find) the tiny model of a plan and pr
 llmqual serve --plan F           start the plan's vLLM server, print its URL, serve until Ctrl-C
 llmqual bench static|dynamic     serving benchmarks against a running server (see harness/bench/command.py)
 llmqual dataset generate|to-sharegpt   make benchmark datasets
+llmqual eval LM_EVAL_ARGS...     lm-eval's own command line (`--model vllm` runs on vLLM's CPU build too)
 llmqual train parse-log FILE     a training log's loss curve (megatron, llamafactory, hf) as JSON
 llmqual report RUN               re-render a run's HTML report (RUN: folder, run id or latest)
 llmqual baseline update RUN      append a run's measurements to its plan's baseline file
@@ -25,6 +26,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.accuracy import command as eval_command
 from harness.bench import command as bench_command
 from harness.config.plan import PLATFORMS, load_plan
 from harness.errors import HarnessError
@@ -140,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_command.add_parser(commands)
     dataset_command.add_parser(commands)
+    eval_command.add_parser(commands)
     report_command.add_parser(commands)
 
     train = commands.add_parser("train", help="training logs").add_subparsers(dest="train_command", required=True)
@@ -161,7 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unread = parser.parse_known_args(argv)
+    if args.command == "eval":  # lm_eval's own options pass through unread
+        args.lm_eval_args = unread
+    elif unread:
+        parser.error(f"unrecognized arguments: {' '.join(unread)}")
     try:
         code: int = args.run(args)
     except HarnessError as exc:

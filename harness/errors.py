@@ -4,7 +4,8 @@
     ├── PlanError             a plan file is invalid: names the file, the key and the fix
     ├── PlatformError         the requested platform is absent or misconfigured
     ├── ModelBuildError       the tiny model could not be built
-    ├── TrainingError         a training run failed or missed its deadline (carries the log tail)
+    ├── ProcessFailed         a child run to its end failed or missed its deadline (carries the log tail)
+    │   └── TrainingError     ... a training run (or it wrote no readable log)
     └── ServerError
         ├── ServerStartError  the server died or missed its readiness deadline (carries the log tail)
         ├── ServerStopped     the server stopped answering in the middle of a case (timed out or refused, no /health)
@@ -44,7 +45,11 @@ class ModelBuildError(HarnessError):
     """Building the tiny model failed."""
 
 
-class TrainingError(HarnessError):
+class ProcessFailed(HarnessError):
+    """A child process run to its end (harness.runtime.process.run_to_end) exited non-zero or missed its deadline."""
+
+
+class TrainingError(ProcessFailed):
     """A training run failed, wrote no readable log, or did not finish in time."""
 
 

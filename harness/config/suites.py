@@ -167,10 +167,36 @@ class TaskSpec(Frozen):
         return self.name + (f"-{self.num_fewshot}shot" if self.num_fewshot is not None else "")
 
 
+# lm-eval `vllm` model_args a plan may set under suites.accuracy.model-args (lm-eval's names, which for the engine
+# are vLLM's LLM() names).
+ENGINE_MODEL_ARGS = (
+    "tensor_parallel_size",
+    "data_parallel_size",
+    "gpu_memory_utilization",
+    "add_bos_token",
+    "max_model_len",
+    "dtype",
+    "quantization",
+    "trust_remote_code",
+    "enforce_eager",
+    "max_num_seqs",
+    "kv_cache_dtype",
+    "seed",
+    "revision",
+    "tokenizer",
+)
+
+
 class AccuracySpec(Frozen):
-    """lm-eval through the served model: tasks, how to batch, where the offline tasks and baselines are."""
+    """lm-eval through the served model (`model: served`), or with the model inside vLLM's engine under lm-eval
+    (`model: vllm`, as `lm_eval --model vllm` runs): tasks, how to batch, where the offline tasks and baselines are."""
 
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
+    model: Literal["served", "vllm"] = "served"
+    model_args: dict[str, Any] = Field(
+        default_factory=dict, description="lm-eval vllm model_args over the server's settings (model: vllm)"
+    )
+    engine_timeout_s: float = Field(3600.0, gt=0, description="deadline of one task's evaluation (model: vllm)")
     include_path: str | None = Field(None, description="folder of extra task YAMLs, relative to the plan")
     batch_size: int = Field(1, ge=1)
     num_concurrent: int = Field(4, ge=1)
@@ -180,6 +206,17 @@ class AccuracySpec(Frozen):
     baselines: str | None = Field(None, description="baseline file, relative to the plan")
     k: float = Field(2.0, ge=0, description="a regression must exceed k x stderr ...")
     floor: float = Field(0.01, ge=0, description="... and this absolute drop")
+
+    @model_validator(mode="after")
+    def _known_model_args(self) -> AccuracySpec:
+        unknown = sorted(set(self.model_args) - set(ENGINE_MODEL_ARGS))
+        if unknown:
+            raise ValueError(f"model-args {unknown} unknown; lm-eval's vllm model takes {', '.join(ENGINE_MODEL_ARGS)}")
+        if self.model_args and self.model != "vllm":
+            raise ValueError("model-args apply to model: vllm (the served model takes the server section's settings)")
+        if "pretrained" in self.model_args:
+            raise ValueError("the model is the plan's model (model:), not a model-arg")
+        return self
 
 
 class QuantSpec(Frozen):

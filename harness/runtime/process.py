@@ -18,8 +18,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import TextIO
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, ProcessFailed
 from harness.runtime.sweep import OWNER_ENV, owner_token
 
 _LIVE_GROUPS: set[int] = set()
@@ -161,6 +162,53 @@ class ManagedProcess:
     def log_tail(self, lines: int = 50) -> str:
         """The last `lines` lines of the log (what a failure report shows)."""
         return tail(self.log_path, lines)
+
+
+def run_to_end(
+    argv: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    what: str,
+    cwd: Path | None = None,
+    deadline_key: str = "",
+    follow: TextIO | None = None,
+) -> float:
+    """Run a command to its end under a deadline, its whole process group stopped on every exit path; the wall
+    time in seconds. Its output goes to `log_path` and, with `follow`, is copied there as it comes. A non-zero exit
+    or a missed deadline is ProcessFailed with the log's last 30 lines (`deadline_key` names the setting)."""
+    started = time.monotonic()
+    position = 0
+    with ManagedProcess(argv, log_path, env={**os.environ, **env}, cwd=cwd) as proc:
+        while (code := proc.returncode()) is None:
+            if follow is not None:
+                position = _copy_new(log_path, position, follow)
+            if time.monotonic() - started > timeout_s:
+                setting = f" ({deadline_key})" if deadline_key else ""
+                raise ProcessFailed(
+                    f"{what} did not finish within {timeout_s:.0f} s{setting}; the end of {log_path}:\n"
+                    f"{proc.log_tail(30)}"
+                )
+            time.sleep(0.2)
+        if follow is not None:
+            _copy_new(log_path, position, follow)
+        if code != 0:
+            raise ProcessFailed(f"{what} exited with {code}; the end of {log_path}:\n{proc.log_tail(30)}")
+    return time.monotonic() - started
+
+
+def _copy_new(path: Path, position: int, out: TextIO) -> int:
+    """Write what `path` gained since `position` to `out`; the new position."""
+    try:
+        with path.open("rb") as f:
+            f.seek(position)
+            data = f.read()
+    except OSError:
+        return position
+    if data:
+        out.write(data.decode("utf-8", errors="replace"))
+        out.flush()
+    return position + len(data)
 
 
 def tail(path: Path, lines: int) -> str:

@@ -9,11 +9,9 @@ checked by `prepare` before the process starts, with the plan key to fix named.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,8 @@ from typing import Any
 import yaml
 
 from harness.config.training import LlamaFactorySpec, MindSpeedSpec, TrainingSpec
-from harness.errors import PlanError, TrainingError
-from harness.runtime.process import ManagedProcess
+from harness.errors import PlanError, ProcessFailed, TrainingError
+from harness.runtime import process
 from harness.training.curve import TrainedRun
 from harness.training.parsers import LogFormatError, parse_log
 
@@ -257,20 +255,12 @@ def prepare(training: TrainingSpec, model: Path, resolve: Resolve, out: Path, pl
 def run_to_end(
     argv: list[str], console: Path, env: dict[str, str], timeout_s: float, what: str, cwd: Path | None = None
 ) -> float:
-    """Run a training process to its end under a deadline, its whole process group stopped on every exit path;
-    the wall time in seconds. A failure or a timeout is a TrainingError with the console's last 30 lines."""
-    started = time.monotonic()
-    with ManagedProcess(argv, console, env={**os.environ, **env}, cwd=cwd) as proc:
-        while (code := proc.returncode()) is None:
-            if time.monotonic() - started > timeout_s:
-                raise TrainingError(
-                    f"{what} did not finish within {timeout_s:.0f} s (suites.training.timeout-s); "
-                    f"the end of {console}:\n{proc.log_tail(30)}"
-                )
-            time.sleep(0.2)
-        if code != 0:
-            raise TrainingError(f"{what} exited with {code}; the end of {console}:\n{proc.log_tail(30)}")
-    return time.monotonic() - started
+    """Run a training process to its end under a deadline (harness.runtime.process.run_to_end); the wall time in
+    seconds. A failure or a timeout is a TrainingError with the console's last 30 lines."""
+    try:
+        return process.run_to_end(argv, console, env, timeout_s, what, cwd, "suites.training.timeout-s")
+    except ProcessFailed as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def run_launch(launch: Launch, timeout_s: float) -> TrainedRun:

@@ -1,8 +1,11 @@
-"""Accuracy suite: lm-eval through the served model, one case per task of the plan, gated on baselines.
+"""Accuracy suite: lm-eval on the plan's model, one case per task of the plan, gated on baselines.
 
-lm-eval runs as a library (`local-completions` against the server); its results JSON is kept beside the
-harness's own case result. A score regresses only when it is below its baseline by more than k x the stderr
-lm-eval reports and by more than the plan's floor; the failure message gives both numbers and the margin.
+With `model: served` (the default) lm-eval runs as a library, `local-completions` against the server; with
+`model: vllm` it loads the model into vLLM's engine itself (`lm_eval --model vllm`, as the ModelArts guides run
+it), in a child process, without a server. Its results JSON is kept beside the harness's own case result.
+
+A score regresses only when it is below its baseline by more than k x the stderr lm-eval reports and by more than
+the plan's floor; the failure message gives both numbers and the margin.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import pytest
 
 from harness.accuracy.baseline import check, load_baselines
 from harness.accuracy.evaluate import cli_arguments, evaluate
+from harness.accuracy.in_engine import engine_environment, engine_model_args, evaluate_in_engine, lm_eval_arguments
 from harness.accuracy.plan_cases import eval_settings
 from harness.accuracy.scores import scores
 from harness.config.plan import Plan
 from harness.config.suites import TaskSpec
+from harness.model.resolve import resolve_model
 from harness.paths import inside
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
@@ -29,8 +34,9 @@ pytestmark = pytest.mark.accuracy
 def test_lm_eval(
     accuracy_case: TaskSpec,
     plan: Plan,
-    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
     tokenizer_path: Path,
+    model_cache: Path,
     lm_eval_include: Path | None,
     case_sink: CaseSink,
     record_case: RecordCase,
@@ -39,7 +45,18 @@ def test_lm_eval(
     assert spec is not None  # the case came from it
     settings = eval_settings(spec, accuracy_case)
     out = inside(case_sink.directory, "accuracy", "lm_eval", accuracy_case.id)  # beside the harness's <id>.json
-    results = evaluate(endpoint, tokenizer_path, accuracy_case.name, lm_eval_include, settings, out)
+    task = accuracy_case.name
+    if spec.model == "vllm":  # no server: the engine inside lm-eval
+        model_args = engine_model_args(plan, resolve_model(plan, model_cache), spec.model_args)
+        env = engine_environment(plan, model_cache)
+        results = evaluate_in_engine(model_args, env, task, lm_eval_include, settings, out, spec.engine_timeout_s)
+        model = model_args["pretrained"]
+        command = lm_eval_arguments(model_args, task, lm_eval_include, settings, out / "lm_eval")
+    else:
+        endpoint: Endpoint = request.getfixturevalue("endpoint")
+        results = evaluate(endpoint, tokenizer_path, task, lm_eval_include, settings, out)
+        model = endpoint.model
+        command = cli_arguments(endpoint, tokenizer_path, task, lm_eval_include, settings)
     found = scores(results)
     assert found, f"lm-eval reported no metric for {accuracy_case.name}"
 
@@ -61,11 +78,9 @@ def test_lm_eval(
             "task": accuracy_case.name,
             "num_fewshot": accuracy_case.num_fewshot,
             "limit": settings.limit,
-            "model": endpoint.model,
-            "lm_eval_command": [
-                "lm_eval",
-                *cli_arguments(endpoint, tokenizer_path, accuracy_case.name, lm_eval_include, settings),
-            ],
+            "model": model,
+            "lm_eval_model": spec.model,
+            "lm_eval_command": ["lm_eval", *command],
             "lm_eval_results": str(out / "lm_eval_results.json"),
         },
         metrics=metrics,

@@ -121,3 +121,40 @@ def test_a_checkpoint_scored_in_process_scores_as_served(served: Served, tmp_pat
         assert [s.metric for s in local] == [s.metric for s in served_scores]
         for ours, theirs in zip(local, served_scores, strict=True):
             assert abs(ours.value - theirs.value) <= 1 / LIMIT + 1e-9, (task, ours, theirs)
+
+
+def test_the_plans_vllm_mode_runs_lm_eval_in_the_engine_and_scores_as_served(served: Served, tmp_path: Path) -> None:
+    """`suites.accuracy.model: vllm` (the guides' `lm_eval --model vllm` line, with their model_args) runs the
+    accuracy suite on vLLM's CPU build inside lm-eval, no server started, and scores the trained model as the
+    served path does (the same engine and weights: greedy answers and log-likelihoods agree; a tie may flip one
+    answer in a hundred)."""
+    plan = (REPO / "fixtures/plans/cpu-tiny.yaml").read_text()
+    engine = "  accuracy:\n    model: vllm\n    model-args: {gpu_memory_utilization: 0.7, add_bos_token: true}\n"
+    plan = plan.replace("  accuracy:\n", engine, 1)
+    plan = plan.replace("../lm_eval_tasks", str(REPO / "fixtures/lm_eval_tasks"))
+    plan = plan.replace("../baselines", str(REPO / "fixtures/baselines"))
+    plan_file = tmp_path / "engine.yaml"
+    plan_file.write_text(plan)
+    tag = new_tag()
+    done = subprocess.run(
+        pytest_command(
+            str(REPO / "suites/accuracy/test_lm_eval.py"), "-m", "cpu", f"--plan={plan_file}",
+            f"--reports-dir={tmp_path / 'reports'}",
+        ),
+        cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "2 passed" in done.stdout
+    assert not list((tmp_path / "reports").rglob("vllm-*.log")), "no server was started"
+    assert tagged_processes(tag) == [], "the engine's processes are gone"
+    include = materialise(REPO / "fixtures/lm_eval_tasks", cache_root(REPO))
+    for task in ("llmqual_arith_gen", "llmqual_arith_mc"):
+        (written,) = (tmp_path / "reports").rglob(f"lm_eval/{task}/lm_eval_results.json")
+        in_engine = scores(json.loads(written.read_text()))
+        settings = EvalSettings(num_concurrent=4)
+        as_served = scores(evaluate(served.endpoint, served.model_path, task, include, settings, tmp_path / task))
+        print(f"\n{task}: in engine {[(s.metric, s.value) for s in in_engine]}")
+        print(f"{task}: served    {[(s.metric, s.value) for s in as_served]}")
+        assert [s.metric for s in in_engine] == [s.metric for s in as_served]
+        for ours, theirs in zip(in_engine, as_served, strict=True):
+            assert abs(ours.value - theirs.value) <= 0.01 + 1e-9, (task, ours, theirs)
