@@ -262,3 +262,21 @@ def test_vllm_result_has_vllms_fields_in_vllms_order() -> None:
     assert "latencies" in plain
     assert plain["p99_itl_ms"] == 1.0
     assert "p99_e2el_ms" not in plain, "vLLM's default --percentile-metrics: ttft, tpot, itl"
+
+
+def test_a_static_sharegpt_line_reports_the_datasets_lengths(tokenizer_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "sharegpt.json"
+    turns = [("one two three four five", "a b c d e f"), ("six seven eight nine ten eleven twelve", "g h i j k")]
+    data.write_text(json.dumps([
+        {"id": str(i), "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
+        for i, (q, a) in enumerate(turns)
+    ]))  # fmt: skip
+    csv_path = tmp_path / "b.csv"
+    with fake_server_thread("fast") as endpoint:
+        line = _static_line(endpoint.base_url, tokenizer_dir, csv_path, "--dataset-type", "sharegpt")
+        assert main([*line, "--dataset-path", str(data)]) == 0
+    rows = list(csv.reader(io.StringIO(csv_path.read_text(encoding="utf-8-sig"))))[1:]
+    lengths = {float(r[0]) for r in rows}
+    assert lengths != {16.0, 8.0}, "--prompt-tokens is ignored: the prompts keep their own lengths"
+    assert {float(r[1]) for r in rows} == {4.0}, "--output-tokens still asked for"
+    assert [r[2] for r in rows] == ["1", "1", "2", "2"], "sorted by concurrency, as the script sorts dataset runs"
