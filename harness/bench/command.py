@@ -26,6 +26,7 @@ import numpy as np
 from harness.bench import ascendcloud
 from harness.bench.cases import BenchInputError, LoadSettings, StaticCase, dynamic_cases, static_cases
 from harness.bench.execute import measure_dynamic, measure_static
+from harness.client.openai import Route
 from harness.errors import EndpointError
 from harness.load.datasets import LOADERS, DatasetError, load_dataset, select
 from harness.load.samples import Sample
@@ -186,12 +187,12 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise BenchInputError(f"--metric-percentiles: llmqual computes {list(PERCENTILES)}; {missing} is not one")
 
 
-def _settings(args: argparse.Namespace, route: str) -> LoadSettings:
+def _settings(args: argparse.Namespace, route: Route) -> LoadSettings:
     problem = placement_problem(args.client_cpus)
     if problem:
         raise BenchInputError(f"--client-cpus: {problem}; list cores from that set or drop the option")
     return LoadSettings(
-        route=route,  # type: ignore[arg-type]  # checked by ascendcloud.target
+        route=route,
         ignore_eos=args.ignore_eos,
         seed=args.seed,
         request_timeout_s=args.request_timeout,
