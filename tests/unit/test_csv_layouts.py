@@ -40,6 +40,8 @@ def test_static_ascendcloud_file_matches_the_tools_layout(tmp_path: Path) -> Non
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 with BOM, once"
     assert raw.count(b"\xef\xbb\xbf") == 1
+    assert raw.count(b"\r\n") == 3, "CRLF after every line, as csv.writer (and so the tools) write"
+    assert b"\n" not in raw.replace(b"\r\n", b"")
     lines = raw.decode("utf-8-sig").splitlines()
     assert lines[0] == ASCENDCLOUD_STATIC
     assert lines[1] == "512.0,512.0,2,290.1167,328.044,337.2188,338.2382,124.0077,7.6537,9.6068,14.132,6.6524"
