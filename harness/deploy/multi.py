@@ -1,9 +1,12 @@
 """Start the instances of a deployment together, stop them together.
 
 Each instance is a vLLM server of the plan with the instance's port, its devices made visible
-(ASCEND_RT_VISIBLE_DEVICES), the rank table's path in DISAGGREGATED_PREFILL_RANK_TABLE_PATH (what vllm-ascend's
-disaggregated-prefill connectors read) and, for prefill and decode, `kv_role` set in `--kv-transfer-config`.
-If one instance fails to start, the ones already up are stopped before the error is raised.
+(ASCEND_RT_VISIBLE_DEVICES), for prefill and decode `kv_role` set in `--kv-transfer-config`, and what
+vllm-ascend's LLMDataDistCMgrConnector reads from the environment (vllm-ascend 0.11.0, `vllm_ascend/envs.py`):
+the v1.2 rank table's path in DISAGGREGATED_PREFILL_RANK_TABLE_PATH, an RPC port of its own on the node in
+VLLM_ASCEND_LLMDD_RPC_PORT (5557, the connector's default, plus the instance's index on the node) and the node's
+IP in HCCL_IF_IP; an instance's `server.env` overrides each. If one instance fails to start, the ones already up
+are stopped before the error is raised.
 """
 
 from __future__ import annotations
@@ -14,24 +17,56 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from harness.config.deployment import KV_ROLES
 from harness.config.plan import Plan, ServerSpec
-from harness.deploy.ranktable import check_rank_table, rank_table
+from harness.deploy.device_ips import read_device_ips
+from harness.deploy.ranktable import DeviceIps, check_pd_rank_table, pd_rank_table
 from harness.errors import PlanError
 from harness.platform.environment import server_environment
 from harness.runtime.leases import VISIBLE, DeviceLease
 from harness.server.vllm import ServerConfig, VLLMServer
 
-KV_ROLES = {"prefill": "kv_producer", "decode": "kv_consumer"}
 RANK_TABLE_ENV = "DISAGGREGATED_PREFILL_RANK_TABLE_PATH"
+RPC_PORT_ENV = "VLLM_ASCEND_LLMDD_RPC_PORT"
+RPC_PORT_BASE = 5557
+HCCL_IF_IP_ENV = "HCCL_IF_IP"
 
 
-def write_rank_table(plan: Plan, folder: Path) -> Path:
-    """The plan's rank table as a file (checked before it is written)."""
+def missing_device_ips(
+    plan: Plan, node: int, reader: Callable[[list[int]], dict[int, str]] = read_device_ips
+) -> DeviceIps:
+    """The device IPs the plan leaves out, read on this node (`node`); another node's must be in the plan."""
     assert plan.deployment is not None
-    table = rank_table(plan.deployment)
-    problems = check_rank_table(table)
+    read: dict[str, dict[int, str]] = {}
+    for index, entry in enumerate(plan.deployment.nodes):
+        if entry.device_ips:
+            continue
+        if index != node:
+            raise PlanError(
+                plan.source, f"deployment.nodes.{index}.device-ips", "missing, and it cannot be read from node "
+                f"{node}", f"give them in the plan (`hccn_tool -i N -ip -g` on {entry.server_id})",
+            )  # fmt: skip
+        read[entry.server_id] = reader([d for i in entry.instances for d in i.devices])
+    return read
+
+
+def rank_table_of(
+    plan: Plan, node: int = 0, reader: Callable[[list[int]], dict[int, str]] = read_device_ips
+) -> dict[str, object]:
+    """The plan's v1.2 rank table (checked), the device IPs the plan leaves out read on node `node`."""
+    assert plan.deployment is not None
+    table = pd_rank_table(plan.deployment, missing_device_ips(plan, node, reader))
+    problems = check_pd_rank_table(table)
     if problems:
         raise PlanError(plan.source, "deployment", "; ".join(problems), "fix the nodes' devices and device-ips")
+    return table
+
+
+def write_rank_table(
+    plan: Plan, folder: Path, node: int = 0, reader: Callable[[list[int]], dict[int, str]] = read_device_ips
+) -> Path:
+    """The plan's v1.2 rank table as a file (checked before it is written)."""
+    table = rank_table_of(plan, node, reader)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "ranktable.json"
     path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
@@ -59,10 +94,13 @@ def instance_configs(plan: Plan, model_path: Path, cache: Path, table: Path, nod
                 f"{spec.tensor_parallel_size * spec.pipeline_parallel_size}",
                 "give as many devices as the instance's parallel size (set server.tensor-parallel-size per instance)",
             )
-        env = server_environment(plan.platform, cache, overrides=spec.env)
+        env = server_environment(plan.platform, cache)
         if plan.platform in VISIBLE:
             env[VISIBLE[plan.platform]] = ",".join(str(d) for d in instance.devices)
         env[RANK_TABLE_ENV] = str(table)
+        env[RPC_PORT_ENV] = str(RPC_PORT_BASE + index)
+        env[HCCL_IF_IP_ENV] = plan.deployment.nodes[node].server_id
+        env.update(spec.env)
         configs.append(ServerConfig(plan.platform, model_path, spec, tuple(sorted(env.items()))))
     return configs
 

@@ -1,16 +1,27 @@
-"""Multi-instance deployments: conflicts refused offline, the HCCL rank table, instances started and stopped
-together (fake servers: no NPU here)."""
+"""Multi-instance deployments: conflicts refused offline, the v1.2 P/D rank table (vllm-ascend 0.11.0's layout) and
+the v1.0 HCCL one, device IPs read with a fake hccn_tool, instances started and stopped together (fake servers: no
+NPU here)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.cli import main
 from harness.config.plan import load_plan
-from harness.deploy.multi import RANK_TABLE_ENV, Deployment, instance_configs, write_rank_table
-from harness.deploy.ranktable import check_rank_table
+from harness.deploy.device_ips import DeviceIpError, parse_ip, read_device_ips
+from harness.deploy.multi import (
+    HCCL_IF_IP_ENV,
+    RANK_TABLE_ENV,
+    RPC_PORT_ENV,
+    Deployment,
+    instance_configs,
+    write_rank_table,
+)
+from harness.deploy.ranktable import check_hccl_rank_table, check_pd_rank_table, hccl_rank_table
 from harness.errors import PlanError, ServerStartError
 from harness.runtime.leases import DeviceLease, LeaseError
 from harness.server.vllm import ServerConfig, VLLMServer, vllm_arguments
@@ -48,6 +59,10 @@ D23 = "role: decode, port: 8200, devices: [2, 3]"
         ((P01, "role: decode, port: 8200, devices: [1, 2]"), "device 1 on 10.0.0.1 is given to instances 0 and 1"),
         (("role: prefill, port: 8100, devices: [0, 7]", D23), "device 7 on 10.0.0.1 has no entry in device-ips"),
         ((P01,), "needs both prefill and decode"),
+        (
+            (P01, "role: decode, port: 8200, devices: [2, 3], server: {kv-transfer-config: {kv_role: kv_producer}}"),
+            "a decode instance has kv_role 'kv_producer'",
+        ),
     ],
 )
 def test_conflicts_are_refused_offline(tmp_path: Path, instances: tuple[str, ...], problem: str) -> None:
@@ -55,29 +70,111 @@ def test_conflicts_are_refused_offline(tmp_path: Path, instances: tuple[str, ...
         load_plan(plan_with(tmp_path, *instances))
 
 
-def test_the_rank_table_follows_hccl_v1(tmp_path: Path) -> None:
+def test_the_rank_table_has_vllm_ascends_pd_layout(tmp_path: Path) -> None:
     path = write_rank_table(load_plan(PD_PLAN), tmp_path)
     table = json.loads(path.read_text())
-    assert check_rank_table(table) == []
-    assert table["version"] == "1.0"
-    assert table["server_count"] == "1"
-    (server,) = table["server_list"]
-    assert server["server_id"] == "10.155.111.140"
-    assert server["device"] == [
-        {"device_id": "0", "device_ip": "192.1.27.6", "rank_id": "0"},
-        {"device_id": "1", "device_ip": "192.2.27.6", "rank_id": "1"},
-        {"device_id": "2", "device_ip": "192.3.27.6", "rank_id": "2"},
-        {"device_id": "3", "device_ip": "192.4.27.6", "rank_id": "3"},
+    assert check_pd_rank_table(table) == []
+    assert list(table) == ["version", "server_count", "prefill_device_list", "decode_device_list", "status"]
+    assert (table["version"], table["server_count"], table["status"]) == ("1.2", "1", "completed")
+    node = "10.155.111.140"
+    assert table["prefill_device_list"] == [
+        {"server_id": node, "device_id": "0", "device_ip": "192.1.27.6", "cluster_id": "1"},
+        {"server_id": node, "device_id": "1", "device_ip": "192.2.27.6", "cluster_id": "2"},
     ]
-    assert table["status"] == "completed"
+    assert table["decode_device_list"] == [
+        {"server_id": node, "device_id": "2", "device_ip": "192.3.27.6", "cluster_id": "3"},
+        {"server_id": node, "device_id": "3", "device_ip": "192.4.27.6", "cluster_id": "4"},
+    ]
 
 
-def test_rank_table_checks_catch_bad_documents() -> None:
-    bad = {"version": "1.0", "server_count": "2", "server_list": [{"device": [{"device_id": 0, "rank_id": "1"}]}]}
-    problems = check_rank_table(bad)
-    assert any("server_count" in p for p in problems)
-    assert any("device_id" in p and "not a string" in p for p in problems)
-    assert any("not 0..0" in p for p in problems)
+def test_the_hccl_table_stays_for_training() -> None:
+    table = hccl_rank_table(load_plan(PD_PLAN).deployment)  # type: ignore[arg-type]
+    assert check_hccl_rank_table(table) == []
+    assert [d["rank_id"] for d in table["server_list"][0]["device"]] == ["0", "1", "2", "3"]
+
+
+def _device(server: str, device: str, cluster: str) -> dict[str, str]:
+    return {"server_id": server, "device_id": device, "device_ip": "192.1.0.1", "cluster_id": cluster}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda t: t.update(version="1.0"), "version is '1.0', expected '1.2'"),
+        (lambda t: t.update(decode_device_list=[]), "decode_device_list is missing or empty"),
+        (lambda t: t["prefill_device_list"][0].update(device_id=0), "[0].device_id is 0, not a string"),
+        (lambda t: t["decode_device_list"][0].update(device_id="0"), "is device 0 of 10.0.0.1 again"),
+        (lambda t: t["decode_device_list"][0].update(cluster_id="1"), "cluster_id 1 repeats"),
+        (lambda t: t["decode_device_list"][0].pop("device_ip"), "decode_device_list[0] has no device_ip"),
+        (lambda t: t.update(server_count="2"), "server_count '2' does not match 1 servers"),
+        (lambda t: t["prefill_device_list"][0].update(super_pod_id="0", super_device_id="1"), "all or none (A3)"),
+        (lambda t: t.update(status="pending"), "status is 'pending'"),
+    ],
+)  # fmt: skip
+def test_the_pd_check_names_each_problem(change: Any, problem: str) -> None:
+    table = {
+        "version": "1.2", "server_count": "1", "prefill_device_list": [_device("10.0.0.1", "0", "1")],
+        "decode_device_list": [_device("10.0.0.1", "1", "2")], "status": "completed",
+    }  # fmt: skip
+    assert check_pd_rank_table(table) == []
+    change(table)
+    problems = check_pd_rank_table(table)
+    assert any(problem in p for p in problems), problems
+
+
+def test_check_ranktable_command_exits_1_with_the_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "ok.json"
+    assert main(["deploy", "ranktable", "--plan", str(PD_PLAN)]) == 0
+    good.write_text(capsys.readouterr().out)
+    assert main(["deploy", "check-ranktable", str(good)]) == 0
+    assert "ok (version 1.2)" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": "1.2", "prefill_device_list": [], "status": "completed"}))
+    assert main(["deploy", "check-ranktable", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "prefill_device_list is missing or empty" in out
+    assert "decode_device_list is missing or empty" in out
+
+
+FAKE_HCCN = """#!/bin/bash
+# a fake hccn_tool: `-i N -ip -g` prints device N's address, as the real one does
+if [ "$2" = "7" ]; then echo "hccn_tool: device 7 has no address" >&2; exit 1; fi
+printf 'ipaddr:192.9.0.%s\nnetmask:255.255.255.0\n' "$2"
+"""
+
+
+def test_device_ips_left_out_are_read_on_this_node_with_hccn_tool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tool = tmp_path / "hccn_tool"
+    tool.write_text(FAKE_HCCN)
+    tool.chmod(0o755)
+    monkeypatch.setenv("HCCN_TOOL_PATH", str(tool))
+    assert parse_ip("ipaddr:192.1.27.6\nnetmask:255.255.255.0") == "192.1.27.6"
+    assert read_device_ips([0, 3]) == {0: "192.9.0.0", 3: "192.9.0.3"}
+    plan = PD_PLAN.read_text().replace(
+        "      device-ips: {0: 192.1.27.6, 1: 192.2.27.6, 2: 192.3.27.6, 3: 192.4.27.6}\n", ""
+    )
+    path = tmp_path / "pd.yaml"
+    path.write_text(plan)
+    assert main(["deploy", "ranktable", "--plan", str(path)]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert [d["device_ip"] for d in table["decode_device_list"]] == ["192.9.0.2", "192.9.0.3"]
+    with pytest.raises(DeviceIpError, match=r"hccn_tool -i 7 -ip -g` gave no ipaddr"):
+        read_device_ips([7])
+
+
+def test_another_nodes_ips_cannot_be_read_from_here(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    two = BASE.replace(
+        "server-id: 10.0.0.1\n      device-ips: {0: 192.1.0.1, 1: 192.1.0.2, 2: 192.1.0.3, 3: 192.1.0.4}",
+        "server-id: 10.0.0.1\n      device-ips: {0: 192.1.0.1, 1: 192.1.0.2}",
+    )
+    two += "        - {role: prefill, port: 8100, devices: [0, 1]}\n"
+    two += "    - server-id: 10.0.0.2\n      instances:\n        - {role: decode, port: 8200, devices: [0, 1]}\n"
+    path = tmp_path / "two.yaml"
+    path.write_text(two)
+    assert main(["deploy", "ranktable", "--plan", str(path), "--node", "0"]) == 2
+    assert "deployment.nodes.1.device-ips: missing, and it cannot be read from node 0" in capsys.readouterr().err
 
 
 def test_instances_get_their_port_devices_role_and_rank_table(tmp_path: Path) -> None:
@@ -88,11 +185,14 @@ def test_instances_get_their_port_devices_role_and_rank_table(tmp_path: Path) ->
         env = dict(config.env)
         assert env["ASCEND_RT_VISIBLE_DEVICES"] == devices
         assert env[RANK_TABLE_ENV] == str(table)
+        assert env[HCCL_IF_IP_ENV] == "10.155.111.140"
+        assert env[RPC_PORT_ENV] == str(5557 if role == "kv_producer" else 5558), "one RPC port per instance"
         args = vllm_arguments(config, "127.0.0.1", config.spec.port or 0)
         assert args[args.index("--port") + 1] == str(port)
         kv = json.loads(args[args.index("--kv-transfer-config") + 1])
         assert kv["kv_role"] == role
         assert kv["kv_connector"] == "LLMDataDistCMgrConnector"
+        assert (kv["kv_port"], kv["engine_id"]) == ("20001", "0"), "strings, as vllm-ascend's examples give them"
 
 
 def test_an_instance_with_the_wrong_device_count_is_refused(tmp_path: Path) -> None:
