@@ -26,6 +26,7 @@ from harness.client.sse import SSEParser
 from harness.server.endpoint import Endpoint
 
 Route = Literal["completions", "chat"]
+SERVED_BY = "X-LLMQual-Served-By"  # set by the P/D request proxy (harness.deploy.proxy)
 PATHS: dict[Route, str] = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
 
 
@@ -50,6 +51,7 @@ class RequestRecord:
     error: str | None = None  # "http", "timeout", "stream", "connection", "deadline", "not_sent"
     error_detail: str = ""
     body: dict[str, Any] | None = None  # the parsed response of a non-streamed request
+    served_by: str | None = None  # which instances served it, when a P/D proxy says (X-LLMQual-Served-By)
 
     @property
     def ok(self) -> bool:
@@ -120,6 +122,7 @@ async def send_request(
             endpoint.url(PATHS[route]), json=body, headers=endpoint.headers(), timeout=timeout
         ) as response:
             record.status = response.status
+            record.served_by = response.headers.get(SERVED_BY)
             if response.status != 200:
                 record.error, record.error_detail = "http", _decoded(await response.read())[:2000]
             elif body.get("stream"):
