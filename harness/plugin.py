@@ -336,6 +336,9 @@ def endpoint(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> E
             return connect_endpoint(url, config.getoption("--api-key"), config.getoption("--served-model-name"))
         except HarnessError as exc:
             pytest.fail(str(exc), pytrace=False)
+    if plan.deployment is not None:  # the deployment's instances behind its request proxy
+        deployment: Deployment = request.getfixturevalue("deployment")
+        return deployment.endpoint
     pool: ServerPool = request.getfixturevalue("server_pool")
     model_path = resolve_model(plan, model_cache)
     return pool.get(server_config(plan, model_path, model_cache)).endpoint
@@ -392,15 +395,16 @@ def deployments(request: pytest.FixtureRequest, llmqual_run: Run) -> Iterator[di
 
 @pytest.fixture
 def deployment(plan: Plan, model_cache: Path, llmqual_run: Run, deployments: dict[str, Deployment]) -> Deployment:
-    """The plan's prefill/decode instances, started together (with their rank table) once per session."""
+    """The plan's prefill/decode instances (node 0's), started together with their rank table (on NPU) and the
+    request proxy in front, once per session."""
     if plan.deployment is None:
         pytest.skip("the plan has no deployment section")
     if plan.source not in deployments:
         folder = inside(llmqual_run.log_dir, f"deployment-{plan.name}")
-        table = write_rank_table(plan, folder)
+        table = write_rank_table(plan, folder) if plan.platform == "npu" else None
         configs = instance_configs(plan, resolve_model(plan, model_cache), model_cache, table)
         leases = model_cache / "leases"
-        deployments[plan.source] = Deployment(configs, folder, lease_dir=leases).__enter__()
+        deployments[plan.source] = Deployment(configs, folder, lease_dir=leases, proxied=True).__enter__()
     return deployments[plan.source]
 
 

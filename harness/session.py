@@ -34,6 +34,7 @@ MARKERS = {
     "training": "training convergence suites",
     "preflight": "checks of a node before a run",
     "integration": "the harness's own tests that start real engines (slow)",
+    "disaggregated": "prefill/decode deployments: KV really transferred, answers as a single instance's",
     "ab": "A/B comparisons of server configurations measured in the same run (the plan's ab: section)",
     "quant": "accuracy of quantised server configurations (starts extra servers; runs last)",
     "platforms": "platforms(*names): only these platform variants exist (e.g. preflight: npu)",

@@ -20,10 +20,12 @@ from types import TracebackType
 from harness.config.deployment import KV_ROLES
 from harness.config.plan import Plan, ServerSpec
 from harness.deploy.device_ips import read_device_ips
+from harness.deploy.proxy_server import ProxyServer
 from harness.deploy.ranktable import DeviceIps, check_pd_rank_table, pd_rank_table
-from harness.errors import PlanError
+from harness.errors import HarnessError, PlanError
 from harness.platform.environment import server_environment
 from harness.runtime.leases import VISIBLE, DeviceLease
+from harness.server.endpoint import Endpoint
 from harness.server.vllm import ServerConfig, VLLMServer
 
 RANK_TABLE_ENV = "DISAGGREGATED_PREFILL_RANK_TABLE_PATH"
@@ -73,8 +75,12 @@ def write_rank_table(
     return path
 
 
-def instance_configs(plan: Plan, model_path: Path, cache: Path, table: Path, node: int = 0) -> list[ServerConfig]:
-    """One ServerConfig per instance of node `node` of the plan's deployment."""
+def instance_configs(
+    plan: Plan, model_path: Path, cache: Path, table: Path | None, node: int = 0
+) -> list[ServerConfig]:
+    """One ServerConfig per instance of node `node` of the plan's deployment. On CPU an instance's devices are
+    cores: the instance runs on them (server.cpus) with its compute thread bound to them, and there is no rank
+    table (`table` None)."""
     assert plan.deployment is not None
     configs = []
     for index, instance in enumerate(plan.deployment.nodes[node].instances):
@@ -83,9 +89,10 @@ def instance_configs(plan: Plan, model_path: Path, cache: Path, table: Path, nod
         kv = dict(base.kv_transfer_config or {})
         if instance.role in KV_ROLES:
             kv["kv_role"] = KV_ROLES[instance.role]
-        spec = ServerSpec.model_validate(
-            {**base.model_dump(by_alias=True), "port": instance.port, "kv-transfer-config": kv or None}
-        )
+        fields = {**base.model_dump(by_alias=True), "port": instance.port, "kv-transfer-config": kv or None}
+        if plan.platform == "cpu":
+            fields["cpus"] = list(instance.devices)
+        spec = ServerSpec.model_validate(fields)
         if spec.tensor_parallel_size * spec.pipeline_parallel_size != len(instance.devices):
             raise PlanError(
                 plan.source,
@@ -95,18 +102,29 @@ def instance_configs(plan: Plan, model_path: Path, cache: Path, table: Path, nod
                 "give as many devices as the instance's parallel size (set server.tensor-parallel-size per instance)",
             )
         env = server_environment(plan.platform, cache)
+        devices = ",".join(str(d) for d in instance.devices)
         if plan.platform in VISIBLE:
-            env[VISIBLE[plan.platform]] = ",".join(str(d) for d in instance.devices)
-        env[RANK_TABLE_ENV] = str(table)
-        env[RPC_PORT_ENV] = str(RPC_PORT_BASE + index)
-        env[HCCL_IF_IP_ENV] = plan.deployment.nodes[node].server_id
+            env[VISIBLE[plan.platform]] = devices
+        if plan.platform == "cpu":
+            env["VLLM_CPU_OMP_THREADS_BIND"] = devices
+        if table is not None:
+            env[RANK_TABLE_ENV] = str(table)
+            env[RPC_PORT_ENV] = str(RPC_PORT_BASE + index)
+            env[HCCL_IF_IP_ENV] = plan.deployment.nodes[node].server_id
         env.update(spec.env)
         configs.append(ServerConfig(plan.platform, model_path, spec, tuple(sorted(env.items()))))
     return configs
 
 
+def role_of(config: ServerConfig) -> str:
+    """prefill, decode or mixed, from the kv_role the instance was given."""
+    kv_role = str((config.spec.kv_transfer_config or {}).get("kv_role"))
+    return {role: name for name, role in KV_ROLES.items()}.get(kv_role, "mixed")
+
+
 class Deployment:
-    """The instances of a deployment as one resource."""
+    """The instances of a deployment as one resource; with `proxied`, a request proxy in front of them
+    (harness.deploy.proxy) is started last and stopped first, and `endpoint` is the proxy's."""
 
     def __init__(
         self,
@@ -115,11 +133,29 @@ class Deployment:
         factory: Callable[[ServerConfig, Path], VLLMServer] = VLLMServer,
         lease_dir: Path | None = None,
         lease_timeout_s: float = 600.0,
+        proxied: bool = False,
     ) -> None:
         self.configs, self.log_dir, self.factory = configs, log_dir, factory
         self.lease_dir, self.lease_timeout_s = lease_dir, lease_timeout_s
+        self.proxied = proxied
         self.servers: list[VLLMServer] = []
         self.leases: list[DeviceLease] = []
+        self.proxy: ProxyServer | None = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        if self.proxy is None:
+            raise HarnessError("the deployment has no request proxy (started with proxied=False, or stopped)")
+        return self.proxy.endpoint
+
+    def _start_proxy(self) -> None:
+        urls: dict[str, list[str]] = {"prefill": [], "decode": [], "mixed": []}
+        for server in self.servers:
+            urls[role_of(server.config)].append(server.endpoint.base_url)
+        decode = urls["decode"] or urls["mixed"]
+        prefill = urls["prefill"] or decode
+        model = self.servers[0].endpoint.model
+        self.proxy = ProxyServer(prefill, decode, model, self.log_dir / "proxy.log").__enter__()
 
     def _lease(self, config: ServerConfig) -> None:
         """Hold exactly the instance's cards, so no other run or worker binds them meanwhile."""
@@ -138,13 +174,18 @@ class Deployment:
                 server = self.factory(config, self.log_dir / f"vllm-instance{index}-{config.spec.port}.log")
                 server.__enter__()
                 self.servers.append(server)
+            if self.proxied:
+                self._start_proxy()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        errors = []
+        errors: list[Exception] = []
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
         while self.servers:
             try:
                 self.servers.pop().stop()

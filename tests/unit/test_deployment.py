@@ -244,3 +244,15 @@ def test_instances_hold_their_cards_while_up(tmp_path: Path) -> None:
         DeviceLease(leases, "npu", [0, 1], 1, timeout_s=0.1).__enter__()
     with DeviceLease(leases, "npu", [0, 1, 2, 3], 4, timeout_s=1):
         pass
+
+
+def test_on_cpu_an_instances_devices_are_its_cores_and_there_is_no_rank_table(tmp_path: Path) -> None:
+    plan = load_plan(REPO / "fixtures/plans/cpu-tiny-pd.yaml")
+    prefill, decode = instance_configs(plan, Path("/m"), tmp_path, None)
+    for config, core, role in ((prefill, 0, "kv_producer"), (decode, 1, "kv_consumer")):
+        env = dict(config.env)
+        assert config.spec.cpus == (core,)
+        assert env["VLLM_CPU_OMP_THREADS_BIND"] == str(core)
+        assert RANK_TABLE_ENV not in env
+        assert RPC_PORT_ENV not in env
+        assert (config.spec.kv_transfer_config or {})["kv_role"] == role
