@@ -136,6 +136,7 @@ def measure(
         "base_url": endpoint.base_url,
         "tokenizer": tokens.name,
         "seed": settings.seed,
+        **({"deployment": endpoint.deployment} if endpoint.deployment else {}),  # measured through a P/D proxy
         # what was asked, as the AscendCloud CSVs report lengths (the mean over the run's requests)
         "mean_prompt_tokens": float(np.mean([s.prompt_len for s in samples])) if samples else None,
         "mean_output_tokens": float(np.mean([s.output_len for s in samples])) if samples else None,

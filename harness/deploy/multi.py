@@ -11,6 +11,7 @@ are stopped before the error is raised.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -146,7 +147,13 @@ class Deployment:
     def endpoint(self) -> Endpoint:
         if self.proxy is None:
             raise HarnessError("the deployment has no request proxy (started with proxied=False, or stopped)")
-        return self.proxy.endpoint
+        return dataclasses.replace(self.proxy.endpoint, deployment=self.shape())
+
+    def shape(self) -> str:
+        """The deployment as the P/D literature writes it: `1P1D`, `2P1D` (mixed instances: `+1M`)."""
+        roles = [role_of(server.config) for server in self.servers]
+        mixed = roles.count("mixed")
+        return f"{roles.count('prefill')}P{roles.count('decode')}D" + (f"+{mixed}M" if mixed else "")
 
     def _start_proxy(self) -> None:
         urls: dict[str, list[str]] = {"prefill": [], "decode": [], "mixed": []}

@@ -94,8 +94,14 @@ DYNAMIC: list[Column] = [
 LAYOUTS: dict[str, list[Column]] = {"static": STATIC, "dynamic": DYNAMIC}
 
 
-def columns(kind: str, spec_decode: bool = False) -> list[Column]:
-    return LAYOUTS[kind] + (SPEC_DECODE if spec_decode and kind == "static" else [])
+# Appended when the case was measured through a prefill/decode deployment's proxy (its shape, e.g. 1P1D).
+DEPLOYMENT: list[Column] = [("部署", "deployment", _c("deployment"))]
+
+
+def columns(kind: str, spec_decode: bool = False, deployment: bool = False) -> list[Column]:
+    return (
+        LAYOUTS[kind] + (SPEC_DECODE if spec_decode and kind == "static" else []) + (DEPLOYMENT if deployment else [])
+    )
 
 
 def _cell(value: Any) -> str:

@@ -87,6 +87,12 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _through(document: dict[str, Any]) -> str:
+    """A case's id, marked with the P/D deployment it was measured through (e.g. `p4-in128-out16 (1P1D)`)."""
+    deployment = document.get("config", {}).get("deployment")
+    return f"{document['case_id']} ({deployment})" if deployment else str(document["case_id"])
+
+
 def _docs(run: RunData, prefix: str) -> list[dict[str, Any]]:
     return [d for d in run.documents if d["suite"].startswith(prefix)]
 
@@ -184,7 +190,7 @@ def serving_section(run: RunData) -> str:
         "mean_e2el_ms",
     ]
     rows = [
-        [d["suite"], d["case_id"], "yes" if d.get("valid", True) else "INVALID"] + [d["metrics"].get(k) for k in keys]
+        [d["suite"], _through(d), "yes" if d.get("valid", True) else "INVALID"] + [d["metrics"].get(k) for k in keys]
         for d in _docs(run, "serving.")
     ]
     parts.append(table(["suite", "case", "valid", *keys], rows))

@@ -67,8 +67,9 @@ class CaseSink:
         self.documents.append(document)
         if csv_kind is not None:
             spec = bool(document["checks"].get("server", {}).get("spec_decode_acceptance_rate") is not None)
+            deployment = document["config"].get("deployment") is not None
             for target, layout in self.csv.get(csv_kind, []):
-                append_row(target, columns(csv_kind, spec), layout, document)
+                append_row(target, columns(csv_kind, spec, deployment), layout, document)
         return document
 
 
@@ -98,6 +99,8 @@ def case_line(document: dict[str, Any]) -> str:
             if not key.endswith("/stderr") and isinstance(value, int | float)
         ]
         body = ", ".join(shown) or "no metrics"
+    if document.get("config", {}).get("deployment"):
+        body += f" [through the {document['config']['deployment']} deployment]"
     if not document["valid"]:
         body += " [INVALID: " + "; ".join(document["invalid_reasons"]) + "]"
     if document.get("partial"):

@@ -24,6 +24,7 @@ class Endpoint:
     max_model_len: int | None = None
     # Huawei Cloud API Gateway's app code (the AscendCloud tools' --app-code), sent as X-Apig-AppCode: a credential.
     app_code: str | None = field(default=None, repr=False)
+    deployment: str | None = None  # "1P1D", ... when the endpoint is a P/D deployment's request proxy
 
     def __post_init__(self) -> None:
         register(self.api_key)

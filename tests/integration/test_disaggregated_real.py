@@ -42,3 +42,8 @@ def test_a_cpu_1p1d_serves_the_suites_through_the_proxy_and_leaves_nothing(tmp_p
     assert same["metrics"] == {"prompts": 8, "different_answers": 0}
     static = [json.loads(p.read_text()) for p in (run / "serving" / "static").glob("*.json")]
     assert [s["metrics"]["completed"] for s in static] == [8], "the static case went through the proxy"
+    assert static[0]["config"]["deployment"] == "1P1D"
+    header, row = (run / "serving" / "static.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert header.endswith(",部署"), "the CSV marks a case measured through P/D"
+    assert row.endswith(",1P1D")
+    assert "(1P1D)" in (run / "report.html").read_text(encoding="utf-8"), "and so does the report"
