@@ -21,9 +21,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from harness.deploy import command as deploy_command
 from harness.errors import HarnessError
 from harness.load import command as dataset_command
 from harness.report import command as report_command
+from harness.runtime.interrupt import sigterm_interrupts, wait_until_interrupted
 
 DEFAULT_PLAN = "fixtures/plans/cpu-tiny.yaml"
 
@@ -77,16 +76,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = server_config(plan, resolve_model(plan, cache), cache)
     log = Path(args.log or cache / "logs" / f"serve-{config.key()}.log")
     # SIGTERM stops it as Ctrl-C does, also while it waits for readiness (the server group is stopped either way).
-    signal.signal(signal.SIGTERM, _interrupt)
+    sigterm_interrupts()
     print(f"starting vLLM for {plan.name}; log: {log}", flush=True)
     with contextlib.suppress(KeyboardInterrupt), VLLMServer(config, log) as server:
         print(f"ready in {server.startup_s:.1f} s: {server.endpoint.base_url} (model {server.endpoint.model})")
-        threading.Event().wait()
+        wait_until_interrupted()
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _cmd_npu_smi_parse(args: argparse.Namespace) -> int:

@@ -15,7 +15,6 @@ import signal
 import sqlite3
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, Protocol
 
 import pytest
@@ -27,7 +26,7 @@ from harness.bench.from_plan import load_settings, plan_dynamic_cases, plan_stat
 from harness.config.ab import ABComparison
 from harness.config.plan import PLATFORMS, Plan, PlatformName, load_plan
 from harness.config.suites import TaskSpec
-from harness.deploy.multi import Deployment, instance_configs, write_rank_table
+from harness.deploy.multi import Deployment, instance_configs, remote_instances, write_rank_table
 from harness.errors import HarnessError, PlanError
 from harness.fingerprint import fingerprint
 from harness.gates.baseline import foreign_baseline
@@ -38,6 +37,7 @@ from harness.platform.detect import detect
 from harness.results.index import RunIndex
 from harness.results.sink import CaseSink
 from harness.run import Run, new_run_id
+from harness.runtime.interrupt import raise_keyboard_interrupt
 from harness.runtime.sweep import RUN_ENV, sweep
 from harness.server.endpoint import Endpoint, connect_endpoint
 from harness.server.pool import ServerPool
@@ -74,10 +74,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--max-live-servers", type=int, default=1, help="servers that may run at once (default: 1)")
 
 
-def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     from harness.session import MARKERS, RunRecorder  # registered as a plugin first (assertion rewriting)
@@ -89,7 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.option.help or getattr(config.option, "markers", False):
         return  # nothing runs: no plan to check, no run folder to write
     # SIGTERM (CI cancelling, `timeout`) must run the same teardown as Ctrl-C: no server may outlive pytest.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
     if config.getoption("--plan"):
         try:  # an explicit plan is validated before collection: bad input stops everything up front
             plan = load_plan(config.getoption("--plan"))
@@ -395,8 +391,9 @@ def deployments(request: pytest.FixtureRequest, llmqual_run: Run) -> Iterator[di
 
 @pytest.fixture
 def deployment(plan: Plan, model_cache: Path, llmqual_run: Run, deployments: dict[str, Deployment]) -> Deployment:
-    """The plan's prefill/decode instances (node 0's), started together with their rank table (on NPU) and the
-    request proxy in front, once per session."""
+    """The plan's prefill/decode instances, started together once per session: node 0's here (with their rank
+    table on NPU), the other nodes' waited for (they run `llmqual deploy up --plan F --node N`), and the request
+    proxy in front of all of them."""
     if plan.deployment is None:
         pytest.skip("the plan has no deployment section")
     if plan.source not in deployments:
@@ -404,7 +401,12 @@ def deployment(plan: Plan, model_cache: Path, llmqual_run: Run, deployments: dic
         table = write_rank_table(plan, folder) if plan.platform == "npu" else None
         configs = instance_configs(plan, resolve_model(plan, model_cache), model_cache, table)
         leases = model_cache / "leases"
-        deployments[plan.source] = Deployment(configs, folder, lease_dir=leases, proxied=True).__enter__()
+        remotes = remote_instances(plan, node=0)  # other nodes run theirs with `llmqual deploy up --node N`
+        timeout = plan.deployment.remote_ready_timeout_s
+        deployment = Deployment(
+            configs, folder, lease_dir=leases, proxied=True, remotes=remotes, remote_timeout_s=timeout
+        )
+        deployments[plan.source] = deployment.__enter__()
     return deployments[plan.source]
 
 

@@ -95,6 +95,9 @@ class NodeSpec(Frozen):
 
 class DeploymentSpec(Frozen):
     nodes: tuple[NodeSpec, ...] = Field(min_length=1)
+    remote_ready_timeout_s: float = Field(
+        1800.0, gt=0, description="node 0 waits this long for the other nodes' instances (llmqual deploy up)"
+    )
 
     @model_validator(mode="after")
     def _roles(self) -> DeploymentSpec:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -23,10 +25,11 @@ from harness.config.plan import Plan, ServerSpec
 from harness.deploy.device_ips import read_device_ips
 from harness.deploy.proxy_server import ProxyServer
 from harness.deploy.ranktable import DeviceIps, check_pd_rank_table, pd_rank_table
-from harness.errors import HarnessError, PlanError
+from harness.errors import HarnessError, PlanError, ServerStartError
 from harness.platform.environment import server_environment
 from harness.runtime.leases import VISIBLE, DeviceLease
 from harness.server.endpoint import Endpoint
+from harness.server.readiness import NotReady, wait_until_ready
 from harness.server.vllm import ServerConfig, VLLMServer
 
 RANK_TABLE_ENV = "DISAGGREGATED_PREFILL_RANK_TABLE_PATH"
@@ -117,6 +120,54 @@ def instance_configs(
     return configs
 
 
+@dataclass(frozen=True)
+class Remote:
+    """An instance another node runs (`llmqual deploy up --node N` there): its role and where it answers."""
+
+    role: str
+    base_url: str
+
+
+def remote_instances(plan: Plan, node: int = 0) -> list[Remote]:
+    """The instances of every node but `node`, at http://<server-id>:<port>."""
+    assert plan.deployment is not None
+    return [
+        Remote(instance.role, f"http://{entry.server_id}:{instance.port}")
+        for index, entry in enumerate(plan.deployment.nodes)
+        if index != node
+        for instance in entry.instances
+    ]
+
+
+def wait_for_remotes(
+    remotes: list[Remote],
+    model: str,
+    deadline_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Wait until every remote instance is ready (/health, and /v1/models lists `model`), under one deadline for
+    all; the error names each instance not ready and why."""
+    started = clock()
+    waiting = list(remotes)
+    problems: dict[str, str] = {}
+    while waiting:
+        for remote in list(waiting):
+            left = deadline_s - (clock() - started)
+            try:
+                wait_until_ready(Endpoint(remote.base_url, model), max(left, 0.0), lambda: None, clock, sleep)
+            except NotReady as exc:
+                problems[remote.base_url] = str(exc)
+            else:
+                waiting.remove(remote)
+        if waiting and clock() - started > deadline_s:
+            listed = "; ".join(f"{r.role} {r.base_url}: {problems.get(r.base_url)}" for r in waiting)
+            raise ServerStartError(
+                f"other nodes' instances not ready within {deadline_s:.0f} s (start them there with `llmqual "
+                f"deploy up --plan F --node N`): {listed}"
+            )
+
+
 def role_of(config: ServerConfig) -> str:
     """prefill, decode or mixed, from the kv_role the instance was given."""
     kv_role = str((config.spec.kv_transfer_config or {}).get("kv_role"))
@@ -135,10 +186,13 @@ class Deployment:
         lease_dir: Path | None = None,
         lease_timeout_s: float = 600.0,
         proxied: bool = False,
+        remotes: list[Remote] | None = None,
+        remote_timeout_s: float = 1800.0,
     ) -> None:
         self.configs, self.log_dir, self.factory = configs, log_dir, factory
         self.lease_dir, self.lease_timeout_s = lease_dir, lease_timeout_s
         self.proxied = proxied
+        self.remotes, self.remote_timeout_s = list(remotes or []), remote_timeout_s
         self.servers: list[VLLMServer] = []
         self.leases: list[DeviceLease] = []
         self.proxy: ProxyServer | None = None
@@ -151,7 +205,7 @@ class Deployment:
 
     def shape(self) -> str:
         """The deployment as the P/D literature writes it: `1P1D`, `2P1D` (mixed instances: `+1M`)."""
-        roles = [role_of(server.config) for server in self.servers]
+        roles = [role_of(server.config) for server in self.servers] + [remote.role for remote in self.remotes]
         mixed = roles.count("mixed")
         return f"{roles.count('prefill')}P{roles.count('decode')}D" + (f"+{mixed}M" if mixed else "")
 
@@ -159,9 +213,12 @@ class Deployment:
         urls: dict[str, list[str]] = {"prefill": [], "decode": [], "mixed": []}
         for server in self.servers:
             urls[role_of(server.config)].append(server.endpoint.base_url)
+        model = self.servers[0].endpoint.model
+        wait_for_remotes(self.remotes, model, self.remote_timeout_s)  # the proxy opens when every node serves
+        for remote in self.remotes:
+            urls[remote.role].append(remote.base_url)
         decode = urls["decode"] or urls["mixed"]
         prefill = urls["prefill"] or decode
-        model = self.servers[0].endpoint.model
         self.proxy = ProxyServer(prefill, decode, model, self.log_dir / "proxy.log").__enter__()
 
     def _lease(self, config: ServerConfig) -> None:

@@ -4,6 +4,7 @@ NPU here)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,18 @@ from harness.deploy.multi import (
     RANK_TABLE_ENV,
     RPC_PORT_ENV,
     Deployment,
+    Remote,
     instance_configs,
+    remote_instances,
+    wait_for_remotes,
     write_rank_table,
 )
 from harness.deploy.ranktable import check_hccl_rank_table, check_pd_rank_table, hccl_rank_table
 from harness.errors import PlanError, ServerStartError
 from harness.runtime.leases import DeviceLease, LeaseError
+from harness.server.endpoint import Endpoint
 from harness.server.vllm import ServerConfig, VLLMServer, vllm_arguments
+from tests.unit.test_proxy import FakeInstance, serving
 
 REPO = Path(__file__).resolve().parents[2]
 PD_PLAN = REPO / "fixtures/plans/npu-qwen2.5-7b-pd-910b.yaml"
@@ -209,6 +215,7 @@ class Recorder(VLLMServer):
         if self.config.spec.port == self.fail_port:
             raise ServerStartError("planted", "")
         self.events.append(f"start {self.config.spec.port}")
+        self._endpoint = Endpoint(f"http://127.0.0.1:{self.config.spec.port}", "m")
         return self
 
     def stop(self) -> None:
@@ -256,3 +263,68 @@ def test_on_cpu_an_instances_devices_are_its_cores_and_there_is_no_rank_table(tm
         assert RANK_TABLE_ENV not in env
         assert RPC_PORT_ENV not in env
         assert (config.spec.kv_transfer_config or {})["kv_role"] == role
+
+
+TWO_NODES = """
+name: two
+platform: npu
+model: {path: MODEL}
+server: {tensor-parallel-size: 2}
+deployment:
+  remote-ready-timeout-s: 1.5
+  nodes:
+    - server-id: 10.0.0.1
+      device-ips: {0: 192.1.0.1, 1: 192.1.0.2}
+      instances:
+        - {role: prefill, port: 8100, devices: [0, 1]}
+    - server-id: 10.0.0.2
+      device-ips: {0: 192.2.0.1, 1: 192.2.0.2, 2: 192.2.0.3, 3: 192.2.0.4}
+      instances:
+        - {role: decode, port: 8200, devices: [0, 1]}
+        - {role: decode, port: 8201, devices: [2, 3]}
+"""
+
+
+def _two_nodes(tmp_path: Path) -> Path:
+    model = tmp_path / "model"
+    model.mkdir(parents=True, exist_ok=True)
+    (model / "config.json").write_text("{}")
+    path = tmp_path / "two.yaml"
+    path.write_text(TWO_NODES.replace("MODEL", str(model)))
+    return path
+
+
+def test_node_0_knows_the_other_nodes_instances(tmp_path: Path) -> None:
+    plan = load_plan(_two_nodes(tmp_path))
+    assert remote_instances(plan, node=0) == [
+        Remote("decode", "http://10.0.0.2:8200"), Remote("decode", "http://10.0.0.2:8201")
+    ]  # fmt: skip
+    assert remote_instances(plan, node=1) == [Remote("prefill", "http://10.0.0.1:8100")]
+
+
+def test_node_0_waits_for_the_other_nodes_and_names_those_not_ready() -> None:
+    with serving(FakeInstance("d0")) as (ready,):
+        wait_for_remotes([Remote("decode", ready)], "m", deadline_s=5)
+        with pytest.raises(ServerStartError, match=r"not ready within 1 s .*decode http://127.0.0.1:9: the server"):
+            wait_for_remotes([Remote("decode", ready), Remote("decode", "http://127.0.0.1:9")], "m", deadline_s=1)
+
+
+def test_deploy_up_starts_that_nodes_instances_and_stops_them_on_sigterm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.deploy import command
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt("signal 15")  # what SIGTERM raises (harness.runtime.interrupt)
+
+    monkeypatch.setenv("LLMQUAL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(command, "wait_until_interrupted", interrupted)
+    monkeypatch.setattr(command, "sigterm_interrupts", lambda: None)
+    Recorder.events = []
+    args = argparse.Namespace(plan=str(_two_nodes(tmp_path)), node=1)
+    assert command._cmd_up(args, factory=Recorder) == 0
+    assert Recorder.events == ["start 8200", "start 8201", "stop 8201", "stop 8200"], "node 1's instances only"
+    tables = list((tmp_path / "cache" / "logs").rglob("ranktable.json"))
+    assert [json.loads(t.read_text())["server_count"] for t in tables] == ["2"], "the whole deployment's table"
+    assert main(["deploy", "up", "--plan", str(_two_nodes(tmp_path / "x")), "--node", "2"]) == 2
+    assert "--node 2: the plan has nodes 0..1" in capsys.readouterr().err
