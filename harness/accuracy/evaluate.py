@@ -71,6 +71,12 @@ def cli_arguments(
     args = model_args(endpoint, tokenizer, settings)
     line = ["--model", model_type(settings), "--model_args", ",".join(f"{k}={v}" for k, v in args.items())]
     line += ["--tasks", task, "--batch_size", str(settings.batch_size), "--seed", str(settings.seed)]
+    return line + task_options(include, settings)
+
+
+def task_options(include: Path | None, settings: EvalSettings) -> list[str]:
+    """lm_eval's options for the task folder, few-shot count, limit and chat template, as `settings` say."""
+    line = []
     if include is not None:
         line += ["--include_path", str(include)]
     if settings.num_fewshot is not None:

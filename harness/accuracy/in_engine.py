@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.accuracy.evaluate import AccuracyError, EvalSettings
+from harness.accuracy.evaluate import AccuracyError, EvalSettings, task_options
 from harness.config.plan import Plan
 from harness.errors import ProcessFailed
 from harness.platform.environment import server_environment
@@ -66,17 +66,7 @@ def lm_eval_arguments(
     """lm-eval's command line for this evaluation (what `llmqual eval` and the guides run)."""
     line = ["--model", "vllm", "--model_args", ",".join(f"{k}={_arg(v)}" for k, v in model_args.items())]
     line += ["--tasks", task, "--batch_size", "auto", "--seed", str(settings.seed), "--output_path", str(output_path)]
-    if include is not None:
-        line += ["--include_path", str(include)]
-    if settings.num_fewshot is not None:
-        line += ["--num_fewshot", str(settings.num_fewshot)]
-    if settings.limit is not None:
-        line += ["--limit", str(settings.limit)]
-    if settings.log_samples:
-        line += ["--log_samples"]
-    if settings.chat:
-        line += ["--apply_chat_template"]
-    return line
+    return line + task_options(include, settings) + (["--log_samples"] if settings.log_samples else [])
 
 
 def results_file(output_path: Path) -> Path:
