@@ -7,6 +7,7 @@ llmqual serve --plan F           start the plan's vLLM server, print its URL, se
 llmqual bench static|dynamic     serving benchmarks against a running server (see harness/bench/command.py)
 llmqual dataset generate|to-sharegpt   make benchmark datasets
 llmqual deploy ranktable --plan F   a deployment's rank table; `deploy check-ranktable FILE` checks one
+llmqual probe capacity --plan F  the longest max-model-len per card count (starts servers)
 llmqual eval LM_EVAL_ARGS...     lm-eval's own command line (`--model vllm` runs on vLLM's CPU build too)
 llmqual train parse-log FILE     a training log's loss curve (megatron, llamafactory, hf) as JSON
 llmqual report RUN               re-render a run's HTML report (RUN: folder, run id or latest)
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from harness.accuracy import command as eval_command
 from harness.bench import command as bench_command
+from harness.capacity import command as probe_command
 from harness.config.plan import PLATFORMS, load_plan
 from harness.deploy import command as deploy_command
 from harness.errors import HarnessError
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_command.add_parser(commands)
     eval_command.add_parser(commands)
     deploy_command.add_parser(commands)
+    probe_command.add_parser(commands)
     report_command.add_parser(commands)
 
     train = commands.add_parser("train", help="training logs").add_subparsers(dest="train_command", required=True)

@@ -36,6 +36,7 @@ MARKERS = {
     "integration": "the harness's own tests that start real engines (slow)",
     "disaggregated": "prefill/decode deployments: KV really transferred, answers as a single instance's",
     "ab": "A/B comparisons of server configurations measured in the same run (the plan's ab: section)",
+    "capacity": "capacity questions answered by measurement: longest context per card count, highest rate within SLOs",
     "quant": "accuracy of quantised server configurations (starts extra servers; runs last)",
     "platforms": "platforms(*names): only these platform variants exist (e.g. preflight: npu)",
 }

@@ -8,8 +8,6 @@ machine (does the model path exist?) and runs before any server starts.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,53 +20,13 @@ from harness.config.container import ContainerSpec
 from harness.config.deployment import DeploymentSpec
 from harness.config.errors import did_you_mean, plan_error_from
 from harness.config.gates import GatesSpec
+from harness.config.model import ModelSpec
 from harness.config.suites import SuitesSpec
 from harness.errors import PlanError
 from harness.runtime.affinity import placement_problem
 
 PlatformName = Literal["cpu", "gpu", "npu"]
 PLATFORMS: tuple[PlatformName, ...] = ("npu", "gpu", "cpu")
-
-
-class TinyModelSpec(Frozen):
-    """A randomly initialised Llama the harness builds itself (the embedded CPU default)."""
-
-    hidden_size: int = Field(128, ge=32, le=512)
-    num_layers: int = Field(2, ge=1, le=8)
-    num_heads: int = Field(2, ge=1, le=16)
-    intermediate_size: int = Field(256, ge=32, le=2048)
-    vocab_size: int = Field(512, ge=300, le=8192)
-    max_position_embeddings: int = Field(2048, ge=64, le=32768)
-    corpus_sentences: int = Field(4000, ge=100, le=200_000)
-    seed: int = Field(0, ge=0)
-    trained: bool = Field(False, description="serve the checkpoint of the plan's suites.training run (launcher tiny)")
-
-    @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> TinyModelSpec:
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden-size {self.hidden_size} is not divisible by num-heads {self.num_heads}")
-        if self.hidden_size // self.num_heads < 32:
-            raise ValueError("head size (hidden-size / num-heads) must be at least 32 for vLLM's attention kernels")
-        return self
-
-    def digest(self) -> str:
-        """A short hash of everything that changes the built files (training is not building)."""
-        blob = json.dumps(self.model_dump(exclude={"trained"}), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-
-class ModelSpec(Frozen):
-    """Exactly one of `path` (a Hugging Face model directory) or `tiny` (built by the harness)."""
-
-    path: str | None = None
-    tiny: TinyModelSpec | None = None
-    tokenizer: str | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one_source(self) -> ModelSpec:
-        if (self.path is None) == (self.tiny is None):
-            raise ValueError("give exactly one of 'path' (a model directory) or 'tiny' (a model the harness builds)")
-        return self
 
 
 class ServerSpec(Frozen):

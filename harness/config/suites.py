@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from harness.config.base import Frozen
+from harness.config.capacity import CapacitySpec
 from harness.config.training import TrainingSpec
 
 
@@ -252,3 +253,4 @@ class SuitesSpec(Frozen):
     quant: QuantSpec | None = None
     preflight: PreflightSpec = PreflightSpec()
     training: TrainingSpec | None = None
+    capacity: CapacitySpec | None = None

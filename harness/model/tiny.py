@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.config.plan import TinyModelSpec
+from harness.config.model import TinyModelSpec
 from harness.errors import ModelBuildError
 from harness.model.corpus import corpus
 from harness.runtime.locks import file_lock
@@ -107,6 +107,7 @@ def _save_model(spec: TinyModelSpec, tokenizer: Any, out: Path) -> None:
         num_hidden_layers=spec.num_layers,
         num_attention_heads=spec.num_heads,
         num_key_value_heads=spec.num_heads,
+        head_dim=spec.head_dim or spec.hidden_size // spec.num_heads,
         max_position_embeddings=spec.max_position_embeddings,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.convert_tokens_to_ids(IM_END),

@@ -15,6 +15,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from harness.report.capacity import capacity_section
+from harness.report.cells import table
 from harness.report.rundata import RunData
 from harness.report.summary import gate_outcome, summarise
 from harness.report.svg import Series, cdf_chart, line_chart
@@ -67,24 +69,6 @@ SCRIPT = """
   document.documentElement.dataset.ready = "1";
 })();
 """
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return '<td class="missing">missing</td>'
-    if isinstance(value, float):
-        return f"<td>{value:,.4g}</td>" if abs(value) < 1e4 else f"<td>{value:,.1f}</td>"
-    if isinstance(value, int):
-        return f"<td>{value:,}</td>"
-    return f'<td class="text">{escape(str(value))}</td>'
-
-
-def table(headers: list[str], rows: list[list[Any]]) -> str:
-    if not rows:
-        return "<p>None in this run.</p>"
-    head = "".join(f'<th class="text">{escape(h)}</th>' for h in headers)
-    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _through(document: dict[str, Any]) -> str:
@@ -344,6 +328,7 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
             serving_section(run),
             accuracy_section(run),
             training_section(run),
+            capacity_section(run),
             gates_section(run),
             trends_section(run, index, plan),
             failures_section(run),

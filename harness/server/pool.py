@@ -78,9 +78,7 @@ class ServerPool:
             self._failed[key] = exc
             raise
         started = config if lease is None else dataclasses.replace(config, env=(*config.env, *lease.env().items()))
-        server = self.factory(
-            started, inside(self.log_dir, f"{self.log_prefix}vllm-{config.served_model_name}-{key}.log")
-        )
+        server = self.factory(started, self.log_path(config))
         try:
             server.__enter__()
         except BaseException as exc:
@@ -94,6 +92,10 @@ class ServerPool:
         self._live[key] = server
         self.started.append(server)
         return server
+
+    def log_path(self, config: ServerConfig) -> Path:
+        """Where the server for `config` logs (a start that failed leaves its reason there)."""
+        return inside(self.log_dir, f"{self.log_prefix}vllm-{config.served_model_name}-{config.key()}.log")
 
     def _restart(self, key: str, problem: str) -> None:
         """Take a server that cannot serve out of the pool (the caller starts a new one) and say so."""

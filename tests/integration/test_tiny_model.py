@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.plan import TinyModelSpec
+from harness.config.model import TinyModelSpec
 from harness.model.tiny import MARKER, build_tiny_model, ensure_tiny_model
 
 pytestmark = pytest.mark.integration

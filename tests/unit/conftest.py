@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.plan import TinyModelSpec
+from harness.config.model import TinyModelSpec
 from harness.load.tokens import Tokens
 from harness.model.tiny import train_tokenizer
 from harness.runtime import metadata
