@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from harness.config.base import Frozen
 from harness.config.capacity import CapacitySpec
+from harness.config.sla import SLASpec
 from harness.config.training import TrainingSpec
 
 
@@ -254,3 +255,4 @@ class SuitesSpec(Frozen):
     preflight: PreflightSpec = PreflightSpec()
     training: TrainingSpec | None = None
     capacity: CapacitySpec | None = None
+    sla: SLASpec | None = None

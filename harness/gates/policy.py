@@ -17,5 +17,6 @@ GATED_METRICS: dict[str, tuple[str, ...]] = {
     "serving.multimodal": ("output_throughput", "median_ttft_ms"),
     "serving.dynamic": ("request_throughput", "output_throughput", "median_ttft_ms", "mean_tpot_ms"),
     "training.throughput": ("tokens_per_s_per_card",),
+    "capacity.sla": ("sustainable_rate_per_s",),  # the knee of the SLO rate search
     "training.convergence": ("final_loss",),
 }

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.report.capacity import capacity_section
+from harness.report.capacity import capacity_section, sla_section
 from harness.report.cells import table
 from harness.report.rundata import RunData
 from harness.report.summary import gate_outcome, summarise
@@ -329,6 +329,7 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
             accuracy_section(run),
             training_section(run),
             capacity_section(run),
+            sla_section(run),
             gates_section(run),
             trends_section(run, index, plan),
             failures_section(run),

@@ -85,14 +85,17 @@ def test_without_reports_it_is_the_guides_doubling_and_bisection() -> None:
 def test_a_benchmark_failure_below_the_reported_capacity_bisects_with_real_starts() -> None:
     engine = KVEngine(32768, bench_limit=20000)
     found = search(Bounds(4096, 65536, 1024), engine, deadline_s=3600)
-    assert found.fits == 19456 and found.refused == 20480
+    assert found.fits == 19456
+    assert found.refused == 20480
     assert all(length in engine.started for length in (found.fits, found.refused))
 
 
 def test_a_first_length_that_fails_ends_the_search() -> None:
     engine = KVEngine(2048)
     found = search(Bounds(4096, 65536, 1024), engine, deadline_s=3600)
-    assert found.fits is None and engine.started == [4096] and found.complete
+    assert found.fits is None
+    assert engine.started == [4096]
+    assert found.complete
 
 
 def test_the_deadline_stops_the_search_and_keeps_the_bracket() -> None:
@@ -104,7 +107,9 @@ def test_the_deadline_stops_the_search_and_keeps_the_bracket() -> None:
 
     found = search(Bounds(4096, 65536, 1024), slow, deadline_s=250, clock=lambda: now[0])
     assert [a.length for a in found.attempts] == [4096, 8192, 16384]
-    assert found.stopped and "deadline" in found.stopped and not found.complete
+    assert found.stopped
+    assert "deadline" in found.stopped
+    assert not found.complete
     assert (found.fits, found.refused) == (8192, 16384)
 
 
