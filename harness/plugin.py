@@ -34,6 +34,7 @@ from harness.load.tokens import Tokens
 from harness.model.resolve import resolve_model
 from harness.paths import cache_root, inside
 from harness.platform.detect import detect
+from harness.profile.fixtures import profiled
 from harness.results.index import RunIndex
 from harness.results.sink import CaseSink
 from harness.run import Run, new_run_id
@@ -45,7 +46,7 @@ from harness.server.vllm import server_config
 from harness.stash import INDEX_KEY, PLAN_KEY, POOL_KEY, PROGRESS_KEY, RUN_KEY, SINK_KEY, TOKENS_KEY
 
 # Each concern's hooks and fixtures live with its code: training runs, and the run's results and report.
-pytest_plugins = ["harness.training.fixtures", "harness.session"]
+pytest_plugins = ["harness.training.fixtures", "harness.profile.fixtures", "harness.session"]
 
 DEFAULT_PLANS: dict[PlatformName, str] = {"cpu": "fixtures/plans/cpu-tiny.yaml"}
 
@@ -336,8 +337,8 @@ def endpoint(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> E
         deployment: Deployment = request.getfixturevalue("deployment")
         return deployment.endpoint
     pool: ServerPool = request.getfixturevalue("server_pool")
-    model_path = resolve_model(plan, model_cache)
-    return pool.get(server_config(plan, model_path, model_cache)).endpoint
+    server = server_config(plan, resolve_model(plan, model_cache), model_cache)
+    return pool.get(profiled(config, plan, server, config.stash[RUN_KEY])).endpoint
 
 
 @pytest.fixture

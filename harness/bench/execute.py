@@ -323,3 +323,31 @@ def measure_dynamic(
         return result
 
     return repeated(measured, repeats, progress)
+
+
+PROFILED = 1000  # the repeat index of a profiled window: prompts no measurement of the case uses
+
+
+def profiled_static_window(
+    endpoint: Endpoint, tokens: Tokens, case: StaticCase, settings: LoadSettings, measured: CaseResult
+) -> CaseResult:
+    """One more window of a measured static case, as long as its repeats, on prompts of its own (profiled)."""
+    count = int(measured.config.get("requests_per_repeat") or case.num_requests)
+    rng = stream(settings.seed, measured.suite, case.id, PROFILED)
+    samples = random_samples(tokens, count, case.prompt_tokens, case.output_tokens, rng)
+    return run_static(endpoint, tokens, static_case_with(case, count), settings, samples, measured.suite)
+
+
+def profiled_dynamic_window(
+    endpoint: Endpoint,
+    tokens: Tokens,
+    case: DynamicCase,
+    settings: LoadSettings,
+    records: Sequence[Sample],
+    dataset: str,
+    measured: CaseResult,
+) -> CaseResult:
+    """One more window of a measured dynamic case on its own slice of the dataset (profiled)."""
+    count = int(measured.config.get("requests_per_repeat") or case.num_prompts)
+    samples, _ = dataset_slice(records, count, settings.seed, PROFILED)
+    return run_dynamic(endpoint, tokens, case, settings, samples, dataset)

@@ -243,6 +243,13 @@ class PreflightSpec(Frozen):
     smi_timeout_s: float = Field(30.0, gt=0)
 
 
+class ProfileSpec(Frozen):
+    """A profile of the server around one serving case (pytest's --profile CASE overrides `case`)."""
+
+    case: str | None = Field(None, description="the static or dynamic case id to profile, e.g. p16-in64-out32")
+    top: int = Field(20, ge=1, le=500, description="operators in the report's table, by self time")
+
+
 class SuitesSpec(Frozen):
     smoke: SmokeSpec = SmokeSpec()
     load: LoadSpec = LoadSpec()
@@ -256,3 +263,4 @@ class SuitesSpec(Frozen):
     training: TrainingSpec | None = None
     capacity: CapacitySpec | None = None
     sla: SLASpec | None = None
+    profile: ProfileSpec = ProfileSpec()

@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.report.capacity import capacity_section, sla_section
 from harness.report.cells import table
+from harness.report.profile import profile_section
 from harness.report.rundata import RunData
 from harness.report.summary import gate_outcome, summarise
 from harness.report.svg import Series, cdf_chart, line_chart
@@ -330,6 +331,7 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
             training_section(run),
             capacity_section(run),
             sla_section(run),
+            profile_section(run),
             gates_section(run),
             trends_section(run, index, plan),
             failures_section(run),

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from harness.bench.cases import DynamicCase, LoadSettings
-from harness.bench.execute import measure_dynamic
+from harness.bench.execute import measure_dynamic, profiled_dynamic_window
 from harness.bench.from_plan import dynamic_workload, plan_dynamic_cases
 from harness.config.plan import Plan
 from harness.load.tokens import Tokens
+from harness.profile.fixtures import Profiler
 from harness.server.endpoint import Endpoint
 from harness.session import RecordCase
 from suites.serving.checks import check_case
@@ -32,6 +33,7 @@ def test_dynamic(
     record_case: RecordCase,
     repeats: int,
     model_cache: Path,
+    profiler: Profiler,
 ) -> None:
     spec = plan.suites.dynamic
     assert spec is not None  # the case came from it
@@ -41,6 +43,13 @@ def test_dynamic(
         endpoint, served_tokens, dynamic_case, load, repeats, records, dataset, index, record_case.progress
     )
     record_case(result, "dynamic")
+    profile = profiler(
+        dynamic_case.id,
+        endpoint,
+        lambda: profiled_dynamic_window(endpoint, served_tokens, dynamic_case, load, records, dataset, result),
+    )
+    if profile is not None:
+        record_case(profile)
     check_case(result, result.config["num_requests"])
     if dynamic_case.slo.given():
         goodput = result.metrics["request_goodput"]

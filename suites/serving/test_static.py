@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 
 from harness.bench.cases import LoadSettings, StaticCase
-from harness.bench.execute import measure_static
+from harness.bench.execute import measure_static, profiled_static_window
 from harness.config.plan import Plan
 from harness.load.samples import Sample
 from harness.load.synthetic import image_samples, prefix_samples, vision_support
 from harness.load.tokens import Tokens
 from harness.metrics.signals import prefix_cache_verdict
 from harness.model.resolve import resolve_model
+from harness.profile.fixtures import Profiler
 from harness.server.endpoint import Endpoint
 from harness.session import RecordCase
 from suites.serving.checks import check_case
@@ -36,9 +37,15 @@ def test_static(
     load: LoadSettings,
     record_case: RecordCase,
     repeats: int,
+    profiler: Profiler,
 ) -> None:
     result = measure_static(endpoint, served_tokens, static_case, load, repeats, progress=record_case.progress)
     record_case(result, "static")
+    profile = profiler(
+        static_case.id, endpoint, lambda: profiled_static_window(endpoint, served_tokens, static_case, load, result)
+    )
+    if profile is not None:
+        record_case(profile)
     sent = result.config["num_requests"]
     check_case(result, sent)
     assert result.metrics["total_output_tokens"] == sent * static_case.output_tokens

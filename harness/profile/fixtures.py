@@ -1,0 +1,92 @@
+"""pytest side of profiles on demand: `--profile CASE` (or the plan's `suites.profile.case`).
+
+When a run profiles a case, the plan's server is started with its profiler (harness.profile.capture), and after
+the case's measured repeats one more window of the same workload runs with the profiler on: its numbers are not
+the case's (the profiler slows the server), its traces land in `<run>/profiles/<case>/` and its top operators by
+self time in the report. A case the plan does not have is refused when the session starts, before any server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.bench.from_plan import plan_dynamic_cases, plan_static_cases
+from harness.config.plan import Plan
+from harness.profile.capture import capture, with_profiler
+from harness.results.case import CaseResult
+from harness.run import Run
+from harness.server.endpoint import Endpoint
+from harness.server.vllm import ServerConfig
+from harness.stash import PLAN_KEY
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("llmqual").addoption(
+        "--profile", default=None, metavar="CASE", help="profile the server around this serving case (its id)"
+    )
+
+
+def wanted_case(config: pytest.Config, plan: Plan) -> str | None:
+    """The case this run profiles on `plan`'s server, or None."""
+    given: str | None = config.getoption("--profile", None)
+    return given or plan.suites.profile.case
+
+
+def plan_case_ids(plan: Plan) -> list[str]:
+    return [c.id for c in plan_static_cases(plan)] + [c.id for c in plan_dynamic_cases(plan)]
+
+
+def check_profile_case(config: pytest.Config, plan: Plan) -> None:
+    """A profile asked for a case the plan does not have stops the session before anything starts."""
+    case = wanted_case(config, plan)
+    if case is not None and case not in plan_case_ids(plan):
+        source = "--profile" if config.getoption("--profile", None) else f"{plan.source}: suites.profile.case"
+        known = ", ".join(plan_case_ids(plan)) or "none (no static or dynamic cases)"
+        raise pytest.UsageError(f"{source} {case!r}: the plan {plan.name} has no such case; its cases: {known}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config) -> None:
+    """Every plan of the session is loaded once its tests are parametrised: check the profiled case now."""
+    for plan in config.stash.get(PLAN_KEY, {}).values():
+        check_profile_case(config, plan)
+
+
+def trace_dir(run: Run) -> Path:
+    return run.directory / "profiles" / "server"
+
+
+def profiled(config: pytest.Config, plan: Plan, server: ServerConfig, run: Run) -> ServerConfig:
+    """The plan's server, with its profiler on when this run profiles one of its cases."""
+    return server if wanted_case(config, plan) is None else with_profiler(server, trace_dir(run))
+
+
+class Profiler:
+    """`profiler(case_id, endpoint, work)`: the profile of `work()` as a case result when this run profiles
+    `case_id`, else None (and `work` is not run)."""
+
+    def __init__(self, config: pytest.Config, plan: Plan, run: Run) -> None:
+        self.case, self.top, self.run = wanted_case(config, plan), plan.suites.profile.top, run
+
+    def __call__(self, case_id: str, endpoint: Endpoint, work: Callable[[], object]) -> CaseResult | None:
+        if case_id != self.case:
+            return None
+        out = self.run.directory / "profiles" / case_id
+        found = capture(endpoint, trace_dir(self.run), out, work, self.top)
+        return CaseResult(
+            suite="profile",
+            case_id=case_id,
+            config={"folder": str(out.relative_to(self.run.directory)), "top_n": self.top},
+            metrics={"profiled_s": round(found.seconds, 3), "trace_files": len(found.files)},
+            checks={
+                "files": [str(f.relative_to(self.run.directory)) for f in found.files],
+                "top_operators": [op.as_json() for op in found.top],
+            },
+        )
+
+
+@pytest.fixture
+def profiler(request: pytest.FixtureRequest, plan: Plan, llmqual_run: Run) -> Profiler:
+    return Profiler(request.config, plan, llmqual_run)
