@@ -34,7 +34,7 @@ from harness.load.tokens import Tokens
 from harness.model.resolve import resolve_model
 from harness.paths import cache_root, inside
 from harness.platform.detect import detect
-from harness.profile.fixtures import profiled
+from harness.profile.selection import profiled
 from harness.results.index import RunIndex
 from harness.results.sink import CaseSink
 from harness.run import Run, new_run_id

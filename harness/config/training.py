@@ -98,6 +98,7 @@ class TrainingSpec(Frozen):
     save_steps: int = Field(100, ge=1)
     seed: int = Field(0, ge=0)
     # External launchers.
+    profile: bool = Field(False, description="DO_PROFILER=1 PROF_SAVE_PATH=<run>/training/<launcher>/profiling")
     llamafactory: LlamaFactorySpec | None = None
     mindspeed: MindSpeedSpec | None = None
     # What the curve must show.
@@ -117,6 +118,8 @@ class TrainingSpec(Frozen):
     def _launcher_configured(self) -> TrainingSpec:
         if self.launcher != "tiny" and getattr(self, self.launcher) is None:
             raise ValueError(f"launcher {self.launcher} needs a `{self.launcher}:` section")
+        if self.profile and self.launcher == "tiny":
+            raise ValueError("profile applies to the external launchers (llamafactory, mindspeed), not the tiny run")
         if self.resume_at is not None and (self.resume_at >= self.max_steps or self.resume_at % self.save_steps):
             raise ValueError("resume-at must be a multiple of save-steps below max-steps (a saved checkpoint)")
         return self

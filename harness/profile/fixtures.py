@@ -9,17 +9,15 @@ self time in the report. A case the plan does not have is refused when the sessi
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from harness.bench.from_plan import plan_dynamic_cases, plan_static_cases
 from harness.config.plan import Plan
-from harness.profile.capture import capture, with_profiler
+from harness.profile.capture import capture
+from harness.profile.selection import check_profile_case, trace_dir, wanted_case
 from harness.results.case import CaseResult
 from harness.run import Run
 from harness.server.endpoint import Endpoint
-from harness.server.vllm import ServerConfig
 from harness.stash import PLAN_KEY
 
 
@@ -29,38 +27,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def wanted_case(config: pytest.Config, plan: Plan) -> str | None:
-    """The case this run profiles on `plan`'s server, or None."""
-    given: str | None = config.getoption("--profile", None)
-    return given or plan.suites.profile.case
-
-
-def plan_case_ids(plan: Plan) -> list[str]:
-    return [c.id for c in plan_static_cases(plan)] + [c.id for c in plan_dynamic_cases(plan)]
-
-
-def check_profile_case(config: pytest.Config, plan: Plan) -> None:
-    """A profile asked for a case the plan does not have stops the session before anything starts."""
-    case = wanted_case(config, plan)
-    if case is not None and case not in plan_case_ids(plan):
-        source = "--profile" if config.getoption("--profile", None) else f"{plan.source}: suites.profile.case"
-        known = ", ".join(plan_case_ids(plan)) or "none (no static or dynamic cases)"
-        raise pytest.UsageError(f"{source} {case!r}: the plan {plan.name} has no such case; its cases: {known}")
-
-
 def pytest_collection_modifyitems(config: pytest.Config) -> None:
     """Every plan of the session is loaded once its tests are parametrised: check the profiled case now."""
     for plan in config.stash.get(PLAN_KEY, {}).values():
         check_profile_case(config, plan)
-
-
-def trace_dir(run: Run) -> Path:
-    return run.directory / "profiles" / "server"
-
-
-def profiled(config: pytest.Config, plan: Plan, server: ServerConfig, run: Run) -> ServerConfig:
-    """The plan's server, with its profiler on when this run profiles one of its cases."""
-    return server if wanted_case(config, plan) is None else with_profiler(server, trace_dir(run))
 
 
 class Profiler:

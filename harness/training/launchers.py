@@ -8,6 +8,7 @@ checked by `prepare` before the process starts, with the plan key to fix named.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -247,9 +248,15 @@ def prepare(training: TrainingSpec, model: Path, resolve: Resolve, out: Path, pl
     try:
         if training.launcher not in LAUNCHERS:
             raise LaunchConfigError("launcher", f"{training.launcher!r} runs in-process", "use " + ", ".join(LAUNCHERS))
-        return LAUNCHERS[training.launcher](training, model, resolve, out)
+        launch = LAUNCHERS[training.launcher](training, model, resolve, out)
     except LaunchConfigError as exc:
         raise PlanError(plan_source, f"suites.training.{exc.key}", exc.problem, exc.fix) from exc
+    if training.profile:
+        # The ModelArts guides' training scripts profile when DO_PROFILER=1, into PROF_SAVE_PATH: kept in the run.
+        profiling = out / "profiling"
+        env = {**launch.env, "DO_PROFILER": "1", "PROF_SAVE_PATH": str(profiling.resolve())}
+        launch = dataclasses.replace(launch, env=env)
+    return launch
 
 
 def run_to_end(

@@ -197,3 +197,20 @@ def test_a_hanging_run_is_stopped_whole_at_its_deadline(tmp_path: Path, model: P
     leader, child = (int(p) for p in pids.read_text().split())
     assert group_members(leader) == [], "the script and its background child are gone"
     assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+
+
+def test_profile_runs_the_script_with_the_guides_profiler_variables(tmp_path: Path, model: Path) -> None:
+    script = executable(
+        tmp_path / "fake_prof.sh", '#!/bin/bash\necho "DO_PROFILER=$DO_PROFILER PROF=$PROF_SAVE_PATH"\n'
+    )
+    spec = TrainingSpec.model_validate(
+        {"launcher": "mindspeed", "profile": True, "mindspeed": {"script": str(script), "vars": {}}}
+    )
+    launch = launchers.prepare(spec, model, Path, tmp_path / "out", "plan.yaml")
+    assert launch.env["DO_PROFILER"] == "1"
+    assert launch.env["PROF_SAVE_PATH"] == str((tmp_path / "out" / "profiling").resolve())
+    with pytest.raises(TrainingError):  # the fake writes no loss log; what matters is what it was started with
+        launchers.run_launch(launch, timeout_s=60)
+    assert f"DO_PROFILER=1 PROF={tmp_path / 'out' / 'profiling'}" in launch.console.read_text()
+    with pytest.raises(ValueError, match="profile applies to the external launchers"):
+        TrainingSpec.model_validate({"profile": True})

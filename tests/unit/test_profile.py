@@ -11,8 +11,8 @@ import pytest
 
 from harness.config.plan import ServerSpec, load_plan
 from harness.profile.capture import with_profiler
-from harness.profile.fixtures import check_profile_case
 from harness.profile.operators import npu_operator_times, operators_of, self_times, trace_files
+from harness.profile.selection import check_profile_case
 from harness.server.vllm import ServerConfig
 
 REPO = Path(__file__).resolve().parents[2]
