@@ -38,6 +38,7 @@ class LoadSettings:
     min_requests: int = 0
     min_seconds: float = 0.0
     client_cpus: tuple[int, ...] | None = None  # the cores the client runs on while it sends (harness.runtime.affinity)
+    client_workers: int = 1  # processes the requests are sharded over (harness.load.workers), one core each
     progress: Callable[[str, int, int], None] | None = None  # (case id, requests done, requests in all)
     num_speculative_tokens: int = -1  # the server's k: >= 0 adds per-request acceptance rates (harness.metrics.spec)
 

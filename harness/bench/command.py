@@ -26,6 +26,7 @@ import numpy as np
 from harness.bench import ascendcloud
 from harness.bench.cases import BenchInputError, LoadSettings, StaticCase, dynamic_cases, static_cases
 from harness.bench.execute import measure_dynamic, measure_static
+from harness.capacity import sla_command
 from harness.client.openai import Route
 from harness.errors import EndpointError
 from harness.load.datasets import LOADERS, DatasetError, load_dataset, select
@@ -104,6 +105,9 @@ def _common(parser: argparse.ArgumentParser, csv_default: str) -> None:
     protocol.add_argument(
         "--client-cpus", type=int, nargs="+", default=None, help="cores the client runs on while it measures"
     )
+    protocol.add_argument(
+        "--client-workers", type=int, default=1, help="processes the requests are sharded over (one core each)"
+    )
     vllm = parser.add_argument_group("vLLM result files (as `vllm bench serve --save-result` writes them)")
     vllm.add_argument("--save-result", action="store_true", help="one vLLM result JSON per case")
     vllm.add_argument("--save-detailed", action="store_true", help="with the per-request arrays")
@@ -158,6 +162,7 @@ def add_parser(commands: Any) -> None:
     dynamic.add_argument("--max-concurrency", type=int, default=None)
     dynamic.add_argument("--goodput", nargs="+", default=None, help="SLOs as KEY:MS (ttft, tpot, e2el)")
     dynamic.set_defaults(run=_cmd_dynamic)
+    sla_command.add_parser(kinds)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -188,6 +193,8 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _settings(args: argparse.Namespace, route: Route) -> LoadSettings:
+    if args.client_workers < 1:
+        raise BenchInputError(f"--client-workers {args.client_workers}: give at least 1 (one process)")
     problem = placement_problem(args.client_cpus)
     if problem:
         raise BenchInputError(f"--client-cpus: {problem}; list cores from that set or drop the option")
@@ -203,6 +210,7 @@ def _settings(args: argparse.Namespace, route: Route) -> LoadSettings:
         min_requests=args.min_requests,
         min_seconds=args.min_seconds,
         client_cpus=tuple(args.client_cpus) if args.client_cpus else None,
+        client_workers=args.client_workers,
         num_speculative_tokens=getattr(args, "num_speculative_tokens", -1) if getattr(args, "use_spec_decode", False)
         else -1,
     )  # fmt: skip

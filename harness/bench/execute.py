@@ -30,11 +30,12 @@ from harness.bench.protocol import (
 )
 from harness.client.openai import RequestRecord, send_request
 from harness.errors import ServerStopped
-from harness.load.loops import LoopClock, Payload, closed_loop, frozen_gc, open_loop
+from harness.load.loops import ClosedLoop, LoopShape, OpenLoop, Payload, frozen_gc
 from harness.load.samples import Sample, payload
 from harness.load.schedule import arrival_offsets, realised_rate
 from harness.load.synthetic import random_samples
 from harness.load.tokens import Tokens
+from harness.load.workers import run_sharded
 from harness.metrics.audit import Asked, token_audit
 from harness.metrics.health import client_health
 from harness.metrics.serving import SLO, summarise
@@ -99,30 +100,67 @@ async def _drive(
     return records
 
 
+def _records(
+    endpoint: Endpoint, settings: LoadSettings, payloads: list[Payload], shape: LoopShape, case_id: str
+) -> tuple[list[RequestRecord], list[list[int]]]:
+    """Send `payloads` with `shape`: in this process, or over `client-workers` worker processes (their parts)."""
+    if settings.client_workers > 1:
+        sharded = run_sharded(
+            endpoint,
+            settings.route,
+            settings.request_timeout_s,
+            settings.case_deadline_s,
+            shape,
+            payloads,
+            settings.client_workers,
+            settings.client_cpus,
+        )
+        return sharded.records, sharded.parts
+
+    async def loop(send: Callable[[Payload], Awaitable[RequestRecord]], bodies: list[Payload]) -> list[RequestRecord]:
+        return await shape.run(send, bodies, settings.case_deadline_s)
+
+    with frozen_gc(), pinned(settings.client_cpus):
+        return asyncio.run(_drive(endpoint, settings, payloads, loop, case_id)), []
+
+
+def _worker_health(
+    records: list[RequestRecord], parts: list[list[int]], scheduled_rate: float | None, settings: LoadSettings
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The self-check of each worker on its own requests (its share of the schedule's rate)."""
+    checks, reasons = [], []
+    for w, indices in enumerate(parts):
+        share = None if scheduled_rate is None else scheduled_rate * len(indices) / len(records)
+        health = client_health([records[i] for i in indices], share, settings.limits)
+        checks.append({"valid": health.valid, "requests": len(indices), **health.numbers})
+        reasons += [f"worker {w}: {reason}" for reason in health.reasons]
+    return checks, reasons
+
+
 def measure(
     endpoint: Endpoint,
     tokens: Tokens,
     samples: Sequence[Sample],
     settings: LoadSettings,
-    loop: Loop,
+    shape: LoopShape,
     suite: str,
     case_id: str,
     config: dict[str, Any],
     scheduled_rate: float | None = None,
     slo: SLO | None = None,
 ) -> CaseResult:
-    """Send `samples` with `loop` and turn what happened into a CaseResult."""
+    """Send `samples` with `shape` and turn what happened into a CaseResult."""
     for i, sample in enumerate(samples):
         check_fits(sample.prompt_len, sample.output_len, endpoint.max_model_len, f"{case_id} request {i}")
     payloads = [payload(s, settings.route, settings.ignore_eos, settings.extra_body) for s in samples]
     before = scrape(endpoint)
-    with frozen_gc(), pinned(settings.client_cpus):
-        records = asyncio.run(_drive(endpoint, settings, payloads, loop, case_id))
+    records, parts = _records(endpoint, settings, payloads, shape, case_id)
     after = scrape(endpoint)
     metrics = summarise(records, slo or SLO())
     if settings.num_speculative_tokens >= 0:
         metrics.update(acceptance_summary(records, settings.num_speculative_tokens))
     health = client_health(records, scheduled_rate, settings.limits)
+    workers, worker_reasons = _worker_health(records, parts, scheduled_rate, settings)
     asked = [Asked(s.prompt_len, s.output_len) for s in samples]
     audit = token_audit(
         asked, records, tokens.output_len, settings.ignore_eos, compare_input=settings.route == "completions"
@@ -136,6 +174,7 @@ def measure(
         "base_url": endpoint.base_url,
         "tokenizer": tokens.name,
         "seed": settings.seed,
+        "client_workers": max(1, len(parts)),
         **({"deployment": endpoint.deployment} if endpoint.deployment else {}),  # measured through a P/D proxy
         # what was asked, as the AscendCloud CSVs report lengths (the mean over the run's requests)
         "mean_prompt_tokens": float(np.mean([s.prompt_len for s in samples])) if samples else None,
@@ -146,8 +185,12 @@ def measure(
         case_id=case_id,
         config=full_config,
         metrics=metrics,
-        checks={"client": {"valid": health.valid, **health.numbers}, "token_audit": audit, "server": signals},
-        invalid_reasons=list(health.reasons),
+        checks={
+            "client": {"valid": health.valid and not worker_reasons, **health.numbers, "workers": workers},
+            "token_audit": audit,
+            "server": signals,
+        },
+        invalid_reasons=[*health.reasons, *worker_reasons],
         records=records if settings.save_records else None,
     )
 
@@ -170,12 +213,8 @@ def run_static(
 ) -> CaseResult:
     """A closed-loop case: exactly `case.parallel` requests in flight until `parallel x epochs` are done."""
     samples = list(samples) if samples is not None else static_samples(tokens, case, settings.seed)
-
-    async def loop(send: Callable[[Payload], Awaitable[RequestRecord]], payloads: list[Payload]) -> list[RequestRecord]:
-        return await closed_loop(send, payloads, case.parallel, settings.case_deadline_s, LoopClock())
-
     config = {**dataclasses.asdict(case), "parallel_num": case.parallel, "num_requests": len(samples)}
-    return measure(endpoint, tokens, samples, settings, loop, suite, case.id, config)
+    return measure(endpoint, tokens, samples, settings, ClosedLoop(case.parallel), suite, case.id, config)
 
 
 def run_dynamic(
@@ -189,9 +228,7 @@ def run_dynamic(
     """An open-loop case: requests sent at Poisson (gamma) arrival times, optionally under a concurrency cap."""
     rng = np.random.default_rng([settings.seed, case.num_prompts])
     offsets = arrival_offsets(len(samples), case.request_rate, case.burstiness, rng)
-
-    async def loop(send: Callable[[Payload], Awaitable[RequestRecord]], payloads: list[Payload]) -> list[RequestRecord]:
-        return await open_loop(send, payloads, offsets, settings.case_deadline_s, case.max_concurrency, LoopClock())
+    shape = OpenLoop(tuple(float(o) for o in offsets), case.max_concurrency)
 
     config = {
         "request_rate": case.request_rate,
@@ -204,7 +241,7 @@ def run_dynamic(
         "schedule_rate": realised_rate(offsets),
     }
     scheduled = None if math.isinf(case.request_rate) else realised_rate(offsets)
-    return measure(endpoint, tokens, samples, settings, loop, "serving.dynamic", case.id, config, scheduled, case.slo)
+    return measure(endpoint, tokens, samples, settings, shape, "serving.dynamic", case.id, config, scheduled, case.slo)
 
 
 Progress = Callable[[CaseResult], None]  # told the case so far after each repeat but the last (written at once)

@@ -36,6 +36,7 @@ def load_settings(plan: Plan) -> LoadSettings:
         min_requests=load.min_requests,
         min_seconds=load.min_seconds,
         client_cpus=load.client_cpus,
+        client_workers=load.client_workers,
     )
 
 

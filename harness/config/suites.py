@@ -46,6 +46,9 @@ class LoadSpec(Frozen):
     client_cpus: tuple[int, ...] | None = Field(
         None, min_length=1, description="cores the client runs on while it measures (Linux affinity)"
     )
+    client_workers: int = Field(
+        1, ge=1, le=256, description="processes one case's requests are sharded over, each on a client-cpus core"
+    )
 
 
 class StaticSpec(Frozen):

@@ -131,8 +131,12 @@ async def open_loop(
     deadline_s: float,
     max_concurrency: int | None = None,
     clock: LoopClock = LoopClock(),
+    start: float | None = None,
 ) -> list[RequestRecord]:
     """Send payload i at `offsets[i]` seconds after the start, whatever the server's state (open loop).
+
+    `start` (on `clock`) is now by default; a worker of a sharded client gets the shared start of the whole
+    schedule (harness.load.workers), so its arrivals keep their places in the global one.
 
     One dispatcher walks the schedule and starts each request when it is due, so the cost of waiting does not
     grow with the number of requests. With `max_concurrency`, a due request waits for a free slot; that wait is
@@ -162,11 +166,12 @@ async def open_loop(
             slots.cut(index, scheduled, released, sent)
             raise
 
+    began = clock.now() if start is None else start
+
     async def dispatch() -> None:
-        start = clock.now()
         for index, offset in enumerate(offsets):
-            await wait_until(start + offset, clock)
-            requests.append(asyncio.create_task(one(index, start + offset, clock.now())))
+            await wait_until(began + offset, clock)
+            requests.append(asyncio.create_task(one(index, began + offset, clock.now())))
 
     dispatcher = asyncio.create_task(dispatch())
     deadline = clock.now() + deadline_s
@@ -182,3 +187,47 @@ async def open_loop(
     for index in range(len(payloads)):
         slots.cut(index, None, None, None)
     return slots.done()
+
+
+@dataclass(frozen=True)
+class OpenLoop:
+    """An open loop's schedule, as data: it can be run here or split over worker processes."""
+
+    offsets: tuple[float, ...]
+    max_concurrency: int | None = None
+
+    async def run(
+        self, send: Send, payloads: Sequence[Payload], deadline_s: float, start: float | None = None
+    ) -> list[RequestRecord]:
+        return await open_loop(send, payloads, self.offsets, deadline_s, self.max_concurrency, LoopClock(), start)
+
+    def part(self, indices: Sequence[int], share: int) -> OpenLoop:
+        """The arrivals at `indices` of the global schedule; a concurrency cap split into `share` (its part)."""
+        return OpenLoop(tuple(self.offsets[i] for i in indices), share if self.max_concurrency else None)
+
+    @property
+    def limit(self) -> int | None:
+        return self.max_concurrency
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """A closed loop's concurrency, as data."""
+
+    concurrency: int
+
+    async def run(
+        self, send: Send, payloads: Sequence[Payload], deadline_s: float, start: float | None = None
+    ) -> list[RequestRecord]:
+        return await closed_loop(send, payloads, self.concurrency, deadline_s)
+
+    def part(self, indices: Sequence[int], share: int) -> ClosedLoop:
+        del indices
+        return ClosedLoop(share)
+
+    @property
+    def limit(self) -> int | None:
+        return self.concurrency
+
+
+LoopShape = OpenLoop | ClosedLoop

@@ -27,7 +27,7 @@ _LIVE_GROUPS: set[int] = set()
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to SIGTERM the child if the harness dies without cleaning up (e.g. SIGKILL)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -47,7 +47,7 @@ def _lower_priority(nice: int) -> None:  # pragma: no cover - runs in the child 
 
 
 def _prepare_child(nice: int, cpus: Sequence[int] | None) -> None:  # pragma: no cover - runs in the child
-    _die_with_parent()
+    die_with_parent()
     if nice:
         _lower_priority(nice)
     if cpus:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,29 +23,11 @@ from harness.load.loops import Payload, frozen_gc, open_loop
 from harness.load.schedule import arrival_offsets
 from harness.metrics.health import lags, send_rate
 from harness.metrics.stats import percentile
-from harness.runtime.process import ManagedProcess
 from harness.server.endpoint import Endpoint
-from tests.integration.procs import REPO
 
 EVENTS = 16
 SECONDS = 2.0
 RATES = [250, 500, 1000, 2000, 3000, 4000]
-
-
-@pytest.fixture(scope="module")
-def fake_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("needs two CPUs: one for the fake server, one for the client")
-    folder = tmp_path_factory.mktemp("fake")
-    port_file = folder / "url"
-    argv = [sys.executable, "-m", "tests.fakes", "--mode", "fast", "--port-file", str(port_file), "--cpu", "1"]
-    with ManagedProcess(argv, folder / "fake.log", cwd=REPO, stop_grace_s=5) as process:
-        deadline = time.monotonic() + 30
-        while not port_file.exists() or not port_file.read_text():
-            assert process.returncode() is None, process.log_tail()
-            assert time.monotonic() < deadline, "the fake server did not start within 30 s"
-            time.sleep(0.05)
-        yield Endpoint(port_file.read_text(), "fake")
 
 
 @pytest.fixture

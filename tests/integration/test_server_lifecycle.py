@@ -50,9 +50,10 @@ ACCURACY_CASES = len(plan_tasks(load_plan(PLAN)))
 TRAINING_TESTS = 5
 AB_COMPARISONS = len(load_plan(PLAN).ab.comparisons)  # type: ignore[union-attr]
 PD_CHECKS = 2  # suites/serving/test_disaggregated.py: skipped, the CPU plan has no deployment section
+CAPACITY_TESTS = 2  # the probe and the rate search: skipped, the main plan has no capacity or sla section
 MAIN_JOB = {
     "passed": SMOKE_TESTS + STATIC_CASES + 1 + DYNAMIC_CASES + AB_COMPARISONS + ACCURACY_CASES + 1 + TRAINING_TESTS,
-    "skipped": 1 + PD_CHECKS,
+    "skipped": 1 + PD_CHECKS + CAPACITY_TESTS,
 }
 # Against --endpoint the tests that start their own servers skip: quantisation and A/B. (The training suite trains
 # and scores its checkpoints in process, so it runs either way.)

@@ -1,0 +1,78 @@
+"""`llmqual bench sla`: the highest request rate within a plan's latency objectives (its suites.sla section).
+
+    llmqual bench sla --plan fixtures/plans/cpu-tiny-capacity.yaml [--base-url URL] [--out DIR]
+
+Against the server at --base-url, else the plan's own server, started for the search and stopped after. Each step
+is appended to DIR/steps.jsonl as it ends (default `reports/sla-<time>/`), the knee to DIR/knee.json at the end.
+Exit 0 when the knee is bracketed (a rate that held, the next one up that did not), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from harness.bench.from_plan import load_settings
+from harness.capacity.sla import knee_result, run_sla_search
+from harness.config.plan import Plan, load_plan
+from harness.errors import PlanError
+from harness.load.tokens import Tokens
+from harness.model.resolve import resolve_model
+from harness.paths import cache_root
+from harness.results.case import write_json
+from harness.runtime.interrupt import sigterm_interrupts
+from harness.server.endpoint import Endpoint, connect_endpoint
+from harness.server.vllm import VLLMServer, server_config
+
+
+def add_parser(kinds: Any) -> None:
+    sla = kinds.add_parser("sla", help="the highest request rate within the plan's objectives (suites.sla)")
+    sla.add_argument("--plan", required=True)
+    sla.add_argument("--base-url", default=None, help="a running server (default: start the plan's)")
+    sla.add_argument("--api-key", default=None)
+    sla.add_argument("--served-model-name", default=None)
+    sla.add_argument("--out", type=Path, default=None, help="output folder (default reports/sla-<time>)")
+    sla.set_defaults(run=_cmd_sla)
+
+
+@contextlib.contextmanager
+def _endpoint(args: argparse.Namespace, plan: Plan, model: Path, cache: Path, out: Path) -> Iterator[Endpoint]:
+    if args.base_url:
+        yield connect_endpoint(args.base_url, args.api_key, args.served_model_name or plan.server.served_model_name)
+        return
+    with VLLMServer(server_config(plan, model, cache), out / "vllm.log") as server:
+        yield server.endpoint
+
+
+def _cmd_sla(args: argparse.Namespace) -> int:
+    plan = load_plan(args.plan)
+    spec = plan.suites.sla
+    if spec is None:
+        raise PlanError(
+            plan.source, "suites.sla", "missing", "add the objectives and the rate bracket (docs/capacity.md)"
+        )
+    plan.check_runnable()
+    cache = cache_root()
+    model = resolve_model(plan, cache)
+    out: Path = args.out or Path("reports") / time.strftime("sla-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    sigterm_interrupts()
+    with contextlib.suppress(KeyboardInterrupt), _endpoint(args, plan, model, cache, out) as endpoint:
+        found, steps = run_sla_search(endpoint, Tokens.load(model), spec, load_settings(plan), out, _say)
+        write_json(out / "knee.json", knee_result(found, spec, steps).document())
+        if found.knee is None:
+            print(f"no rate met the objectives, not even rate-low {spec.rate_low:g} req/s; steps in {out}")
+            return 1
+        above = f", not at {found.above:g}" if found.above is not None else " (rate-high: raise it to bracket)"
+        print(f"sustainable at {found.knee:g} req/s{above}; written to {out}")
+        return 0 if found.above is not None and found.stopped is None else 1
+    print(f"interrupted; the steps measured are in {out}")
+    return 130
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
