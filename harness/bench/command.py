@@ -26,6 +26,7 @@ import numpy as np
 from harness.bench import ascendcloud
 from harness.bench.cases import BenchInputError, LoadSettings, StaticCase, dynamic_cases, static_cases
 from harness.bench.execute import measure_dynamic, measure_static
+from harness.bench.protocol import CALIBRATIONS
 from harness.capacity import sla_command
 from harness.client.openai import Route
 from harness.errors import EndpointError
@@ -391,7 +392,9 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
     if args.dataset_type == "random":
         label = f"random-{args.random_input_len}-{args.random_output_len}"
         rng = np.random.default_rng(args.seed)
-        count = (args.repeats + 1) * sum(max(n, args.min_requests) for n in args.num_prompts)
+        # Every case takes disjoint slices: its warm-up's, each calibration window's, one per repeat (the protocol).
+        slots = 1 + CALIBRATIONS + args.repeats
+        count = slots * sum(max(n, args.min_requests) for n in args.num_prompts)
         pool = random_samples(tokens, count, args.random_input_len, args.random_output_len, rng)
         records = select(pool, len(pool), fixed_output_len=args.fixed_output_len)
     else:

@@ -163,7 +163,7 @@ def measure(
     workers, worker_reasons = _worker_health(records, parts, scheduled_rate, settings)
     asked = [Asked(s.prompt_len, s.output_len) for s in samples]
     audit = token_audit(
-        asked, records, tokens.output_len, settings.ignore_eos, compare_input=settings.route == "completions"
+        asked, records, tokens.output_lens, settings.ignore_eos, compare_input=settings.route == "completions"
     )
     signals = server_signals(before or {}, after or {}) if before is not None and after is not None else {}
     full_config = {

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import aiohttp
+import msgspec
 
 from harness.client.sse import SSEParser
 from harness.server.endpoint import Endpoint
@@ -170,6 +171,18 @@ def _read_usage(usage: Any, record: RequestRecord) -> None:
     record.completion_tokens = _count(usage, "completion_tokens")
 
 
+_decode_event = msgspec.json.Decoder().decode
+
+
+def _event(data: str) -> Any:
+    """One event's JSON. msgspec's decoder first (a fifth of json's cost per event, the client's main loop cost);
+    json's for what only it reads (NaN, Infinity), so the two accept the same documents."""
+    try:
+        return _decode_event(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
+
+
 async def _read_stream(response: aiohttp.ClientResponse, record: RequestRecord, clock: Callable[[], float]) -> None:
     parser = SSEParser()
     done = False
@@ -179,7 +192,7 @@ async def _read_stream(response: aiohttp.ClientResponse, record: RequestRecord, 
             if data == "[DONE]":
                 done = True
                 continue
-            event = _object(json.loads(data), "an event")
+            event = _object(_event(data), "an event")
             if "error" in event:
                 record.error, record.error_detail = "stream", json.dumps(event["error"])[:2000]
                 return

@@ -16,24 +16,23 @@ class SSEParser:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[str]:
-        self._buffer += chunk
+        """The chunk is split into lines once (a whole stream often arrives in one chunk: splitting it line by
+        line, copying the rest each time, cost the client as much as decoding the events)."""
+        lines = (self._buffer + chunk).split(b"\n")
+        self._buffer = lines.pop()  # the line still open
         events: list[str] = []
-        while True:
-            cut = self._buffer.find(b"\n")
-            if cut < 0:
-                return events
-            raw, self._buffer = self._buffer[:cut], self._buffer[cut + 1 :]
-            line = raw.rstrip(b"\r").decode("utf-8", "replace")
+        for raw in lines:
+            line = raw[:-1] if raw.endswith(b"\r") else raw
             if not line:
                 if self._data:
                     events.append("\n".join(self._data))
                     self._data = []
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            if name == "data":
-                self._data.append(value[1:] if value.startswith(" ") else value)
+            elif line.startswith(b"data:"):
+                value = line[6:] if line.startswith(b"data: ") else line[5:]
+                self._data.append(value.decode("utf-8", "replace"))
+            elif line == b"data":  # a field without a colon has an empty value
+                self._data.append("")
+        return events
 
     def pending(self) -> bool:
         """True if bytes or an unterminated event are left over (a stream cut short)."""

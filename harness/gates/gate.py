@@ -37,8 +37,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats
-
 from harness.gates.directions import direction
 
 Outcome = Literal["pass", "fail", "inconclusive"]
@@ -91,6 +89,14 @@ def _spread(base: list[float], cand: list[float]) -> tuple[float, float] | None:
     return math.sqrt(se2), df
 
 
+def t_quantile(confidence: float, df: float) -> float:
+    """Student's t quantile. scipy is imported here, not with the module: its stats package costs 0.7 s of CPU
+    at start-up, which every `llmqual` command would pay (the config package imports the gate's policy)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(confidence, df))
+
+
 POWER_Z = 1.6448536269514722  # z of 95%: the power at which the resolution is stated
 
 
@@ -102,7 +108,7 @@ def _decide(
     metric: str, change: float, se_rel: float, df: float, policy: GatePolicy, counts: str
 ) -> tuple[Outcome, str, float, float, float]:
     """(outcome, message, low, high, resolution) for a relative `change` with standard error `se_rel`."""
-    margin = float(stats.t.ppf(policy.confidence, df)) * se_rel if se_rel > 0 else 0.0
+    margin = t_quantile(policy.confidence, df) * se_rel if se_rel > 0 else 0.0
     low, high = change - margin, change + margin
     res = _resolution(margin, se_rel, policy)
     numbers = f"{change:+.2%} ({low:+.2%} .. {high:+.2%} at {policy.confidence:.0%}; {counts}; resolution {res:.1%})"

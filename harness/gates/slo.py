@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats
+from harness.gates.gate import t_quantile
 
 SLOOutcome = Literal["holds", "violated", "uncertain"]
 
@@ -55,7 +55,7 @@ def objective_verdict(
         return ObjectiveVerdict(metric, bound, at_most, "uncertain", mean, mean, mean, clean)
     mean = statistics.fmean(clean)
     se = statistics.stdev(clean) / math.sqrt(len(clean))
-    margin = float(stats.t.ppf(confidence, len(clean) - 1)) * se
+    margin = t_quantile(confidence, len(clean) - 1) * se
     low, high = mean - margin, mean + margin
     worst, best = (high, low) if at_most else (low, high)
     outcome: SLOOutcome = "uncertain"

@@ -21,7 +21,7 @@ def random_samples(
     tokens: Tokens, count: int, input_len: int, output_len: int, rng: np.random.Generator
 ) -> list[Sample]:
     """`count` random prompts of exactly `input_len` tokens, each asking for `output_len` tokens."""
-    return [Sample(tokens.text_of_length(input_len, rng), input_len, output_len) for _ in range(count)]
+    return [Sample(text, input_len, output_len) for text in tokens.texts_of_length(count, input_len, rng)]
 
 
 def prefix_samples(

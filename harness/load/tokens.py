@@ -6,6 +6,7 @@ adds (a BOS), which is what `usage.prompt_tokens` reports for /v1/completions; a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -31,10 +32,11 @@ class Tokens:
 
     @classmethod
     def load(cls, path: str | Path) -> Tokens:
-        from transformers import AutoTokenizer
-
+        """The tokenizer AutoTokenizer would load from `path`. A fast class named in its tokenizer_config.json is
+        imported by itself: AutoTokenizer imports transformers' model registry (and torch) first, 5 s of CPU here
+        against 0.8 s, paid by every `llmqual bench` run."""
         try:
-            return cls(AutoTokenizer.from_pretrained(str(path)), str(path))
+            return cls(_fast_class(Path(path)).from_pretrained(str(path)), str(path))
         except (OSError, ValueError) as exc:
             raise TokenizerError(f"cannot load a tokenizer from {path}: {exc}") from exc
 
@@ -47,6 +49,17 @@ class Tokens:
 
     def output_len(self, text: str) -> int:
         return len(self._tok(text, add_special_tokens=False).input_ids)
+
+    def output_lens(self, texts: Sequence[str]) -> list[int]:
+        """`output_len` of each text, in one batch (the Rust tokenizer encodes a batch at once)."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self._tok(list(texts), add_special_tokens=False).input_ids]
+
+    def prompt_lens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(ids) for ids in self._tok(list(texts)).input_ids]
 
     def special_overhead(self) -> int:
         """Tokens the tokenizer adds around any prompt (a BOS)."""
@@ -70,6 +83,32 @@ class Tokens:
             raise TokenizerError(f"tokenizer {self.name} has no plain tokens to build prompts from")
         return np.asarray(keep)
 
+    def texts_of_length(self, count: int, length: int, rng: np.random.Generator) -> list[str]:
+        """`count` random prompts of exactly `length` tokens, drawn as `text_of_length` draws them, the first
+        encoding of all of them in one batch (most are exact at once; the others are fitted one by one)."""
+        floor = self.prompt_len("")
+        if length < floor:
+            raise TokenizerError(f"a prompt of {length} tokens cannot hold the {floor} tokens of its prefix")
+        drafts = [list(rng.choice(self.plain_ids, size=length - floor)) for _ in range(count)]
+        texts = [self.decode(ids) for ids in drafts]
+        for i, have in enumerate(self.prompt_lens(texts)):
+            if have != length:
+                texts[i] = self._fit(drafts[i], have, length, rng, "")
+        return texts
+
+    def _fit(self, ids: list[int], have: int, length: int, rng: np.random.Generator, prefix: str) -> str:
+        """Adjust `ids` (whose text after `prefix` is `have` tokens) a token at a time to exactly `length`."""
+        for _ in range(MAX_FIT_ROUNDS):
+            if have > length:
+                ids = ids[: max(0, len(ids) - (have - length))]
+            else:
+                ids += list(rng.choice(self.plain_ids, size=length - have))
+            text = prefix + self.decode(ids)
+            have = self.prompt_len(text)
+            if have == length:
+                return text
+        raise TokenizerError(f"could not make a prompt of exactly {length} tokens with {self.name}")
+
     def text_of_length(self, length: int, rng: np.random.Generator, prefix: str = "") -> str:
         """Random text that, after `prefix`, makes a prompt of exactly `length` tokens (as the server counts them).
 
@@ -80,13 +119,26 @@ class Tokens:
         if length < floor:
             raise TokenizerError(f"a prompt of {length} tokens cannot hold the {floor} tokens of its prefix")
         ids = list(rng.choice(self.plain_ids, size=length - floor))
-        for _ in range(MAX_FIT_ROUNDS):
-            text = prefix + self.decode(ids)
-            have = self.prompt_len(text)
-            if have == length:
-                return text
-            if have > length:
-                ids = ids[: max(0, len(ids) - (have - length))]
-            else:
-                ids += list(rng.choice(self.plain_ids, size=length - have))
-        raise TokenizerError(f"could not make a prompt of exactly {length} tokens with {self.name}")
+        text = prefix + self.decode(ids)
+        have = self.prompt_len(text)
+        return text if have == length else self._fit(ids, have, length, rng, prefix)
+
+
+FAST_BASES = ("PreTrainedTokenizerFast", "TokenizersBackend")
+
+
+def _fast_class(folder: Path) -> Any:
+    """The class AutoTokenizer picks for `folder` when its config names a fast one; AutoTokenizer otherwise."""
+    import importlib
+
+    try:
+        named = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError):
+        named = None
+    if isinstance(named, str) and (named.endswith("Fast") or named in FAST_BASES):
+        found = getattr(importlib.import_module("transformers"), named, None)
+        if found is not None:
+            return found
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer

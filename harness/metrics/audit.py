@@ -27,14 +27,14 @@ class Asked:
 def token_audit(
     asked: Sequence[Asked],
     records: Sequence[RequestRecord],
-    count_output: Callable[[str], int],
+    count_outputs: Callable[[list[str]], list[int]],
     ignore_eos: bool,
     compare_input: bool = True,
 ) -> dict[str, Any]:
     """Audit counts; `compare_input` is False when the server adds tokens the harness does not (chat templates)."""
     pairs = [(a, r) for a, r in zip(asked, records, strict=True) if r.ok and r.content_times]
     served = [(a, r) for a, r in pairs if r.completion_tokens is not None]
-    retokenised = [count_output(r.text) for _, r in pairs]
+    retokenised = count_outputs([r.text for _, r in pairs])
     short = [(a, r) for a, r in served if r.completion_tokens is not None and r.completion_tokens < a.output_tokens]
     audit: dict[str, Any] = {
         "requests_audited": len(pairs),

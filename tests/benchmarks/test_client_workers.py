@@ -33,7 +33,7 @@ from harness.load.workers import run_sharded
 from harness.server.endpoint import Endpoint
 from tests.integration.servers import PLAN, Served, tiny_server
 
-EVENTS = 32
+EVENTS = 128
 REQUESTS = 6000
 IN_FLIGHT = 128
 

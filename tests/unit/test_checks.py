@@ -51,7 +51,9 @@ def test_audit_flags_ignore_eos_not_honoured_and_wrong_lengths() -> None:
     stopped = done(0.0, [0.1] * 3, prompt=20)
     stopped.finish_reason = "stop"  # EOS ended it although ignore_eos was asked
     long_prompt = done(0.0, [0.1] * 8, prompt=21)
-    audit = token_audit([Asked(20, 8)] * 3, [good, stopped, long_prompt], lambda text: 8, ignore_eos=True)
+    audit = token_audit(
+        [Asked(20, 8)] * 3, [good, stopped, long_prompt], lambda texts: [8] * len(texts), ignore_eos=True
+    )
     assert audit["ignore_eos_not_honoured"] == 1
     assert audit["output_length_mismatches"] == 1
     assert audit["input_length_mismatches"] == 1
@@ -62,7 +64,7 @@ def test_audit_flags_ignore_eos_not_honoured_and_wrong_lengths() -> None:
 
 def test_audit_of_a_clean_run_has_no_problems_and_skips_chat_input_check() -> None:
     records = [done(0.0, [0.1] * 4, prompt=30)]
-    audit = token_audit([Asked(20, 4)], records, lambda text: 5, ignore_eos=True, compare_input=False)
+    audit = token_audit([Asked(20, 4)], records, lambda texts: [5] * len(texts), ignore_eos=True, compare_input=False)
     assert audit["problems"] == []
     assert audit["input_length_mismatches"] is None
     assert audit["retokenised_differs"] == 1, "reported, not judged"
