@@ -29,3 +29,21 @@ def test_a_workers_part_keeps_its_arrivals_global_times() -> None:
     assert OpenLoop((0.0, 1.0)).part([1], 0) == OpenLoop((1.0,), None)
     assert ClosedLoop(16).part([0, 2], share_of(16, 0, 3)) == ClosedLoop(6)
     assert parts_of(10, 4, ClosedLoop(2).limit) == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]], "one worker per slot at most"
+
+
+def test_each_worker_is_judged_on_its_own_requests() -> None:
+    from harness.bench.cases import LoadSettings
+    from harness.bench.execute import _worker_health
+    from harness.client.openai import RequestRecord
+
+    def sent(at: float, lag: float) -> RequestRecord:
+        return RequestRecord(sent=at + lag, scheduled=at, released=at + lag, content_times=[at + lag + 0.01])
+
+    # Worker 0 keeps to its schedule; worker 1 sends every request 80 ms late (it fell behind).
+    records = [sent(i * 0.01, 0.0 if i % 2 == 0 else 0.08) for i in range(100)]
+    parts = [list(range(0, 100, 2)), list(range(1, 100, 2))]
+    checks, reasons = _worker_health(records, parts, 100.0, LoadSettings())
+    assert [c["valid"] for c in checks] == [True, False]
+    assert [c["requests"] for c in checks] == [50, 50]
+    assert len(reasons) == 1
+    assert reasons[0].startswith("worker 1: p99 schedule lag 80.0 ms is over the limit")
