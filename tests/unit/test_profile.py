@@ -54,9 +54,10 @@ def test_reads_torch_traces_and_torch_npu_statistics(tmp_path: Path) -> None:
     (npu / "w_ascend_pt" / "ASCEND_PROFILER_OUTPUT").mkdir(parents=True)
     statistic = npu / "w_ascend_pt" / "ASCEND_PROFILER_OUTPUT" / "op_statistic.csv"
     statistic.write_text(
-        "OP Type,Core Type,Count,Total Time(us),Min Time(us),Avg Time(us),Max Time(us),Ratio(%)\n"
-        "MatMulV2,AI_CORE,120,5400.5,10,45,90,60.0\n"
-        "FlashAttentionScore,AI_CORE,40,3600,50,90,120,40.0\n"
+        # torch_npu's header (ASCEND_PROFILER_OUTPUT/op_statistic.csv, as Ascend's msprof tools document it)
+        "Device_id,OP Type,Core Type,Count,Total Time(us),Min Time(us),Avg Time(us),Max Time(us),Ratio(%)\n"
+        "0,MatMulV2,AI_CORE,120,5400.5,10,45,90,60.0\n"
+        "0,FlashAttentionScore,AI_CORE,40,3600,50,90,120,40.0\n"
     )
     assert trace_files(npu) == [statistic]
     ops = operators_of([statistic])
