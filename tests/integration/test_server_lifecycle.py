@@ -134,9 +134,13 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
 
 
 PLANTED = """
-import os, time
+import faulthandler, os, signal, time
 from pathlib import Path
 import pytest
+
+if "LLMQUAL_WAIT_MARK" in os.environ:  # the interrupt tests ask where a run that does not stop is stuck
+    STACKS = open(os.environ["LLMQUAL_WAIT_MARK"] + ".stacks", "w")
+    faulthandler.register(signal.SIGUSR1, file=STACKS, all_threads=True)
 
 def test_passes(endpoint):
     assert endpoint.model == "tiny-llama"
@@ -169,18 +173,33 @@ def test_failures_and_errors_still_stop_the_server(tag: str, tmp_path: Path) -> 
     assert "HTTP/1.1" in attached, "a failing test carries the server's log tail"
 
 
+def _default_sigint() -> None:  # pragma: no cover - runs in the child between fork and exec
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_stops_the_server(tag: str, tmp_path: Path, sig: signal.Signals) -> None:
     (tmp_path / "test_planted.py").write_text(PLANTED)
     mark = tmp_path / "ready"
     env = {**harness_env(tag), "LLMQUAL_WAIT_MARK": str(mark)}
     args = pytest_command("-m", "cpu", "-k", "waits", f"--plan={PLAN}", f"--reports-dir={tmp_path / 'out'}")
-    with subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+    # Ctrl-C's default, whatever this run inherited: a shell starts background jobs with SIGINT ignored, and Python
+    # then never turns SIGINT into KeyboardInterrupt (a CI launched with `&` made this test hang once).
+    with subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_default_sigint
+    ) as proc:
         try:
             wait_for_mark(proc, mark)
             assert len(tagged_processes(tag)) > 1, "pytest and the server group run"
             proc.send_signal(sig)
-            output, _ = proc.communicate(timeout=120)
+            try:
+                output, _ = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGUSR1)  # every thread's stack, from faulthandler, then fail with them
+                time.sleep(5)
+                proc.kill()
+                stacks = Path(f"{mark}.stacks").read_text(errors="replace")
+                pytest.fail(f"the run did not stop within 120 s of {sig.name}; where its threads were:\n{stacks}")
         finally:
             if proc.poll() is None:
                 proc.kill()
