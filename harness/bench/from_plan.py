@@ -37,7 +37,16 @@ def load_settings(plan: Plan) -> LoadSettings:
         min_seconds=load.min_seconds,
         client_cpus=load.client_cpus,
         client_workers=load.client_workers,
+        num_speculative_tokens=speculative_tokens(plan),
     )
+
+
+def speculative_tokens(plan: Plan) -> int:
+    """The k of the plan's speculative decoding (its num_speculative_tokens), or -1 without it: with k, every case
+    also reports the AscendCloud tools' per-request acceptance rates (harness.metrics.spec)."""
+    config = plan.server.speculative_config or {}
+    k = config.get("num_speculative_tokens")
+    return int(k) if isinstance(k, int) and k >= 0 else -1
 
 
 def plan_static_cases(plan: Plan) -> list[StaticCase]:

