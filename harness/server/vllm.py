@@ -33,6 +33,7 @@ from harness.server.readiness import NotReady, require_ok, wait_until_ready
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 LOG_TAIL_LINES = 50
+EXIT_GRACE_S = 3.0  # how long a server whose /health fails is watched for its exit (problem())
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,13 @@ class VLLMServer:
         try:
             require_ok(self._endpoint.url("/health"), self._endpoint.headers(), probe_timeout_s)
         except (urllib.error.URLError, OSError) as exc:
+            # A killed server closes its socket before its process has finished exiting (a large process takes
+            # a moment to tear down): give it that moment, so the reason is the exit, not a refused connection.
+            deadline = time.monotonic() + EXIT_GRACE_S
+            while (code := self._process.returncode()) is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if code is not None:
+                return f"its process exited with code {code}"
             return f"/health did not answer within {probe_timeout_s:.0f} s ({exc})"
         return None
 
