@@ -44,6 +44,7 @@ from harness.server.endpoint import Endpoint, connect_endpoint
 from harness.server.pool import ServerPool
 from harness.server.vllm import server_config
 from harness.stash import INDEX_KEY, PLAN_KEY, POOL_KEY, PROGRESS_KEY, RUN_KEY, SINK_KEY, TOKENS_KEY
+from harness.training.curve import TrainedRun
 
 # Each concern's hooks and fixtures live with its code: training runs, and the run's results and report.
 pytest_plugins = ["harness.training.fixtures", "harness.profile.fixtures", "harness.session"]
@@ -337,14 +338,30 @@ def endpoint(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> E
         deployment: Deployment = request.getfixturevalue("deployment")
         return deployment.endpoint
     pool: ServerPool = request.getfixturevalue("server_pool")
-    server = server_config(plan, resolve_model(plan, model_cache), model_cache)
+    server = server_config(plan, request.getfixturevalue("served_model"), model_cache)
     return pool.get(profiled(config, plan, server, config.stash[RUN_KEY])).endpoint
 
 
 @pytest.fixture
-def tokenizer_path(plan: Plan, model_cache: Path) -> Path:
+def served_model(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> Path:
+    """The model folder the plan's server loads: the checkpoint of the session's training run when the plan serves
+    an external launcher's (LLaMA-Factory's) checkpoint (the run trains first if no test has asked for it yet),
+    else `resolve_model` (the base model, or the cached tiny training run's checkpoint)."""
+    if not plan.serves_external_training:
+        return resolve_model(plan, model_cache)
+    run: TrainedRun = request.getfixturevalue("trained_run")
+    if run.checkpoint is None or not (run.checkpoint / "config.json").is_file():
+        pytest.fail(f"the {run.launcher} run left no checkpoint to serve in {run.checkpoint}", pytrace=False)
+    return run.checkpoint
+
+
+@pytest.fixture
+def tokenizer_path(request: pytest.FixtureRequest, plan: Plan) -> Path:
     """The served model's tokenizer folder: the plan's model.tokenizer, else the model folder."""
-    return plan.relative(plan.model.tokenizer) if plan.model.tokenizer else resolve_model(plan, model_cache)
+    if plan.model.tokenizer:
+        return plan.relative(plan.model.tokenizer)
+    folder: Path = request.getfixturevalue("served_model")
+    return folder
 
 
 @pytest.fixture
@@ -370,10 +387,11 @@ def serve(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> Call
     if request.config.getoption("--endpoint"):
         pytest.skip("this test starts its own server configurations; it cannot run against --endpoint")
     pool: ServerPool = request.getfixturevalue("server_pool")
-    own = server_config(plan, resolve_model(plan, model_cache), model_cache)
+    model: Path = request.getfixturevalue("served_model")  # a variant changes the server section, not the model
+    own = server_config(plan, model, model_cache)
 
     def start(variant: Plan) -> Endpoint:
-        config = server_config(variant, resolve_model(variant, model_cache), model_cache)
+        config = server_config(variant, model, model_cache)
         return pool.get(config, alongside=own).endpoint
 
     return start

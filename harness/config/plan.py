@@ -116,12 +116,18 @@ class Plan(Frozen):
     @model_validator(mode="after")
     def _trained_needs_training(self) -> Plan:
         tiny, training = self.model.tiny, self.suites.training
-        if tiny is not None and tiny.trained and (training is None or training.launcher != "tiny"):
+        if tiny is not None and tiny.trained and (training is None or training.launcher == "mindspeed"):
             raise ValueError(
-                "model.tiny.trained serves the checkpoint of the plan's own tiny training run: add a "
-                "suites.training section with launcher: tiny, or set trained: false"
+                "model.tiny.trained serves the checkpoint of the plan's own training run: add a suites.training "
+                "section with launcher tiny or llamafactory (whose checkpoints vLLM loads), or set trained: false"
             )
         return self
+
+    @property
+    def serves_external_training(self) -> bool:
+        """The served model is the checkpoint an external launcher (LLaMA-Factory) leaves in this session's run."""
+        training = self.suites.training
+        return bool(self.model.tiny and self.model.tiny.trained and training and training.launcher != "tiny")
 
     @model_validator(mode="after")
     def _container_and_quant(self) -> Plan:

@@ -24,11 +24,22 @@ class ThroughputSpec(Frozen):
 
 
 class LlamaFactoryDataSpec(Frozen):
-    """A data file LLaMA-Factory reads through a `dataset_info.json` the harness writes beside its YAML."""
+    """A data file LLaMA-Factory reads through a `dataset_info.json` the harness writes beside its YAML: the plan's
+    file (`path`), or the harness's own synthetic SFT data (`synthetic: arithmetic`, the facts the offline accuracy
+    tasks ask, written as Alpaca records in the tasks' question/answer template)."""
 
-    path: str
+    path: str | None = None
+    synthetic: Literal["arithmetic"] | None = None
     formatting: Literal["alpaca", "sharegpt"] = "alpaca"
     ranking: bool = Field(False, description="preference pairs (chosen/rejected): for dpo and rm")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LlamaFactoryDataSpec:
+        if (self.path is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of path (a data file) and synthetic (arithmetic)")
+        if self.synthetic is not None and (self.formatting != "alpaca" or self.ranking):
+            raise ValueError("synthetic data is Alpaca SFT records: formatting alpaca, ranking false")
+        return self
 
 
 class LlamaFactorySpec(Frozen):
@@ -55,7 +66,11 @@ class LlamaFactorySpec(Frozen):
     reward_model: str | None = Field(None, description="required by stage ppo")
     pref_beta: float = Field(0.1, gt=0)
     extra: dict[str, str | int | float | bool] = Field(default_factory=dict, description="further YAML keys")
-    command: list[str] = Field(default_factory=lambda: ["llamafactory-cli", "train"])
+    command: list[str] = Field(
+        default_factory=lambda: ["llamafactory-cli", "train"],
+        min_length=1,
+        description="the CLI and its subcommand; a first word with a slash is a path relative to the plan",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> LlamaFactorySpec:

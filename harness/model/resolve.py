@@ -21,7 +21,15 @@ def base_model(plan: Plan, cache: Path) -> Path:
 
 def resolve_model(plan: Plan, cache: Path) -> Path:
     """The model folder the plan serves: with `model.tiny.trained`, the checkpoint of the plan's own tiny training
-    run (trained on first use, then cached); otherwise the base model."""
+    run (trained on first use, then cached); otherwise the base model. A plan that serves an external launcher's
+    checkpoint is served by the pytest plugin (`served_model`), which trains in the session first."""
+    if plan.serves_external_training:
+        raise PlanError(
+            plan.source,
+            "model.tiny.trained",
+            "the served model is the checkpoint this plan's LLaMA-Factory run leaves in a pytest run's folder",
+            "run the plan's suites with pytest (the run trains first), or serve that checkpoint with model.path",
+        )
     base = base_model(plan, cache)
     if plan.model.tiny is None or not plan.model.tiny.trained:
         return base

@@ -20,10 +20,11 @@ from typing import Any
 
 import yaml
 
-from harness.config.training import LlamaFactorySpec, MindSpeedSpec, TrainingSpec
+from harness.config.training import LlamaFactoryDataSpec, LlamaFactorySpec, MindSpeedSpec, TrainingSpec
 from harness.errors import PlanError, ProcessFailed, TrainingError
 from harness.runtime import process
 from harness.training.curve import TrainedRun
+from harness.training.instruct_data import sft_pairs
 from harness.training.parsers import LogFormatError, parse_log
 
 
@@ -137,11 +138,43 @@ def _dataset_info(data_file: Path, formatting: str, ranking: bool) -> dict[str, 
     return {"llmqual_data": entry}
 
 
+def synthetic_records(name: str) -> list[dict[str, str]]:
+    """The harness's own SFT data as Alpaca records: each prompt in the offline accuracy tasks' template, so a
+    template that adds nothing (LLaMA-Factory's `empty`) trains on exactly what the tasks ask."""
+    if name != "arithmetic":  # unreachable: the plan's schema admits only these
+        raise LaunchConfigError("llamafactory.data.synthetic", f"unknown data {name!r}", "use arithmetic")
+    return [{"instruction": prompt, "input": "", "output": answer} for prompt, answer in sft_pairs()]
+
+
+def _data_file(data: LlamaFactoryDataSpec, resolve: Resolve, out: Path) -> Path:
+    if data.synthetic is not None:
+        written = out / "data" / f"{data.synthetic}.json"
+        written.write_text(json.dumps(synthetic_records(data.synthetic), indent=1), encoding="utf-8")
+        return written
+    assert data.path is not None  # the schema demands path or synthetic
+    data_file = resolve(data.path)
+    if not data_file.is_file():
+        raise LaunchConfigError("llamafactory.data.path", f"no file {data_file}", "point it at the data file")
+    return data_file
+
+
+def _command(argv: list[str], resolve: Resolve) -> list[str]:
+    """The plan's command with a first word that is a path (it has a slash) resolved against the plan's folder."""
+    head = argv[0]
+    return [str(resolve(head)) if "/" in head and not head.startswith("/") else head, *argv[1:]]
+
+
 def prepare_llamafactory(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
     spec = training.llamafactory
     if spec is None:
         raise LaunchConfigError("llamafactory", "missing", "add the section or choose another launcher")
-    _require_command(spec.command, "llamafactory.command")
+    command = _command(spec.command, resolve)
+    if shutil.which(command[0]) is None:
+        raise LaunchConfigError(
+            "llamafactory.command",
+            f"{command[0]!r} is not an executable (or not on PATH)",
+            "install LLaMA-Factory (on the CPU: scripts/bootstrap-tool llamafactory) or give the CLI's full path",
+        )
     if not (model / "config.json").is_file():
         raise LaunchConfigError("llamafactory", f"no model with a config.json at {model}", "fix model.path")
     out.mkdir(parents=True, exist_ok=True)
@@ -150,13 +183,11 @@ def prepare_llamafactory(training: TrainingSpec, model: Path, resolve: Resolve, 
         config["dataset_dir"] = str(resolve(spec.dataset_dir))
     written = [out / "llamafactory.yaml"]
     if spec.data is not None:
-        data_file = resolve(spec.data.path)
-        if not data_file.is_file():
-            raise LaunchConfigError("llamafactory.data.path", f"no file {data_file}", "point it at the data file")
         (out / "data").mkdir(exist_ok=True)
+        data_file = _data_file(spec.data, resolve, out)
         info = out / "data" / "dataset_info.json"
         info.write_text(json.dumps(_dataset_info(data_file, spec.data.formatting, spec.data.ranking), indent=2))
-        written.append(info)
+        written += [info] + ([data_file] if spec.data.synthetic else [])
     if spec.deepspeed_zero:
         ds = out / f"ds_z{spec.deepspeed_zero}_config.json"
         ds.write_text(json.dumps(deepspeed_config(spec.deepspeed_zero), indent=2))
@@ -166,7 +197,7 @@ def prepare_llamafactory(training: TrainingSpec, model: Path, resolve: Resolve, 
     env = {"FORCE_TORCHRUN": "1"} if spec.deepspeed_zero else {}
     return Launch(
         "llamafactory",
-        [*spec.command, str(written[0])],
+        [*command, str(written[0])],
         env,
         out,
         out / "console.log",

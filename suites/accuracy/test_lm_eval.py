@@ -21,7 +21,6 @@ from harness.accuracy.plan_cases import eval_settings
 from harness.accuracy.scores import scores
 from harness.config.plan import Plan
 from harness.config.suites import TaskSpec
-from harness.model.resolve import resolve_model
 from harness.paths import inside
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
@@ -47,7 +46,7 @@ def test_lm_eval(
     out = inside(case_sink.directory, "accuracy", "lm_eval", accuracy_case.id)  # beside the harness's <id>.json
     task = accuracy_case.name
     if spec.model == "vllm":  # no server: the engine inside lm-eval
-        model_args = engine_model_args(plan, resolve_model(plan, model_cache), spec.model_args)
+        model_args = engine_model_args(plan, request.getfixturevalue("served_model"), spec.model_args)
         env = engine_environment(plan, model_cache)
         results = evaluate_in_engine(model_args, env, task, lm_eval_include, settings, out, spec.engine_timeout_s)
         model = model_args["pretrained"]

@@ -17,7 +17,6 @@ from harness.bench.cases import LoadSettings, StaticCase
 from harness.config.ab import ABComparison
 from harness.config.plan import Plan
 from harness.load.tokens import Tokens
-from harness.model.resolve import resolve_model
 from harness.results.case import CaseResult
 from harness.server.pool import ServerPool
 from harness.server.vllm import server_config
@@ -36,12 +35,13 @@ def test_ab(
     load: LoadSettings,
     record_case: RecordCase,
     model_cache: Path,
+    served_model: Path,
 ) -> None:
     spec = plan.ab
     assert spec is not None  # the comparison came from it
     if request.config.getoption("--endpoint"):
         pytest.skip("an A/B comparison starts its own servers; it cannot run against --endpoint")
-    model = resolve_model(plan, model_cache)
+    model = served_model
     reference = server_config(plan.server_with(spec.reference), model, model_cache)
     candidate = dataclasses.replace(
         server_config(plan.server_with(ab_comparison.candidate), model, model_cache), label=f"ab-{ab_comparison.name}"

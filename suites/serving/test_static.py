@@ -21,7 +21,6 @@ from harness.load.samples import Sample
 from harness.load.synthetic import image_samples, prefix_samples, vision_support
 from harness.load.tokens import Tokens
 from harness.metrics.signals import prefix_cache_verdict
-from harness.model.resolve import resolve_model
 from harness.profile.fixtures import Profiler
 from harness.server.endpoint import Endpoint
 from harness.session import RecordCase
@@ -94,13 +93,13 @@ def test_multimodal(
     load: LoadSettings,
     record_case: RecordCase,
     repeats: int,
-    model_cache: Path,
+    served_model: Path,
 ) -> None:
     """Chat requests with a locally generated image each (skips with the reason on a text-only model)."""
     spec = plan.suites.multimodal
     if spec is None:
         pytest.skip("the plan has no suites.multimodal workload")
-    reason = vision_support(resolve_model(plan, model_cache))
+    reason = vision_support(served_model)
     if reason is not None:
         pytest.skip(f"multimodal workload skipped: {reason}")
     case = StaticCase(

@@ -1,7 +1,8 @@
 """Training launchers: the files built from a plan, and the process handling, with fake framework commands.
 
-LLaMA-Factory and MindSpeed-LLM cannot run here (no NPU); the fakes stand in for them only to write the logs those
-frameworks write (test data in the formats real runs write), to fail, or to hang.
+The fakes stand in for the frameworks only to write the logs they write (test data in the formats real runs write),
+to fail, or to hang. LLaMA-Factory itself runs on the CPU in tests/integration/test_llamafactory_real.py; MindSpeed-LLM
+needs an NPU.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def test_llamafactory_yaml_from_the_plan(tmp_path: Path, model: Path) -> None:
         ({"stage": "ppo"}, "stage ppo needs reward-model"),
         ({"stage": "dpo", "dataset": None, "data": {"path": "x.json"}}, "stage dpo needs data.ranking: true"),
         ({"dataset": None}, "exactly one of dataset"),
+        ({"dataset": None, "data": {"path": "x.json", "synthetic": "arithmetic"}}, "exactly one of path"),
+        ({"dataset": None, "data": {"synthetic": "arithmetic", "formatting": "sharegpt"}}, "formatting alpaca"),
+        ({"dataset": None, "data": {"synthetic": "gsm8k"}}, "arithmetic"),
+        ({"command": []}, "at least 1"),
     ],
 )
 def test_inconsistent_llamafactory_sections_are_refused(section: dict[str, object], message: str) -> None:
@@ -128,6 +133,24 @@ def test_llamafactory_runs_and_its_log_is_parsed(tmp_path: Path, model: Path, mo
     run = launchers.run_launch(launch, timeout_s=60)
     assert run.curve.points == parse_log(LF_LOG.read_text()).points
     assert "fake LLaMA-Factory train sft" in launch.console.read_text()
+
+
+def test_synthetic_data_and_a_command_relative_to_the_plan(tmp_path: Path, model: Path) -> None:
+    plan_dir = tmp_path / "plans"
+    (tmp_path / "tools" / "bin").mkdir(parents=True)
+    cli = executable(tmp_path / "tools" / "bin" / "llamafactory-cli", "#!/bin/sh\n")
+    spec = lf_spec(dataset=None, data={"synthetic": "arithmetic"}, command=["../tools/bin/llamafactory-cli", "train"])
+    launch = launchers.prepare(spec, model, lambda given: (plan_dir / given).resolve(), tmp_path / "out", "plan.yaml")
+    assert launch.argv[:2] == [str(cli), "train"]
+    info = json.loads((tmp_path / "out" / "data" / "dataset_info.json").read_text())["llmqual_data"]
+    records = json.loads(Path(info["file_name"]).read_text())
+    assert Path(info["file_name"]) in launch.written
+    assert info["formatting"] == "alpaca"
+    # The offline task's 100 facts, each prompt in the task's own question template, the answer after it.
+    assert len(records) == 100
+    assert records[0]["instruction"].startswith("Question: What is ")
+    assert records[0]["instruction"].endswith("\nAnswer:")
+    assert records[0]["output"].strip().isdigit()
 
 
 def test_llamafactory_command_missing_names_the_key(tmp_path: Path, model: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from harness.config.plan import load_plan
 from harness.errors import PlanError
+from harness.model.resolve import resolve_model
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = """
@@ -180,6 +181,23 @@ def test_a_trained_tiny_model_needs_the_plan_to_train_it(tmp_path: Path) -> None
     with pytest.raises(PlanError) as info:
         load_plan(write(tmp_path, GOOD.replace("num-heads: 2}", "num-heads: 2, trained: true}")))
     assert "suites.training" in str(info.value)
+
+
+MINDSPEED = "suites:\n  training: {launcher: mindspeed, mindspeed: {script: pretrain.sh}}\n"
+LLAMAFACTORY = (
+    "suites:\n  training: {launcher: llamafactory, llamafactory: {template: empty, data: {synthetic: arithmetic}}}\n"
+)
+
+
+def test_a_served_training_checkpoint_must_be_one_vllm_loads(tmp_path: Path) -> None:
+    trained = GOOD.replace("num-heads: 2}", "num-heads: 2, trained: true}")
+    with pytest.raises(PlanError, match="launcher tiny or llamafactory"):
+        load_plan(write(tmp_path, trained + MINDSPEED))
+    plan = load_plan(write(tmp_path, trained + LLAMAFACTORY))
+    assert plan.serves_external_training
+    # Outside pytest (llmqual serve, llmqual model) there is no session run whose checkpoint could be served.
+    with pytest.raises(PlanError, match=r"model\.tiny\.trained: the served model is the checkpoint"):
+        resolve_model(plan, tmp_path / "cache")
 
 
 @pytest.mark.parametrize(
