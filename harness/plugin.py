@@ -27,6 +27,7 @@ from harness.config.ab import ABComparison
 from harness.config.plan import PLATFORMS, Plan, PlatformName, load_plan
 from harness.config.suites import TaskSpec
 from harness.deploy.multi import Deployment, instance_configs, remote_instances, write_rank_table
+from harness.diffusion.cases import DiffusionCase, plan_diffusion_cases
 from harness.errors import HarnessError, PlanError
 from harness.fingerprint import fingerprint
 from harness.gates.baseline import foreign_baseline
@@ -47,7 +48,12 @@ from harness.stash import INDEX_KEY, PLAN_KEY, POOL_KEY, PROGRESS_KEY, RUN_KEY, 
 from harness.training.curve import TrainedRun
 
 # Each concern's hooks and fixtures live with its code: training runs, and the run's results and report.
-pytest_plugins = ["harness.training.fixtures", "harness.profile.fixtures", "harness.session"]
+pytest_plugins = [
+    "harness.training.fixtures",
+    "harness.profile.fixtures",
+    "harness.diffusion.fixtures",
+    "harness.session",
+]
 
 DEFAULT_PLANS: dict[PlatformName, str] = {"cpu": "fixtures/plans/cpu-tiny.yaml"}
 
@@ -63,6 +69,7 @@ CASE_SOURCES: dict[str, Callable[[Plan], Sequence[Case]]] = {
     "dynamic_case": plan_dynamic_cases,
     "accuracy_case": plan_tasks,
     "ab_comparison": lambda plan: list(plan.ab.comparisons) if plan.ab else [],
+    "diffusion_case": plan_diffusion_cases,
 }
 
 
@@ -160,7 +167,10 @@ def _case_params(config: pytest.Config, fixture: str) -> list[Any]:
     for platform in PLATFORMS:
         mark = getattr(pytest.mark, platform)
         plan = _plan_for(config, platform) if _may_use_plan(config, platform) else None
-        cases = CASE_SOURCES[fixture](plan) if plan is not None else []
+        try:
+            cases = CASE_SOURCES[fixture](plan) if plan is not None else []
+        except PlanError as exc:  # a case the plan cannot have (e.g. a size the pipeline cannot make): before any work
+            raise pytest.UsageError(str(exc)) from exc
         if not cases:
             params.append(pytest.param(platform, None, marks=mark, id=platform))
         params += [pytest.param(platform, case, marks=mark, id=f"{platform}-{case.id}") for case in cases]
@@ -239,6 +249,13 @@ def dynamic_case(request: pytest.FixtureRequest, target_platform: PlatformName) 
 def ab_comparison(request: pytest.FixtureRequest, target_platform: PlatformName) -> ABComparison:
     """One comparison of the plan's A/B section."""
     case: ABComparison = _case(request, "ab")
+    return case
+
+
+@pytest.fixture
+def diffusion_case(request: pytest.FixtureRequest, target_platform: PlatformName) -> DiffusionCase:
+    """One resolution x steps x batch case of the plan's diffusion suite."""
+    case: DiffusionCase = _case(request, "diffusion")
     return case
 
 

@@ -38,6 +38,7 @@ MARKERS = {
     "ab": "A/B comparisons of server configurations measured in the same run (the plan's ab: section)",
     "capacity": "capacity questions answered by measurement: longest context per card count, highest rate within SLOs",
     "quant": "accuracy of quantised server configurations (starts extra servers; runs last)",
+    "diffusion": "text-to-image latency per image and images/s (diffusers' pipeline, or a ComfyUI server)",
     "platforms": "platforms(*names): only these platform variants exist (e.g. preflight: npu)",
 }
 

@@ -13,10 +13,10 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -48,6 +48,7 @@ WRONG_SHAPES: dict[str, bytes] = {
     "bad_usage": b'{"choices": [], "usage": 5}',
 }
 DONE = b"data: [DONE]\n\n"
+T = TypeVar("T")
 
 
 class FakeOpenAIServer:
@@ -186,29 +187,37 @@ def install_fake_docker(directory: Path) -> tuple[Path, Path]:
 
 
 @asynccontextmanager
-async def fake_server(mode: str, port: int = 0) -> AsyncIterator[Endpoint]:
-    runner = web.AppRunner(FakeOpenAIServer(mode).app())
+async def serving(app: web.Application, port: int = 0) -> AsyncIterator[str]:
+    """`app` served on 127.0.0.1 (a free port by default); its base URL."""
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield Endpoint(f"http://127.0.0.1:{bound}", "fake", max_model_len=4096)
+        yield f"http://127.0.0.1:{bound}"
     finally:
         await runner.cleanup()
 
 
+@asynccontextmanager
+async def fake_server(mode: str, port: int = 0) -> AsyncIterator[Endpoint]:
+    async with serving(FakeOpenAIServer(mode).app(), port) as url:
+        yield Endpoint(url, "fake", max_model_len=4096)
+
+
 @contextmanager
-def fake_server_thread(mode: str) -> Iterator[Endpoint]:
-    """The fake on its own event loop in a thread, for code that runs its own loop (asyncio.run)."""
+def in_thread(make: Callable[[], AbstractAsyncContextManager[T]]) -> Iterator[T]:
+    """The async context `make()` entered on its own event loop in a thread, for code that runs its own loop
+    (asyncio.run) or none; its value, until the with-block ends."""
     loop = asyncio.new_event_loop()
-    ready: list[Endpoint] = []
+    ready: list[T] = []
     stop = asyncio.Event()
     started = threading.Event()
 
     async def serve() -> None:
-        async with fake_server(mode) as endpoint:
-            ready.append(endpoint)
+        async with make() as value:
+            ready.append(value)
             started.set()
             await stop.wait()
 
@@ -221,6 +230,11 @@ def fake_server_thread(mode: str) -> Iterator[Endpoint]:
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
+
+
+def fake_server_thread(mode: str) -> AbstractContextManager[Endpoint]:
+    """The fake OpenAI server on its own event loop in a thread."""
+    return in_thread(lambda: fake_server(mode))
 
 
 def payload(**extra: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from harness.config.base import Frozen
 from harness.config.capacity import CapacitySpec
+from harness.config.diffusion import DiffusionSpec
 from harness.config.sla import SLASpec
 from harness.config.training import TrainingSpec
 
@@ -266,4 +267,5 @@ class SuitesSpec(Frozen):
     training: TrainingSpec | None = None
     capacity: CapacitySpec | None = None
     sla: SLASpec | None = None
+    diffusion: DiffusionSpec | None = None
     profile: ProfileSpec = ProfileSpec()

@@ -19,4 +19,6 @@ GATED_METRICS: dict[str, tuple[str, ...]] = {
     "training.throughput": ("tokens_per_s_per_card",),
     "capacity.sla": ("sustainable_rate_per_s",),  # the knee of the SLO rate search
     "training.convergence": ("final_loss",),
+    "diffusion.t2i": ("images_per_s", "mean_latency_per_image_ms"),
+    "diffusion.comfyui": ("images_per_s", "mean_latency_per_image_ms"),
 }

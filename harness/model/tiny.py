@@ -8,15 +8,13 @@ builders (pytest-xdist workers) serialise on a file lock and the folder appears 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from harness.config.model import TinyModelSpec
 from harness.errors import ModelBuildError
+from harness.model.build import build_once
 from harness.model.corpus import corpus
-from harness.runtime.locks import file_lock
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|pad|>"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
@@ -29,7 +27,6 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 MARKER = "llmqual-tiny.json"
-BUILD_LOCK_TIMEOUT_S = 600.0
 
 
 def tiny_model_dir(spec: TinyModelSpec, cache: Path) -> Path:
@@ -39,21 +36,7 @@ def tiny_model_dir(spec: TinyModelSpec, cache: Path) -> Path:
 
 def ensure_tiny_model(spec: TinyModelSpec, cache: Path) -> Path:
     """The folder of the tiny model for `spec`, building it first if it is not in the cache."""
-    target = tiny_model_dir(spec, cache)
-    if (target / MARKER).is_file():
-        return target
-    with file_lock(target.with_suffix(".lock"), BUILD_LOCK_TIMEOUT_S):
-        if (target / MARKER).is_file():
-            return target
-        staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
-        try:
-            build_tiny_model(spec, staging)
-            if target.exists():  # a half-built folder from a killed run
-                shutil.rmtree(target)
-            staging.rename(target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return build_once(tiny_model_dir(spec, cache), MARKER, lambda out: build_tiny_model(spec, out))
 
 
 def build_tiny_model(spec: TinyModelSpec, out: Path) -> None:

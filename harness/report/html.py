@@ -17,6 +17,7 @@ from typing import Any
 
 from harness.report.capacity import capacity_section, sla_section
 from harness.report.cells import table
+from harness.report.diffusion import diffusion_section
 from harness.report.profile import profile_section
 from harness.report.rundata import RunData
 from harness.report.summary import gate_outcome, summarise
@@ -329,6 +330,7 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
             serving_section(run),
             accuracy_section(run),
             training_section(run),
+            diffusion_section(run),
             capacity_section(run),
             sla_section(run),
             profile_section(run),

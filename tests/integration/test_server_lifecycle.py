@@ -21,6 +21,7 @@ import pytest
 from harness.accuracy.plan_cases import plan_tasks
 from harness.bench.from_plan import plan_dynamic_cases, plan_static_cases
 from harness.config.plan import ServerSpec, load_plan
+from harness.diffusion.cases import plan_diffusion_cases
 from harness.errors import ServerStartError
 from harness.model.resolve import resolve_model
 from harness.paths import cache_root
@@ -51,9 +52,18 @@ TRAINING_TESTS = 5
 AB_COMPARISONS = len(load_plan(PLAN).ab.comparisons)  # type: ignore[union-attr]
 PD_CHECKS = 2  # suites/serving/test_disaggregated.py: skipped, the CPU plan has no deployment section
 CAPACITY_TESTS = 2  # the probe and the rate search: skipped, the main plan has no capacity or sla section
+DIFFUSION_CASES = len(plan_diffusion_cases(load_plan(PLAN)))  # each measured by diffusers; its ComfyUI twin skips
 MAIN_JOB = {
-    "passed": SMOKE_TESTS + STATIC_CASES + 1 + DYNAMIC_CASES + AB_COMPARISONS + ACCURACY_CASES + 1 + TRAINING_TESTS,
-    "skipped": 1 + PD_CHECKS + CAPACITY_TESTS,
+    "passed": SMOKE_TESTS
+    + STATIC_CASES
+    + 1
+    + DYNAMIC_CASES
+    + AB_COMPARISONS
+    + ACCURACY_CASES
+    + 1
+    + TRAINING_TESTS
+    + DIFFUSION_CASES,
+    "skipped": 1 + PD_CHECKS + CAPACITY_TESTS + DIFFUSION_CASES,
 }
 # Against --endpoint the tests that start their own servers skip: quantisation and A/B. (The training suite trains
 # and scores its checkpoints in process, so it runs either way.)
@@ -108,8 +118,18 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
         assert (run / "accuracy/lm_eval" / f"{task}.json").is_file(), "the harness's result beside it"
     for check in ("convergence", "alignment", "throughput"):
         assert (run / "training" / check / "tiny.json").is_file()
+    for case in plan_diffusion_cases(load_plan(PLAN)):
+        assert (run / "diffusion" / "t2i" / f"{case.id}.json").is_file()
+        assert (run / "diffusion" / "t2i" / case.id / "sample.png").is_file()
     report = (run / "report.html").read_text()
-    for plot in ("throughput-vs-concurrency", "ttft-vs-rate", "accuracy-vs-baseline", "loss-vs-reference"):
+    plots = (
+        "throughput-vs-concurrency",
+        "ttft-vs-rate",
+        "accuracy-vs-baseline",
+        "loss-vs-reference",
+        "diffusion-latency",
+    )
+    for plot in plots:
         assert f'<svg class="plot" data-plot="{plot}"' in report, f"{plot} drawn from this run"
     cases = json.loads((run / "cases.json").read_text())["cases"]
     assert {c["suite"] for c in cases} >= {
