@@ -151,7 +151,8 @@ def measure(
 ) -> CaseResult:
     """Send `samples` with `shape` and turn what happened into a CaseResult."""
     for i, sample in enumerate(samples):
-        check_fits(sample.prompt_len, sample.output_len, endpoint.max_model_len, f"{case_id} request {i}")
+        prompt_len = sample.served_prompt_len or sample.prompt_len  # template and image tokens, where known
+        check_fits(prompt_len, sample.output_len, endpoint.max_model_len, f"{case_id} request {i}")
     payloads = [payload(s, settings.route, settings.ignore_eos, settings.extra_body) for s in samples]
     before = scrape(endpoint)
     records, parts = _records(endpoint, settings, payloads, shape, case_id)
@@ -161,10 +162,9 @@ def measure(
         metrics.update(acceptance_summary(records, settings.num_speculative_tokens))
     health = client_health(records, scheduled_rate, settings.limits)
     workers, worker_reasons = _worker_health(records, parts, scheduled_rate, settings)
-    asked = [Asked(s.prompt_len, s.output_len) for s in samples]
-    audit = token_audit(
-        asked, records, tokens.output_lens, settings.ignore_eos, compare_input=settings.route == "completions"
-    )
+    asked = [Asked(s.prompt_len, s.output_len, s.served_prompt_len) for s in samples]
+    known = settings.route == "completions" or all(s.served_prompt_len is not None for s in samples)
+    audit = token_audit(asked, records, tokens.output_lens, settings.ignore_eos, compare_input=known)
     signals = server_signals(before or {}, after or {}) if before is not None and after is not None else {}
     full_config = {
         **config,

@@ -10,8 +10,39 @@ from pydantic import Field, model_validator
 from harness.config.base import Frozen
 
 
+class TinyVisionSpec(Frozen):
+    """A vision encoder in front of the tiny Llama: the model becomes an Idefics3 (SmolVLM's architecture: a SigLIP
+    vision transformer, a pixel-shuffle connector, the Llama as its text model), which vLLM's CPU build serves
+    without torchvision. An image is resized so its longer side is `longest-edge`, cut into `image-size` tiles
+    plus one downscaled whole, and each tile becomes (image-size / patch-size)^2 / scale-factor^2 image tokens."""
+
+    image_size: int = Field(64, ge=16, le=1024, description="the vision encoder's input side (one tile)")
+    patch_size: int = Field(16, ge=2, le=64)
+    hidden_size: int = Field(64, ge=16, le=512)
+    num_layers: int = Field(2, ge=1, le=8)
+    num_heads: int = Field(2, ge=1, le=16)
+    scale_factor: int = Field(2, ge=1, le=4, description="the connector's pixel shuffle: tokens / scale-factor^2")
+    longest_edge: int = Field(128, ge=16, le=8192, description="images are resized to this longer side first")
+
+    @model_validator(mode="after")
+    def _tiles_fit(self) -> TinyVisionSpec:
+        side = self.image_size // self.patch_size
+        if self.image_size % self.patch_size or side % self.scale_factor:
+            raise ValueError("image-size must be patch-size x a multiple of scale-factor")
+        if self.longest_edge % self.image_size:
+            raise ValueError("longest-edge must be a multiple of image-size (whole tiles)")
+        if self.hidden_size % self.num_heads:
+            raise ValueError("hidden-size must be divisible by num-heads")
+        return self
+
+    @property
+    def tokens_per_tile(self) -> int:
+        return (self.image_size // self.patch_size) ** 2 // self.scale_factor**2
+
+
 class TinyModelSpec(Frozen):
-    """A randomly initialised Llama the harness builds itself (the embedded CPU default)."""
+    """A randomly initialised Llama the harness builds itself (the embedded CPU default); with `vision`, a tiny
+    vision-language model around it."""
 
     hidden_size: int = Field(128, ge=32, le=512)
     num_layers: int = Field(2, ge=1, le=8)
@@ -25,6 +56,7 @@ class TinyModelSpec(Frozen):
     corpus_sentences: int = Field(4000, ge=100, le=200_000)
     seed: int = Field(0, ge=0)
     trained: bool = Field(False, description="serve the checkpoint of the plan's suites.training run (launcher tiny)")
+    vision: TinyVisionSpec | None = None
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> TinyModelSpec:
@@ -32,13 +64,16 @@ class TinyModelSpec(Frozen):
             raise ValueError(f"hidden-size {self.hidden_size} is not divisible by num-heads {self.num_heads}")
         if self.head_dim is None and self.hidden_size // self.num_heads < 32:
             raise ValueError("head size (hidden-size / num-heads) must be at least 32 for vLLM's attention kernels")
+        if self.vision is not None and self.trained:
+            raise ValueError("the tiny training run trains a text model: a vision model (vision:) is served untrained")
         return self
 
     def digest(self) -> str:
         """A short hash of everything that changes the built files (training is not building)."""
         built = self.model_dump(exclude={"trained"})
-        if built["head_dim"] is None:  # the default: the digests of models built before the key existed stay valid
-            del built["head_dim"]
+        for key in ("head_dim", "vision"):  # defaults: the digests of models built before the keys existed stay valid
+            if built[key] is None:
+                del built[key]
         blob = json.dumps(built, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -19,6 +19,9 @@ class Sample:
     prompt_len: int
     output_len: int
     images: tuple[str, ...] = ()
+    # The prompt tokens the server will count (chat template and image tokens included), when the harness knows them
+    # (harness.load.vision); else the audit can compare prompt lengths only on the completions route.
+    served_prompt_len: int | None = None
 
 
 def payload(sample: Sample, route: Route, ignore_eos: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:

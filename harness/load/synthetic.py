@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +46,23 @@ def png_data_url(height: int, width: int, rng: np.random.Generator) -> str:
 
 
 def image_samples(
-    tokens: Tokens, count: int, input_len: int, output_len: int, height: int, width: int, rng: np.random.Generator
+    tokens: Tokens,
+    count: int,
+    input_len: int,
+    output_len: int,
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    served_len: Callable[[str, tuple[str, ...]], int] | None = None,
 ) -> list[Sample]:
-    """Chat prompts of `input_len` text tokens, each with one image of `height` x `width` pixels."""
-    return [
-        Sample(tokens.text_of_length(input_len, rng), input_len, output_len, (png_data_url(height, width, rng),))
-        for _ in range(count)
-    ]
+    """Chat prompts of `input_len` text tokens, each with one image of `height` x `width` pixels; `served_len`
+    counts what the server will count for a prompt and its images (harness.load.vision), for the token audit."""
+    samples = []
+    for _ in range(count):
+        prompt, images = tokens.text_of_length(input_len, rng), (png_data_url(height, width, rng),)
+        served = served_len(prompt, images) if served_len is not None else None
+        samples.append(Sample(prompt, input_len, output_len, images, served))
+    return samples
 
 
 VISION_KEYS = ("vision_config", "visual", "vision_tower", "mm_vision_tower", "image_token_index", "image_token_id")

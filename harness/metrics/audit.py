@@ -22,6 +22,11 @@ class Asked:
 
     input_tokens: int
     output_tokens: int
+    served_input_tokens: int | None = None  # what the server will count, template and image tokens included
+
+    @property
+    def expected_input_tokens(self) -> int:
+        return self.input_tokens if self.served_input_tokens is None else self.served_input_tokens
 
 
 def token_audit(
@@ -31,7 +36,9 @@ def token_audit(
     ignore_eos: bool,
     compare_input: bool = True,
 ) -> dict[str, Any]:
-    """Audit counts; `compare_input` is False when the server adds tokens the harness does not (chat templates)."""
+    """Audit counts; `compare_input` is False when the server adds tokens the harness cannot count (a chat template
+    on a text prompt). Where the harness knows what the server will count (`Asked.served_input_tokens`: template and
+    image tokens of a multimodal prompt), that is the expected prompt length."""
     pairs = [(a, r) for a, r in zip(asked, records, strict=True) if r.ok and r.content_times]
     served = [(a, r) for a, r in pairs if r.completion_tokens is not None]
     retokenised = count_outputs([r.text for _, r in pairs])
@@ -49,8 +56,9 @@ def token_audit(
         "retokenised_differs": sum(n != r.completion_tokens for n, (_, r) in zip(retokenised, pairs, strict=True)),
         "requested_input_tokens": sum(a.input_tokens for a, _ in pairs),
         "server_input_tokens": sum(r.prompt_tokens or 0 for _, r in pairs),
+        "expected_input_tokens": sum(a.expected_input_tokens for a, _ in pairs),
         "input_length_mismatches": (
-            sum(r.prompt_tokens != a.input_tokens for a, r in pairs) if compare_input else None
+            sum(r.prompt_tokens != a.expected_input_tokens for a, r in pairs) if compare_input else None
         ),
         "ignore_eos": ignore_eos,
         "ignore_eos_not_honoured": sum(r.finish_reason == "stop" for _, r in short) if ignore_eos else None,

@@ -1,4 +1,5 @@
-"""The tiny Llama: a byte-level BPE tokenizer trained here and a randomly initialised model, built offline.
+"""The tiny Llama: a byte-level BPE tokenizer trained here and a randomly initialised model, built offline (with
+`vision:`, the tiny vision-language model of harness.model.tiny_vision around it).
 
 Deterministic: the same TinyModelSpec gives byte-identical files (no global random state is touched; weights
 come from a local torch.Generator). Built once into `<cache>/models/tiny-<digest>/` and reused after; concurrent
@@ -15,6 +16,7 @@ from harness.config.model import TinyModelSpec
 from harness.errors import ModelBuildError
 from harness.model.build import build_once
 from harness.model.corpus import corpus
+from harness.model.tiny_vision import add_image_tokens, save_vision_model
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|end_of_text|>", "<|pad|>"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
@@ -43,6 +45,8 @@ def build_tiny_model(spec: TinyModelSpec, out: Path) -> None:
     """Write tokenizer, chat template, config and safetensors weights for `spec` into `out`."""
     try:
         tokenizer = train_tokenizer(spec)
+        if spec.vision is not None:
+            add_image_tokens(tokenizer)
         tokenizer.save_pretrained(out)
         _save_model(spec, tokenizer, out)
     except (ImportError, OSError, ValueError, RuntimeError) as exc:
@@ -98,6 +102,9 @@ def _save_model(spec: TinyModelSpec, tokenizer: Any, out: Path) -> None:
         tie_word_embeddings=False,
         dtype="float32",
     )
+    if spec.vision is not None:
+        save_vision_model(spec, spec.vision, tokenizer, config, out)
+        return
     model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
     generator = torch.Generator().manual_seed(spec.seed)
     with torch.no_grad():

@@ -20,6 +20,7 @@ from harness.config.plan import Plan
 from harness.load.samples import Sample
 from harness.load.synthetic import image_samples, prefix_samples, vision_support
 from harness.load.tokens import Tokens
+from harness.load.vision import ImagePromptCounter, PromptCount
 from harness.metrics.signals import prefix_cache_verdict
 from harness.profile.fixtures import Profiler
 from harness.server.endpoint import Endpoint
@@ -106,13 +107,29 @@ def test_multimodal(
         spec.parallel_num, spec.prompt_tokens, spec.output_tokens, -(-spec.num_prompts // spec.parallel_num)
     )
 
+    # The image-token audit: what the server counts for each prompt, from the model's own processor.
+    counter = ImagePromptCounter(served_model)
+    counts: list[PromptCount] = []
+
+    def served_len(prompt: str, images: tuple[str, ...]) -> int:
+        counts.append(counter.count(prompt, images))
+        return counts[-1].served
+
     def with_images(rng: np.random.Generator, count: int) -> list[Sample]:
-        return image_samples(served_tokens, count, spec.prompt_tokens, spec.output_tokens, spec.height, spec.width, rng)
+        return image_samples(
+            served_tokens, count, spec.prompt_tokens, spec.output_tokens, spec.height, spec.width, rng, served_len
+        )
 
     chat = dataclasses.replace(load, route="chat")
     result = measure_static(
         endpoint, served_tokens, case, chat, repeats, with_images, "serving.multimodal", record_case.progress
     )
-    result.config.update(height=spec.height, width=spec.width)
+    image_tokens = sorted({c.image for c in counts})
+    result.config.update(
+        height=spec.height,
+        width=spec.width,
+        image_tokens_per_request=image_tokens[0] if len(image_tokens) == 1 else image_tokens,
+        mean_text_tokens_per_request=float(np.mean([c.text for c in counts])),
+    )
     record_case(result)
     check_case(result, result.config["num_requests"])

@@ -70,6 +70,17 @@ def test_audit_of_a_clean_run_has_no_problems_and_skips_chat_input_check() -> No
     assert audit["retokenised_differs"] == 1, "reported, not judged"
 
 
+def test_audit_holds_a_multimodal_prompt_to_what_the_server_counts_with_its_image() -> None:
+    """Chat prompts of 20 text tokens whose template and image the harness counted as 102 served tokens: the
+    served count is compared with that, and a prompt whose image tokens went missing is caught."""
+    records = [done(0.0, [0.1] * 4, prompt=102), done(0.0, [0.1] * 4, prompt=46)]
+    audit = token_audit([Asked(20, 4, served_input_tokens=102)] * 2, records, lambda t: [4] * len(t), ignore_eos=True)
+    assert audit["expected_input_tokens"] == 204
+    assert audit["server_input_tokens"] == 148
+    assert audit["input_length_mismatches"] == 1
+    assert audit["problems"] == ["1 prompts were not the requested length"]
+
+
 DATA = Path(__file__).parent / "data"
 
 

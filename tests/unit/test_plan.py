@@ -217,3 +217,10 @@ def test_cores_this_machine_cannot_use_stop_the_run(tmp_path: Path, section: str
 def test_server_cpus_must_be_distinct_cores(tmp_path: Path, cpus: str) -> None:
     with pytest.raises(PlanError, match="cpus must be a non-empty list of distinct core numbers"):
         load_plan(write(tmp_path, GOOD.replace("server:\n", f"server:\n  cpus: {cpus}\n")))
+
+
+@pytest.mark.parametrize("key", ["height", "width"])
+def test_an_image_size_of_zero_is_refused_naming_the_key(tmp_path: Path, key: str) -> None:
+    with pytest.raises(PlanError) as info:
+        load_plan(write(tmp_path, GOOD + f"suites:\n  multimodal: {{{key}: 0}}\n"))
+    assert f"suites.multimodal.{key}" in str(info.value)
