@@ -40,6 +40,22 @@ class TinyVisionSpec(Frozen):
         return (self.image_size // self.patch_size) ** 2 // self.scale_factor**2
 
 
+class EagleDraftSpec(Frozen):
+    """An EAGLE draft head for the tiny model, trained here by self-distillation (harness.training.eagle) and served
+    as the draft of the plan's `server.speculative-config` (method eagle; the harness fills in its `model`)."""
+
+    steps: int = Field(400, ge=1, le=100_000)
+    learning_rate: float = Field(1e-3, gt=0)
+    sequences: int = Field(256, ge=4, le=10_000, description="random-token prompts the target continues greedily")
+    prompt_tokens: int = Field(16, ge=2, le=1024)
+    generated_tokens: int = Field(64, ge=4, le=4096)
+    batch_size: int = Field(32, ge=1, le=4096, description="sequences per step")
+    hidden_weight: float = Field(1.0, ge=0, description="weight of the hidden-state loss beside the token loss")
+    log_every: int = Field(20, ge=1)
+    seed: int = Field(0, ge=0)
+    timeout_s: float = Field(900.0, gt=0, description="deadline of the training process")
+
+
 class TinyModelSpec(Frozen):
     """A randomly initialised Llama the harness builds itself (the embedded CPU default); with `vision`, a tiny
     vision-language model around it."""
@@ -57,6 +73,7 @@ class TinyModelSpec(Frozen):
     seed: int = Field(0, ge=0)
     trained: bool = Field(False, description="serve the checkpoint of the plan's suites.training run (launcher tiny)")
     vision: TinyVisionSpec | None = None
+    eagle: EagleDraftSpec | None = Field(None, description="an EAGLE draft head trained for this model")
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> TinyModelSpec:
@@ -69,8 +86,9 @@ class TinyModelSpec(Frozen):
         return self
 
     def digest(self) -> str:
-        """A short hash of everything that changes the built files (training is not building)."""
-        built = self.model_dump(exclude={"trained"})
+        """A short hash of everything that changes the built files (training, of the model or of a draft head for
+        it, is not building)."""
+        built = self.model_dump(exclude={"trained", "eagle"})
         for key in ("head_dim", "vision"):  # defaults: the digests of models built before the keys existed stay valid
             if built[key] is None:
                 del built[key]

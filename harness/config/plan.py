@@ -123,6 +123,20 @@ class Plan(Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _eagle_draft_is_served(self) -> Plan:
+        tiny, speculative = self.model.tiny, self.server.speculative_config
+        if tiny is None or tiny.eagle is None:
+            return self
+        if not speculative or speculative.get("method") != "eagle" or "model" in speculative:
+            raise ValueError(
+                "model.tiny.eagle trains a draft head the server uses: set server.speculative-config to "
+                "{method: eagle, num_speculative_tokens: K} without a model (the harness fills in the draft's path)"
+            )
+        if tiny.vision is not None:
+            raise ValueError("model.tiny.eagle drafts for the text model: leave out vision")
+        return self
+
     @property
     def serves_external_training(self) -> bool:
         """The served model is the checkpoint an external launcher (LLaMA-Factory) leaves in this session's run."""

@@ -70,9 +70,17 @@ class ServerConfig:
 
 
 def server_config(plan: Plan, model_path: Path, cache: Path) -> ServerConfig:
-    """The server configuration a plan asks for, with its platform's environment."""
+    """The server configuration a plan asks for, with its platform's environment; with `model.tiny.eagle`, its
+    speculative config names the EAGLE draft head trained for `model_path` (trained first if not cached)."""
     env = server_environment(plan.platform, cache, overrides=plan.server.env)
-    return ServerConfig(plan.platform, model_path, plan.server, tuple(sorted(env.items())), plan.container)
+    spec = plan.server
+    eagle = plan.model.tiny.eagle if plan.model.tiny else None
+    if eagle is not None and spec.speculative_config is not None:
+        from harness.training.eagle import ensure_eagle_draft
+
+        draft = ensure_eagle_draft(model_path, eagle, cache)
+        spec = spec.model_copy(update={"speculative_config": {**spec.speculative_config, "model": str(draft)}})
+    return ServerConfig(plan.platform, model_path, spec, tuple(sorted(env.items())), plan.container)
 
 
 def vllm_arguments(config: ServerConfig, host: str, port: int) -> list[str]:
