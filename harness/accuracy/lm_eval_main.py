@@ -14,11 +14,18 @@ Two things stand between `lm_eval --model vllm` and vLLM's CPU wheel, and both a
 The module runs as a child process: vLLM's engine starts processes of its own by spawning, which re-imports the
 main module, so the entry point sits behind `if __name__ == "__main__"`; and a child can be stopped whole, with
 its engine, at a deadline.
+
+Once lm-eval has returned (its results written, vLLM's engine shut down: "[shutdown] MPClient: complete"), the
+process ends with `os._exit`, its output flushed, skipping the interpreter's finalisation: there a C++ thread of
+vLLM's CPU build is sometimes destroyed while still joinable, and the runtime aborts ("terminate called without an
+active exception", SIGABRT), failing a run whose results were complete (seen once in a CI run of
+tests/integration/test_accuracy_real.py). An error inside lm-eval still raises, and exits non-zero, as before.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import os
 import sys
 from collections.abc import Iterator
 
@@ -65,3 +72,6 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # see the module's docstring: finalisation may abort after the work is done

@@ -8,11 +8,17 @@ import csv
 import itertools
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.procs import REPO, harness_env, new_tag, no_tagged_processes_within, pytest_command
+from harness.config.plan import load_plan
+from harness.errors import ServerStartError
+from harness.model.resolve import base_model
+from harness.paths import cache_root
+from harness.server.vllm import ServerConfig, VLLMServer, server_config
+from tests.integration.procs import REPO, TAG, harness_env, new_tag, no_tagged_processes_within, pytest_command
 
 pytestmark = pytest.mark.integration
 
@@ -48,3 +54,19 @@ def test_ngram_speculative_decoding_measured_from_the_servers_counters(tmp_path:
         (row,) = list(csv.DictReader(f))
     for column in ("投机接受率TP90", "投机接受率TP99", "投机最大接受率", "投机最小接受率", "投机平均接受率"):
         assert row[column] not in ("", None), f"{column} measured"
+
+
+def test_a_speculative_config_vllm_rejects_fails_the_start_with_vllms_own_reason(tmp_path: Path) -> None:
+    tag = new_tag()
+    plan = load_plan(PLAN)
+    rejected = {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_min": 5, "prompt_lookup_max": 2}
+    bad = plan.server_with({"speculative-config": rejected})
+    cache = cache_root(REPO)
+    base = server_config(bad, base_model(bad, cache), cache)
+    config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
+    started = time.monotonic()
+    with pytest.raises(ServerStartError) as info, VLLMServer(config, tmp_path / "vllm.log"):
+        pass
+    assert time.monotonic() - started < bad.server.startup_timeout_s, "noticed at its exit, not at the deadline"
+    assert "prompt_lookup_min=5 must be <= prompt_lookup_max=2" in info.value.log_tail, "vLLM's own reason"
+    assert no_tagged_processes_within(tag) == []
