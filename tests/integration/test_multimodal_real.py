@@ -5,13 +5,12 @@ that prompt and image (text, template and image tokens)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness.config.plan import load_plan
-from tests.integration.procs import REPO, harness_env, new_tag, no_tagged_processes_within, pytest_command
+from tests.integration.procs import REPO, run_plan
 
 pytestmark = pytest.mark.integration
 
@@ -19,14 +18,7 @@ PLAN = REPO / "fixtures/plans/cpu-tiny-multimodal.yaml"
 
 
 def test_chat_requests_with_images_are_measured_and_their_image_tokens_audited(tmp_path: Path) -> None:
-    tag = new_tag()
-    done = subprocess.run(
-        pytest_command("suites/serving/test_static.py::test_multimodal", "-m", "cpu", "--plan", str(PLAN),
-                       "--reports-dir", str(tmp_path)),
-        cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
-    assert no_tagged_processes_within(tag) == []
-    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    done = run_plan(PLAN, tmp_path, "suites/serving/test_static.py::test_multimodal")
     assert "1 passed" in done.stdout, "measured, not skipped"
     (case,) = json.loads((tmp_path / "latest" / "cases.json").read_text())["cases"]
     assert case["suite"] == "serving.multimodal"

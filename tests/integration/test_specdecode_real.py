@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from harness.errors import ServerStartError
 from harness.model.resolve import base_model
 from harness.paths import cache_root
 from harness.server.vllm import ServerConfig, VLLMServer, server_config
-from tests.integration.procs import REPO, TAG, harness_env, new_tag, no_tagged_processes_within, pytest_command
+from tests.integration.procs import REPO, TAG, new_tag, no_tagged_processes_within, run_plan
 
 pytestmark = pytest.mark.integration
 
@@ -27,14 +26,7 @@ K = 3  # the plan's num_speculative_tokens
 
 
 def test_ngram_speculative_decoding_measured_from_the_servers_counters(tmp_path: Path) -> None:
-    tag = new_tag()
-    done = subprocess.run(
-        pytest_command("suites/serving/test_static.py::test_static", "-m", "cpu", "--plan", str(PLAN),
-                       "--reports-dir", str(tmp_path)),
-        cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
-    assert no_tagged_processes_within(tag) == []
-    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    run_plan(PLAN, tmp_path, "suites/serving/test_static.py::test_static")
     run = tmp_path / "latest"
     (case,) = [c for c in json.loads((run / "cases.json").read_text())["cases"] if c["suite"] == "serving.static"]
     server = case["checks"]["server"]
