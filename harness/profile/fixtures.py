@@ -13,12 +13,12 @@ from collections.abc import Callable
 import pytest
 
 from harness.config.plan import Plan
+from harness.plugins.stash import PLANS_KEY
 from harness.profile.capture import capture
 from harness.profile.selection import check_profile_case, trace_dir, wanted_case
 from harness.results.case import CaseResult
 from harness.run import Run
 from harness.server.endpoint import Endpoint
-from harness.stash import PLAN_KEY
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,7 +29,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config) -> None:
     """Every plan of the session is loaded once its tests are parametrised: check the profiled case now."""
-    for plan in config.stash.get(PLAN_KEY, {}).values():
+    for plan in config.stash[PLANS_KEY].loaded.values() if PLANS_KEY in config.stash else ():
         check_profile_case(config, plan)
 
 

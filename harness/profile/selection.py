@@ -1,5 +1,5 @@
 """Which case a run profiles (pytest's --profile, else the plan's suites.profile.case), checked against the plan, and
-the plan's server started with its profiler when one is profiled. Imported by harness.plugin, so kept apart from
+the plan's server started with its profiler when one is profiled. Imported by the servers plugin, so kept apart from
 the fixtures module pytest registers as a plugin."""
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ from harness.accuracy.scores import scores
 from harness.config.plan import Plan
 from harness.config.suites import TaskSpec
 from harness.paths import inside
+from harness.plugins.recording import RecordCase
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
 from harness.server.endpoint import Endpoint
-from harness.session import RecordCase
 
 pytestmark = pytest.mark.accuracy
 

@@ -19,10 +19,10 @@ from harness.accuracy.plan_cases import eval_settings
 from harness.accuracy.scores import Score, scores
 from harness.config.plan import Plan
 from harness.paths import inside
+from harness.plugins.recording import RecordCase
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
 from harness.server.endpoint import Endpoint
-from harness.session import RecordCase
 
 pytestmark = [pytest.mark.accuracy, pytest.mark.quant]
 

@@ -16,11 +16,11 @@ import pytest
 from harness.capacity.probe import probe_model, run_probe
 from harness.capacity.table import ProbeRow
 from harness.config.plan import Plan
+from harness.plugins.recording import RecordCase
 from harness.results.case import CaseResult
 from harness.run import Run
 from harness.server.pool import ServerPool
 from harness.server.vllm import server_config
-from harness.session import RecordCase
 
 pytestmark = pytest.mark.capacity
 

@@ -17,9 +17,9 @@ from harness.diffusion.comfyui import ComfyUIClient, ComfyUIError, Workflow, run
 from harness.diffusion.pipeline import DiffusionError, run_pipeline_case
 from harness.diffusion.protocol import call_slots, summarise
 from harness.paths import inside
+from harness.plugins.recording import RecordCase
 from harness.results.case import CaseResult
 from harness.run import Run
-from harness.session import RecordCase
 
 pytestmark = pytest.mark.diffusion
 

@@ -17,10 +17,10 @@ from harness.bench.cases import LoadSettings, StaticCase
 from harness.config.ab import ABComparison
 from harness.config.plan import Plan
 from harness.load.tokens import Tokens
+from harness.plugins.recording import RecordCase, policy_of
 from harness.results.case import CaseResult
 from harness.server.pool import ServerPool
 from harness.server.vllm import server_config
-from harness.session import RecordCase, policy_of
 from suites.serving.checks import check_case
 
 pytestmark = [pytest.mark.serving, pytest.mark.ab]

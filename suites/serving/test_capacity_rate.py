@@ -17,9 +17,9 @@ from harness.bench.cases import LoadSettings
 from harness.capacity.sla import knee_result, run_sla_search
 from harness.config.plan import Plan
 from harness.load.tokens import Tokens
+from harness.plugins.recording import RecordCase
 from harness.run import Run
 from harness.server.endpoint import Endpoint
-from harness.session import RecordCase
 
 pytestmark = [pytest.mark.serving, pytest.mark.capacity]
 

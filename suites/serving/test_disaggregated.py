@@ -24,10 +24,10 @@ from harness.client.openai import request_once
 from harness.config.plan import Plan
 from harness.deploy.multi import Deployment, role_of
 from harness.load.tokens import Tokens
+from harness.plugins.recording import RecordCase
 from harness.results.case import CaseResult
 from harness.server.endpoint import Endpoint
 from harness.server.prometheus import scrape
-from harness.session import RecordCase
 
 pytestmark = pytest.mark.disaggregated
 

@@ -16,9 +16,9 @@ from harness.bench.execute import measure_dynamic, profiled_dynamic_window
 from harness.bench.from_plan import dynamic_workload, plan_dynamic_cases
 from harness.config.plan import Plan
 from harness.load.tokens import Tokens
+from harness.plugins.recording import RecordCase
 from harness.profile.fixtures import Profiler
 from harness.server.endpoint import Endpoint
-from harness.session import RecordCase
 from suites.serving.checks import check_case
 
 pytestmark = pytest.mark.serving

@@ -22,9 +22,9 @@ from harness.load.synthetic import image_samples, prefix_samples, vision_support
 from harness.load.tokens import Tokens
 from harness.load.vision import ImagePromptCounter, PromptCount
 from harness.metrics.signals import prefix_cache_verdict
+from harness.plugins.recording import RecordCase
 from harness.profile.fixtures import Profiler
 from harness.server.endpoint import Endpoint
-from harness.session import RecordCase
 from suites.serving.checks import check_case
 
 pytestmark = pytest.mark.serving

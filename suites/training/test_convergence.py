@@ -16,9 +16,9 @@ from harness.accuracy.scores import scores
 from harness.config.plan import Plan
 from harness.config.training import TrainingSpec
 from harness.model.resolve import base_model
+from harness.plugins.recording import RecordCase
 from harness.results.case import CaseResult
 from harness.run import Run
-from harness.session import RecordCase
 from harness.training import checks
 from harness.training.curve import LossCurve, TrainedRun
 from harness.training.parsers import parse_log

@@ -13,9 +13,9 @@ from harness.bench.cases import BenchInputError, DynamicCase, LoadSettings, Stat
 from harness.bench.execute import repeated, run_dynamic, run_static
 from harness.load.samples import Sample
 from harness.load.tokens import Tokens
+from harness.plugins.progress import TerminalProgress
 from harness.results.case import CaseResult, read_case
 from harness.results.sink import CaseSink, case_line
-from harness.session import TerminalProgress
 from tests.fakes import fake_server_thread
 
 

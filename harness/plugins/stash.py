@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.plan import Plan
+from harness.config.plans import Plans
 from harness.load.tokens import Tokens
 from harness.results.index import RunIndex
 from harness.results.sink import CaseSink
@@ -15,7 +15,7 @@ from harness.run import Run
 from harness.server.pool import ServerPool
 
 RUN_KEY = pytest.StashKey[Run]()
-PLAN_KEY = pytest.StashKey[dict[str, Plan]]()
+PLANS_KEY = pytest.StashKey[Plans]()
 POOL_KEY = pytest.StashKey[ServerPool]()
 SINK_KEY = pytest.StashKey[CaseSink]()
 TOKENS_KEY = pytest.StashKey[dict[Path, Tokens]]()

@@ -1,0 +1,60 @@
+"""Which plan each platform's tests use: the given plan alone, else the platform's default, loaded on demand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config.plan import Plan
+from harness.config.plans import Plans
+from harness.errors import PlanError
+
+TINY = """
+name: {name}
+platform: {platform}
+model:
+  tiny: {{hidden-size: 128, num-heads: 2}}
+server:
+  served-model-name: m
+  max-model-len: 512
+"""
+
+
+def write(folder: Path, name: str, platform: str = "cpu") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(TINY.format(name=name, platform=platform))
+    return path
+
+
+def test_without_a_given_plan_the_default_is_loaded_once_when_first_asked(tmp_path: Path) -> None:
+    write(tmp_path, "default")
+    loads: list[str] = []
+    plans = Plans(tmp_path, defaults={"cpu": "default.yaml"}, on_load=lambda plan: loads.append(plan.name))
+    assert plans.applies("cpu") and not plans.applies("npu")
+    assert loads == [] and plans.first is None  # nothing read until a CPU test is parametrised
+    first = plans.for_platform("cpu")
+    assert first is not None and first.name == "default"
+    assert plans.for_platform("cpu") is first and loads == ["default"]
+    assert plans.for_platform("npu") is None
+    assert plans.skip_reason("cpu") is None and plans.first is first
+
+
+def test_a_given_plan_replaces_the_defaults_and_skips_the_other_platforms(tmp_path: Path) -> None:
+    write(tmp_path, "default")
+    given = write(tmp_path, "mine")
+    loads: list[Plan] = []
+    plans = Plans.from_option(tmp_path, str(given), on_load=loads.append)
+    assert [p.name for p in loads] == ["mine"]
+    assert plans.for_platform("cpu") is plans.given and plans.first is plans.given
+    assert not plans.applies("gpu") and plans.for_platform("gpu") is None
+    reason = plans.skip_reason("gpu")
+    assert reason is not None and "mine.yaml targets cpu, not gpu" in reason
+
+
+def test_a_default_plan_that_cannot_run_is_refused_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("name: b\nplatform: cpu\nmodel: {path: nowhere}\n")
+    plans = Plans(tmp_path, defaults={"cpu": "broken.yaml"})
+    with pytest.raises(PlanError, match=r"broken.yaml: model.path"):
+        plans.for_platform("cpu")
+    assert plans.loaded == {}
