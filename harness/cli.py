@@ -58,8 +58,8 @@ def _cmd_plan_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_build(args: argparse.Namespace) -> int:
-    from harness.model.resolve import resolve_model
     from harness.paths import cache_root
+    from harness.served import resolve_model
 
     plan = load_plan(args.plan)
     plan.check_runnable()
@@ -68,14 +68,14 @@ def _cmd_model_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from harness.model.resolve import resolve_model
     from harness.paths import cache_root
-    from harness.server.vllm import VLLMServer, server_config
+    from harness.served import resolve_model, serving_config
+    from harness.server.vllm import VLLMServer
 
     plan = load_plan(args.plan)
     plan.check_runnable()
     cache = cache_root()
-    config = server_config(plan, resolve_model(plan, cache), cache)
+    config = serving_config(plan, resolve_model(plan, cache), cache)
     log = Path(args.log or cache / "logs" / f"serve-{config.key()}.log")
     # SIGTERM stops it as Ctrl-C does, also while it waits for readiness (the server group is stopped either way).
     sigterm_interrupts()

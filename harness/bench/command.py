@@ -37,8 +37,8 @@ from harness.load.tokens import Tokens
 from harness.metrics.health import ClientLimits
 from harness.metrics.serving import SLO
 from harness.metrics.stats import PERCENTILES
-from harness.report.csv_layouts import Layout, append_row, columns, sort_rows
 from harness.results.case import CaseResult, write_json
+from harness.results.csv_layouts import Layout, append_row, columns, sort_rows
 from harness.results.sink import case_line
 from harness.results.vllm_format import METRICS, result_path, vllm_result
 from harness.runtime.affinity import placement_problem

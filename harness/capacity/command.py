@@ -19,7 +19,7 @@ from harness.capacity.table import table_csv
 from harness.config.plan import load_plan
 from harness.paths import cache_root
 from harness.runtime.interrupt import sigterm_interrupts
-from harness.server.vllm import server_config
+from harness.served import serving_config
 
 
 def add_parser(commands: Any) -> None:
@@ -44,7 +44,7 @@ def _cmd_capacity(args: argparse.Namespace) -> int:
     out = args.out or Path("reports") / time.strftime("capacity-%Y%m%d-%H%M%S")
     sigterm_interrupts()  # a SIGTERM stops the server of the step in progress, as Ctrl-C does
     with contextlib.suppress(KeyboardInterrupt):
-        outcome = run_probe(plan, spec, model, server_config(plan, model, cache), out, _say)
+        outcome = run_probe(plan, spec, model, serving_config(plan, model, cache), out, _say)
         print(table_csv(outcome.rows), end="")
         print(f"written to {out}")
         return 0 if all(row.max_model_len is not None for row in outcome.rows) else 1

@@ -21,12 +21,12 @@ from harness.capacity.sla import knee_result, run_sla_search
 from harness.config.plan import Plan, load_plan
 from harness.errors import PlanError
 from harness.load.tokens import Tokens
-from harness.model.resolve import resolve_model
 from harness.paths import cache_root
 from harness.results.case import write_json
 from harness.runtime.interrupt import sigterm_interrupts
+from harness.served import resolve_model, serving_config
 from harness.server.endpoint import Endpoint, connect_endpoint
-from harness.server.vllm import VLLMServer, server_config
+from harness.server.vllm import VLLMServer
 
 
 def add_parser(kinds: Any) -> None:
@@ -44,7 +44,7 @@ def _endpoint(args: argparse.Namespace, plan: Plan, model: Path, cache: Path, ou
     if args.base_url:
         yield connect_endpoint(args.base_url, args.api_key, args.served_model_name or plan.server.served_model_name)
         return
-    with VLLMServer(server_config(plan, model, cache), out / "vllm.log") as server:
+    with VLLMServer(serving_config(plan, model, cache), out / "vllm.log") as server:
         yield server.endpoint
 
 

@@ -29,9 +29,9 @@ from harness.deploy.multi import (
 )
 from harness.deploy.ranktable import check_rank_table, hccl_rank_table
 from harness.errors import HarnessError, PlanError
-from harness.model.resolve import resolve_model
 from harness.paths import cache_root, file_name
 from harness.runtime.interrupt import sigterm_interrupts, wait_until_interrupted
+from harness.served import resolve_model
 from harness.server.vllm import ServerConfig, VLLMServer
 
 

@@ -23,10 +23,10 @@ from harness.config.plans import Plans
 from harness.config.suites import TaskSpec
 from harness.diffusion.cases import DiffusionCase, plan_diffusion_cases
 from harness.errors import HarnessError, PlanError
-from harness.gates.baseline import foreign_baseline
 from harness.paths import cache_root
 from harness.platform.detect import detect
 from harness.plugins.stash import PLANS_KEY
+from harness.results.baseline import foreign_baseline
 
 
 class Case(Protocol):

@@ -18,14 +18,13 @@ from harness.config.plan import Plan
 from harness.deploy.multi import Deployment, instance_configs, remote_instances, write_rank_table
 from harness.errors import HarnessError
 from harness.load.tokens import Tokens
-from harness.model.resolve import resolve_model
 from harness.paths import cache_root, inside
 from harness.plugins.stash import POOL_KEY, RUN_KEY, TOKENS_KEY
 from harness.profile.selection import profiled
 from harness.run import Run
+from harness.served import resolve_model, serving_config
 from harness.server.endpoint import Endpoint, connect_endpoint
 from harness.server.pool import ServerPool
-from harness.server.vllm import server_config
 from harness.training.curve import TrainedRun
 
 
@@ -75,7 +74,7 @@ def endpoint(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> E
         deployment: Deployment = request.getfixturevalue("deployment")
         return deployment.endpoint
     pool: ServerPool = request.getfixturevalue("server_pool")
-    server = server_config(plan, request.getfixturevalue("served_model"), model_cache)
+    server = serving_config(plan, request.getfixturevalue("served_model"), model_cache)
     return pool.get(profiled(config, plan, server, config.stash[RUN_KEY])).endpoint
 
 
@@ -125,10 +124,10 @@ def serve(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> Call
         pytest.skip("this test starts its own server configurations; it cannot run against --endpoint")
     pool: ServerPool = request.getfixturevalue("server_pool")
     model: Path = request.getfixturevalue("served_model")  # a variant changes the server section, not the model
-    own = server_config(plan, model, model_cache)
+    own = serving_config(plan, model, model_cache)
 
     def start(variant: Plan) -> Endpoint:
-        config = server_config(variant, model, model_cache)
+        config = serving_config(variant, model, model_cache)
         return pool.get(config, alongside=own).endpoint
 
     return start

@@ -17,12 +17,12 @@ from typing import Any
 
 from harness.config.plan import load_plan
 from harness.errors import HarnessError
-from harness.gates.baseline import RunBaseline, case_key, compare_samples, gated_values, load_baseline, save_baseline
-from harness.gates.baseline import update as update_baseline
 from harness.gates.gate import GatePolicy
 from harness.report.html import write_report
 from harness.report.rundata import RunData, load_run, resolve_run
 from harness.report.summary import suite_lines, summarise
+from harness.results.baseline import RunBaseline, case_key, compare_samples, gated_values, load_baseline, save_baseline
+from harness.results.baseline import update as update_baseline
 from harness.results.index import RunIndex
 
 

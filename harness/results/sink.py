@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.paths import inside
-from harness.report.csv_layouts import Layout, append_row, columns
 from harness.results.case import CaseResult, write_json
+from harness.results.csv_layouts import Layout, append_row, columns
 
 
 @dataclass

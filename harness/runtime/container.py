@@ -14,10 +14,10 @@ import contextlib
 import os
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import Protocol
 
-from harness.config.container import ContainerSpec
 from harness.errors import HarnessError
 from harness.runtime.metadata import MetadataBlock
 from harness.runtime.sweep import RUN_ENV, owner_token
@@ -32,6 +32,23 @@ DRIVER_MOUNTS = (
 )
 DOCKER_TIMEOUT_S = 300.0
 _LIVE: set[str] = set()
+
+
+class ContainerSpec(Protocol):
+    """What a container needs (the plan's `container` section, `harness.config.container.ContainerSpec`)."""
+
+    @property
+    def image(self) -> str: ...
+    @property
+    def shm_size(self) -> str: ...
+    @property
+    def work_dir(self) -> str | None: ...
+    @property
+    def mounts(self) -> Sequence[str]: ...
+    @property
+    def env(self) -> Mapping[str, str]: ...
+    @property
+    def block_metadata(self) -> bool: ...
 
 
 class ContainerError(HarnessError):
@@ -52,7 +69,7 @@ def run_arguments(spec: ContainerSpec, npus: Sequence[int], name: str, labels: d
     return [*args, spec.image, "sleep", "infinity"]
 
 
-def _docker(args: Sequence[str], what: str, env: dict[str, str] | None = None) -> str:
+def _docker(args: Sequence[str], what: str, env: Mapping[str, str] | None = None) -> str:
     """Run a docker command; `env` adds variables docker passes on by name (`--env=NAME`)."""
     full_env = {**os.environ, **env} if env else None
     try:

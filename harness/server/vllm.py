@@ -69,16 +69,16 @@ class ServerConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def server_config(plan: Plan, model_path: Path, cache: Path) -> ServerConfig:
-    """The server configuration a plan asks for, with its platform's environment; with `model.tiny.eagle`, its
-    speculative config names the EAGLE draft head trained for `model_path` (trained first if not cached)."""
+def server_config(plan: Plan, model_path: Path, cache: Path, draft: Path | None = None) -> ServerConfig:
+    """The server configuration a plan asks for, with its platform's environment. `draft` is the speculative
+    draft model a plan with `model.tiny.eagle` trains for `model_path` (`harness.served.serving_config` trains it
+    and passes it here); its speculative config names it."""
     env = server_environment(plan.platform, cache, overrides=plan.server.env)
     spec = plan.server
-    eagle = plan.model.tiny.eagle if plan.model.tiny else None
-    if eagle is not None and spec.speculative_config is not None:
-        from harness.training.eagle import ensure_eagle_draft
-
-        draft = ensure_eagle_draft(model_path, eagle, cache)
+    wants_draft = plan.model.tiny is not None and plan.model.tiny.eagle is not None and spec.speculative_config
+    if wants_draft and draft is None:
+        raise ValueError(f"{plan.source}: model.tiny.eagle needs its trained draft; use harness.served.serving_config")
+    if draft is not None and spec.speculative_config is not None:
         spec = spec.model_copy(update={"speculative_config": {**spec.speculative_config, "model": str(draft)}})
     return ServerConfig(plan.platform, model_path, spec, tuple(sorted(env.items())), plan.container)
 

@@ -19,8 +19,8 @@ from harness.config.plan import Plan
 from harness.plugins.recording import RecordCase
 from harness.results.case import CaseResult
 from harness.run import Run
+from harness.served import serving_config
 from harness.server.pool import ServerPool
-from harness.server.vllm import server_config
 
 pytestmark = pytest.mark.capacity
 
@@ -57,7 +57,7 @@ def test_capacity_probe(
     server_pool.close()  # the probe's servers alone on the cores (or cards) while lengths are measured
     model = probe_model(plan, spec, model_cache)
     out = llmqual_run.directory / "capacity"
-    outcome = run_probe(plan, spec, model, server_config(plan, model, model_cache), out, print)
+    outcome = run_probe(plan, spec, model, serving_config(plan, model, model_cache), out, print)
     for row in outcome.rows:
         record_case(_case(row))
     for row in outcome.rows:

@@ -19,8 +19,8 @@ from harness.config.plan import Plan
 from harness.load.tokens import Tokens
 from harness.plugins.recording import RecordCase, policy_of
 from harness.results.case import CaseResult
+from harness.served import serving_config
 from harness.server.pool import ServerPool
-from harness.server.vllm import server_config
 from suites.serving.checks import check_case
 
 pytestmark = [pytest.mark.serving, pytest.mark.ab]
@@ -42,9 +42,9 @@ def test_ab(
     if request.config.getoption("--endpoint"):
         pytest.skip("an A/B comparison starts its own servers; it cannot run against --endpoint")
     model = served_model
-    reference = server_config(plan.server_with(spec.reference), model, model_cache)
+    reference = serving_config(plan.server_with(spec.reference), model, model_cache)
     candidate = dataclasses.replace(
-        server_config(plan.server_with(ab_comparison.candidate), model, model_cache), label=f"ab-{ab_comparison.name}"
+        serving_config(plan.server_with(ab_comparison.candidate), model, model_cache), label=f"ab-{ab_comparison.name}"
     )
     ref = server_pool.get(reference).endpoint
     cand = server_pool.get(candidate, alongside=reference).endpoint

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config.plan import load_plan
-from harness.model.resolve import base_model, resolve_model
+from harness.model.resolve import base_model
 from harness.paths import cache_root
+from harness.served import resolve_model, serving_config
 from harness.server.endpoint import Endpoint
-from harness.server.vllm import ServerConfig, VLLMServer, server_config
+from harness.server.vllm import ServerConfig, VLLMServer
 from tests.integration.procs import REPO, TAG, new_tag, no_tagged_processes_within
 
 PLAN = REPO / "fixtures/plans/cpu-tiny.yaml"
@@ -32,7 +33,7 @@ def tiny_server(log_dir: Path, untrained: bool = False) -> Iterator[Served]:
     plan = load_plan(PLAN)
     cache = cache_root(REPO)
     model = base_model(plan, cache) if untrained else resolve_model(plan, cache)
-    base = server_config(plan, model, cache)
+    base = serving_config(plan, model, cache)
     config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
     with VLLMServer(config, log_dir / "vllm.log") as server:
         yield Served(server.endpoint, base.model_path, tag)

@@ -23,11 +23,11 @@ from harness.client.openai import request_once
 from harness.config.plan import ServerSpec, load_plan
 from harness.errors import ServerStopped
 from harness.load.tokens import Tokens
-from harness.model.resolve import resolve_model
 from harness.paths import cache_root
 from harness.results.case import CaseResult
+from harness.served import resolve_model, serving_config
 from harness.server.pool import ServerPool, ServerRestarted
-from harness.server.vllm import ServerConfig, VLLMServer, server_config
+from harness.server.vllm import ServerConfig, VLLMServer
 from tests.fakes import install_fake_docker
 from tests.integration.procs import (
     REPO,
@@ -48,7 +48,7 @@ REQUEST_TIMEOUT_S = 5.0
 def tagged_config(tag: str) -> ServerConfig:
     plan = load_plan(PLAN)
     cache = cache_root(REPO)
-    base = server_config(plan, resolve_model(plan, cache), cache)
+    base = serving_config(plan, resolve_model(plan, cache), cache)
     spec: ServerSpec = base.spec.model_copy(update={"nice": 0})
     return ServerConfig(base.platform, base.model_path, spec, (*base.env, (TAG, tag)))
 

@@ -23,9 +23,9 @@ from harness.bench.from_plan import plan_dynamic_cases, plan_static_cases
 from harness.config.plan import ServerSpec, load_plan
 from harness.diffusion.cases import plan_diffusion_cases
 from harness.errors import ServerStartError
-from harness.model.resolve import resolve_model
 from harness.paths import cache_root
-from harness.server.vllm import ServerConfig, VLLMServer, server_config
+from harness.served import resolve_model, serving_config
+from harness.server.vllm import ServerConfig, VLLMServer
 from tests.integration.procs import (
     REPO,
     TAG,
@@ -247,7 +247,7 @@ def test_a_server_that_misses_its_deadline_is_stopped(tag: str, tmp_path: Path) 
 def test_external_endpoint_mode(tag: str, tmp_path: Path) -> None:
     plan = load_plan(PLAN)
     cache = cache_root(REPO)
-    base = server_config(plan, resolve_model(plan, cache), cache)
+    base = serving_config(plan, resolve_model(plan, cache), cache)
     config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
     with VLLMServer(config, tmp_path / "vllm.log") as server:
         done = run_pytest(
@@ -270,5 +270,5 @@ def test_an_unreachable_endpoint_fails_clearly(tag: str, tmp_path: Path) -> None
 def _tiny_config(spec: ServerSpec, tag: str) -> ServerConfig:
     plan = load_plan(PLAN)
     cache = cache_root(REPO)
-    base = server_config(plan, resolve_model(plan, cache), cache)
+    base = serving_config(plan, resolve_model(plan, cache), cache)
     return ServerConfig("cpu", base.model_path, spec.model_copy(update={"dtype": "float32"}), (*base.env, (TAG, tag)))

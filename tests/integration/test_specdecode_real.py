@@ -16,7 +16,8 @@ from harness.config.plan import load_plan
 from harness.errors import ServerStartError
 from harness.model.resolve import base_model
 from harness.paths import cache_root
-from harness.server.vllm import ServerConfig, VLLMServer, server_config
+from harness.served import serving_config
+from harness.server.vllm import ServerConfig, VLLMServer
 from tests.integration.procs import REPO, TAG, new_tag, no_tagged_processes_within, run_plan
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,7 @@ def test_a_speculative_config_vllm_rejects_fails_the_start_with_vllms_own_reason
     rejected = {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_min": 5, "prompt_lookup_max": 2}
     bad = plan.server_with({"speculative-config": rejected})
     cache = cache_root(REPO)
-    base = server_config(bad, base_model(bad, cache), cache)
+    base = serving_config(bad, base_model(bad, cache), cache)
     config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
     started = time.monotonic()
     with pytest.raises(ServerStartError) as info, VLLMServer(config, tmp_path / "vllm.log"):

@@ -18,7 +18,7 @@ from harness.cli import main
 from harness.client.openai import RequestRecord
 from harness.load.samples import Sample
 from harness.metrics.spec import acceptance_rates, acceptance_summary
-from harness.report.csv_layouts import sort_rows
+from harness.results.csv_layouts import sort_rows
 from harness.results.vllm_format import busiest_second, vllm_result
 from tests.fakes import FakeOpenAIServer, fake_server_thread
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from harness.report.csv_layouts import DYNAMIC, STATIC, append_row, columns, header
+from harness.results.csv_layouts import DYNAMIC, STATIC, append_row, columns, header
 
 # The header of the AscendCloud static benchmark CSV, as those tools write it (UTF-8 with BOM).
 ASCENDCLOUD_STATIC = (

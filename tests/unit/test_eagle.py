@@ -60,3 +60,21 @@ def test_an_eagle_head_needs_an_eagle_speculative_config_without_a_model(tmp_pat
     path.write_text(PLAN + speculative)
     with pytest.raises(PlanError, match="without a model"):
         load_plan(path)
+
+
+def test_the_served_config_names_the_trained_head_and_never_serves_without_it(tmp_path: Path) -> None:
+    from harness.served import serving_config
+    from harness.server.vllm import server_config
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN + "server: {speculative-config: {method: eagle, num_speculative_tokens: 2}}\n")
+    plan = load_plan(path)
+    assert plan.model.tiny is not None
+    target = ensure_tiny_model(plan.model.tiny, tmp_path)
+    with pytest.raises(ValueError, match=r"model\.tiny\.eagle needs its trained draft"):
+        server_config(plan, target, tmp_path)  # a caller that forgot the head gets no server without a draft
+    config = serving_config(plan, target, tmp_path)
+    assert config.spec.speculative_config is not None
+    draft = Path(config.spec.speculative_config["model"])
+    assert (draft / "model.safetensors").is_file()
+    assert config.spec.speculative_config["method"] == "eagle"

@@ -8,7 +8,7 @@ import pytest
 
 from harness.config.plan import load_plan
 from harness.errors import PlanError
-from harness.model.resolve import resolve_model
+from harness.served import resolve_model
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = """

@@ -31,13 +31,18 @@ def test_without_a_given_plan_the_default_is_loaded_once_when_first_asked(tmp_pa
     write(tmp_path, "default")
     loads: list[str] = []
     plans = Plans(tmp_path, defaults={"cpu": "default.yaml"}, on_load=lambda plan: loads.append(plan.name))
-    assert plans.applies("cpu") and not plans.applies("npu")
-    assert loads == [] and plans.first is None  # nothing read until a CPU test is parametrised
+    assert plans.applies("cpu")
+    assert not plans.applies("npu")
+    assert loads == []
+    assert plans.first is None
     first = plans.for_platform("cpu")
-    assert first is not None and first.name == "default"
-    assert plans.for_platform("cpu") is first and loads == ["default"]
+    assert first is not None
+    assert first.name == "default"
+    assert plans.for_platform("cpu") is first
+    assert loads == ["default"]
     assert plans.for_platform("npu") is None
-    assert plans.skip_reason("cpu") is None and plans.first is first
+    assert plans.skip_reason("cpu") is None
+    assert plans.first is first
 
 
 def test_a_given_plan_replaces_the_defaults_and_skips_the_other_platforms(tmp_path: Path) -> None:
@@ -46,10 +51,13 @@ def test_a_given_plan_replaces_the_defaults_and_skips_the_other_platforms(tmp_pa
     loads: list[Plan] = []
     plans = Plans.from_option(tmp_path, str(given), on_load=loads.append)
     assert [p.name for p in loads] == ["mine"]
-    assert plans.for_platform("cpu") is plans.given and plans.first is plans.given
-    assert not plans.applies("gpu") and plans.for_platform("gpu") is None
+    assert plans.for_platform("cpu") is plans.given
+    assert plans.first is plans.given
+    assert not plans.applies("gpu")
+    assert plans.for_platform("gpu") is None
     reason = plans.skip_reason("gpu")
-    assert reason is not None and "mine.yaml targets cpu, not gpu" in reason
+    assert reason is not None
+    assert "mine.yaml targets cpu, not gpu" in reason
 
 
 def test_a_default_plan_that_cannot_run_is_refused_naming_the_file(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import yaml
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.gates.baseline import RunBaseline, judge, load_baseline, save_baseline, update
 from harness.gates.gate import GatePolicy
+from harness.results.baseline import RunBaseline, judge, load_baseline, save_baseline, update
 from harness.results.case import CaseResult, metric_samples, read_case, write_json
 from harness.results.index import RunIndex
 
