@@ -35,6 +35,7 @@ from harness.errors import HarnessError
 from harness.load import command as dataset_command
 from harness.report import command as report_command
 from harness.runtime.interrupt import sigterm_interrupts, wait_until_interrupted
+from harness.training.parsers import PARSERS
 
 DEFAULT_PLAN = "fixtures/plans/cpu-tiny.yaml"
 
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="training logs").add_subparsers(dest="train_command", required=True)
     parse = train.add_parser("parse-log", help="a training log's loss curve as JSON")
     parse.add_argument("file")
-    parse.add_argument("--format", default="auto", choices=("auto", "megatron", "llamafactory", "hf", "llmqual"))
+    parse.add_argument("--format", default="auto", choices=("auto", *PARSERS))
     parse.add_argument("--json", action="store_true", help="one compact JSON document")
     parse.add_argument(
         "--losses-only", action="store_true", help="steps and losses only: a reference curve for suites.training"

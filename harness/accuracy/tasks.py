@@ -8,7 +8,6 @@ line gets, so both read identical tasks.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import shutil
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from harness.config.errors import did_you_mean
 from harness.errors import HarnessError
 from harness.runtime.locks import file_lock
 
@@ -86,8 +86,7 @@ def check_tasks(names: Iterable[str], known: Iterable[str], source: str) -> None
     available = set(known)
     for name in names:
         if name not in available:
-            close = difflib.get_close_matches(name, sorted(available), n=5, cutoff=0.6)
-            hint = "did you mean " + " or ".join(map(repr, close)) + "?" if close else "no close match"
+            hint = did_you_mean(name, available, n=5, otherwise="no close match")
             raise TaskError(
                 f"{source}: unknown lm-eval task {name!r}: {hint} (fix: name a task from `lm_eval ls tasks` or "
                 "from the include-path folder)"

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from harness.client.openai import Route
+from harness.config.suites import LoadSpec
 from harness.errors import HarnessError
 from harness.metrics.health import ClientLimits
 from harness.metrics.serving import SLO
@@ -21,15 +22,20 @@ class BenchInputError(HarnessError):
     """A benchmark was asked for something it cannot run; raised before any request is sent."""
 
 
+_SPEC = LoadSpec()
+
+
 @dataclass(frozen=True)
 class LoadSettings:
-    """How requests are sent and judged, shared by every case of a run."""
+    """How requests are sent and judged, shared by every case of a run. Plans and `llmqual bench` build it from a
+    `LoadSpec` (`from_spec`), whose defaults are the only ones; constructed bare (library callers, tests) it has no
+    measurement protocol: no warm-up, no minimum window."""
 
-    route: Route = "completions"
-    ignore_eos: bool = True
-    seed: int = 0
-    request_timeout_s: float = 300.0
-    case_deadline_s: float = 1800.0
+    route: Route = _SPEC.endpoint_type
+    ignore_eos: bool = _SPEC.ignore_eos
+    seed: int = _SPEC.seed
+    request_timeout_s: float = _SPEC.request_timeout_s
+    case_deadline_s: float = _SPEC.case_deadline_s
     limits: ClientLimits = field(default_factory=ClientLimits)
     save_records: bool = True
     extra_body: dict[str, object] = field(default_factory=dict)
@@ -41,6 +47,25 @@ class LoadSettings:
     client_workers: int = 1  # processes the requests are sharded over (harness.load.workers), one core each
     progress: Callable[[str, int, int], None] | None = None  # (case id, requests done, requests in all)
     num_speculative_tokens: int = -1  # the server's k: >= 0 adds per-request acceptance rates (harness.metrics.spec)
+
+    @classmethod
+    def from_spec(cls, spec: LoadSpec, num_speculative_tokens: int = -1) -> LoadSettings:
+        """The settings a plan's `suites.load` section (or `llmqual bench`'s options, as a LoadSpec) asks for."""
+        return cls(
+            route=spec.endpoint_type,
+            ignore_eos=spec.ignore_eos,
+            seed=spec.seed,
+            request_timeout_s=spec.request_timeout_s,
+            case_deadline_s=spec.case_deadline_s,
+            limits=ClientLimits(spec.max_p99_lag_ms, spec.min_rate_fraction),
+            save_records=spec.save_records,
+            warmup_requests=spec.warmup_requests,
+            min_requests=spec.min_requests,
+            min_seconds=spec.min_seconds,
+            client_cpus=spec.client_cpus,
+            client_workers=spec.client_workers,
+            num_speculative_tokens=num_speculative_tokens,
+        )
 
     def with_progress(self, progress: Callable[[str, int, int], None]) -> LoadSettings:
         return dataclasses.replace(self, progress=progress)

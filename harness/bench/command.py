@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from harness.bench import ascendcloud
 from harness.bench.cases import BenchInputError, LoadSettings, StaticCase, dynamic_cases, static_cases
@@ -29,12 +30,12 @@ from harness.bench.execute import measure_dynamic, measure_static
 from harness.bench.protocol import CALIBRATIONS
 from harness.capacity import sla_command
 from harness.client.openai import Route
+from harness.config.suites import LoadSpec
 from harness.errors import EndpointError
 from harness.load.datasets import LOADERS, DatasetError, load_dataset, select
 from harness.load.samples import Sample
 from harness.load.synthetic import prefix_samples, random_samples
 from harness.load.tokens import Tokens
-from harness.metrics.health import ClientLimits
 from harness.metrics.serving import SLO
 from harness.metrics.stats import PERCENTILES
 from harness.results.case import CaseResult, write_json
@@ -43,6 +44,28 @@ from harness.results.sink import case_line
 from harness.results.vllm_format import METRICS, result_path, vllm_result
 from harness.runtime.affinity import placement_problem
 from harness.server.endpoint import Endpoint, connect_endpoint, served_models
+
+LOAD = LoadSpec()  # the defaults of a plan's suites.load: the options' defaults too
+# The option that sets each LoadSpec field, for messages.
+OPTIONS = {
+    "endpoint_type": "--endpoint-type",
+    "ignore_eos": "--no-ignore-eos",
+    "seed": "--seed",
+    "request_timeout_s": "--request-timeout",
+    "case_deadline_s": "--case-deadline",
+    "max_p99_lag_ms": "--max-p99-lag-ms",
+    "min_rate_fraction": "--min-rate-fraction",
+    "save_records": "--save-result",
+    "warmup_requests": "--num-warmups",
+    "min_requests": "--min-requests",
+    "min_seconds": "--min-seconds",
+    "client_cpus": "--client-cpus",
+    "client_workers": "--client-workers",
+}
+
+
+def _help(field: str) -> str | None:
+    return LoadSpec.model_fields[field].description
 
 
 def _rate(text: str) -> float:
@@ -94,21 +117,22 @@ def _common(parser: argparse.ArgumentParser, csv_default: str) -> None:
     parser.add_argument("--result-json", type=Path, default=None, help="JSON list of per-case summaries")
     parser.add_argument("--num-scheduler-steps", type=int, default=1, help="recorded; tokens are counted from usage")
     parser.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false", help="let EOS end requests")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--request-timeout", type=float, default=300.0, help="no-progress timeout per request (s)")
-    parser.add_argument("--case-deadline", type=float, default=3600.0, help="deadline of one case (s)")
-    parser.add_argument("--max-p99-lag-ms", type=float, default=50.0, help="client schedule-lag limit")
+    parser.add_argument("--seed", type=int, default=LOAD.seed)
+    parser.add_argument(
+        "--request-timeout", type=float, default=LOAD.request_timeout_s, help=_help("request_timeout_s")
+    )
+    parser.add_argument("--case-deadline", type=float, default=LOAD.case_deadline_s, help=_help("case_deadline_s"))
+    parser.add_argument("--max-p99-lag-ms", type=float, default=LOAD.max_p99_lag_ms, help=_help("max_p99_lag_ms"))
+    parser.add_argument(
+        "--min-rate-fraction", type=float, default=LOAD.min_rate_fraction, help=_help("min_rate_fraction")
+    )
     protocol = parser.add_argument_group("measurement protocol (docs/measurement.md)")
-    protocol.add_argument("--num-warmups", type=int, default=16, help="requests before each case, not measured")
-    protocol.add_argument("--min-requests", type=int, default=0, help="a repeat sends at least this many requests")
-    protocol.add_argument("--min-seconds", type=float, default=0.0, help="a repeat lasts at least this long")
+    protocol.add_argument("--num-warmups", type=int, default=LOAD.warmup_requests, help=_help("warmup_requests"))
+    protocol.add_argument("--min-requests", type=int, default=LOAD.min_requests, help=_help("min_requests"))
+    protocol.add_argument("--min-seconds", type=float, default=LOAD.min_seconds, help=_help("min_seconds"))
     protocol.add_argument("--repeats", type=int, default=1, help="measurements of each case (fresh prompts each)")
-    protocol.add_argument(
-        "--client-cpus", type=int, nargs="+", default=None, help="cores the client runs on while it measures"
-    )
-    protocol.add_argument(
-        "--client-workers", type=int, default=1, help="processes the requests are sharded over (one core each)"
-    )
+    protocol.add_argument("--client-cpus", type=int, nargs="+", default=None, help=_help("client_cpus"))
+    protocol.add_argument("--client-workers", type=int, default=LOAD.client_workers, help=_help("client_workers"))
     vllm = parser.add_argument_group("vLLM result files (as `vllm bench serve --save-result` writes them)")
     vllm.add_argument("--save-result", action="store_true", help="one vLLM result JSON per case")
     vllm.add_argument("--save-detailed", action="store_true", help="with the per-request arrays")
@@ -193,28 +217,40 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise BenchInputError(f"--metric-percentiles: llmqual computes {list(PERCENTILES)}; {missing} is not one")
 
 
-def _settings(args: argparse.Namespace, route: Route) -> LoadSettings:
-    if args.client_workers < 1:
-        raise BenchInputError(f"--client-workers {args.client_workers}: give at least 1 (one process)")
-    problem = placement_problem(args.client_cpus)
+def load_spec(args: argparse.Namespace, route: Route) -> LoadSpec:
+    """The options as the plan section they stand for, checked by its rules; a bad value names its option."""
+    values = {
+        "endpoint_type": route,
+        "ignore_eos": args.ignore_eos,
+        "seed": args.seed,
+        "request_timeout_s": args.request_timeout,
+        "case_deadline_s": args.case_deadline,
+        "max_p99_lag_ms": args.max_p99_lag_ms,
+        "min_rate_fraction": args.min_rate_fraction,
+        "save_records": args.save_result,
+        "warmup_requests": args.num_warmups,
+        "min_requests": args.min_requests,
+        "min_seconds": args.min_seconds,
+        "client_cpus": args.client_cpus,
+        "client_workers": args.client_workers,
+    }
+    try:
+        spec = LoadSpec.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        given = values.get(field)
+        raise BenchInputError(f"{OPTIONS.get(field, field)} {given}: {error['msg'].lower()}") from exc
+    problem = placement_problem(list(spec.client_cpus) if spec.client_cpus else None)
     if problem:
         raise BenchInputError(f"--client-cpus: {problem}; list cores from that set or drop the option")
-    return LoadSettings(
-        route=route,
-        ignore_eos=args.ignore_eos,
-        seed=args.seed,
-        request_timeout_s=args.request_timeout,
-        case_deadline_s=args.case_deadline,
-        limits=ClientLimits(max_p99_lag_ms=args.max_p99_lag_ms),
-        save_records=args.save_result,
-        warmup_requests=args.num_warmups,
-        min_requests=args.min_requests,
-        min_seconds=args.min_seconds,
-        client_cpus=tuple(args.client_cpus) if args.client_cpus else None,
-        client_workers=args.client_workers,
-        num_speculative_tokens=getattr(args, "num_speculative_tokens", -1) if getattr(args, "use_spec_decode", False)
-        else -1,
-    )  # fmt: skip
+    return spec
+
+
+def _settings(args: argparse.Namespace, route: Route) -> LoadSettings:
+    spec = load_spec(args, route)
+    k = args.num_speculative_tokens if getattr(args, "use_spec_decode", False) else -1
+    return LoadSettings.from_spec(spec, num_speculative_tokens=k)
 
 
 def _connect(args: argparse.Namespace, where: ascendcloud.Target) -> Endpoint:

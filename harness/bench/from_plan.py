@@ -17,28 +17,13 @@ from harness.load.datasets import DatasetError, load_dataset, select
 from harness.load.samples import Sample
 from harness.load.synthetic import random_samples
 from harness.load.tokens import Tokens
-from harness.metrics.health import ClientLimits
 from harness.metrics.serving import SLO
 from harness.results.case import write_json
 
 
 def load_settings(plan: Plan) -> LoadSettings:
-    load = plan.suites.load
-    return LoadSettings(
-        route=load.endpoint_type,
-        ignore_eos=load.ignore_eos,
-        seed=load.seed,
-        request_timeout_s=load.request_timeout_s,
-        case_deadline_s=load.case_deadline_s,
-        limits=ClientLimits(load.max_p99_lag_ms, load.min_rate_fraction),
-        save_records=load.save_records,
-        warmup_requests=load.warmup_requests,
-        min_requests=load.min_requests,
-        min_seconds=load.min_seconds,
-        client_cpus=load.client_cpus,
-        client_workers=load.client_workers,
-        num_speculative_tokens=speculative_tokens(plan),
-    )
+    """The plan's `suites.load` settings, with its server's speculative k."""
+    return LoadSettings.from_spec(plan.suites.load, speculative_tokens(plan))
 
 
 def speculative_tokens(plan: Plan) -> int:

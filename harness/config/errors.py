@@ -11,13 +11,14 @@ from pydantic import BaseModel, ValidationError
 from harness.errors import PlanError
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A 'did you mean' hint for `word` among `choices`, or a list of what is allowed."""
+def did_you_mean(word: str, choices: Iterable[str], n: int = 3, otherwise: str | None = None) -> str:
+    """A 'did you mean' hint for `word` among `choices`; without a close match, `otherwise`, or else the list of
+    what is allowed (for a short list; a long one, such as lm-eval's tasks, passes `otherwise`)."""
     options = sorted(choices)
-    close = difflib.get_close_matches(word, options, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(word, options, n=n, cutoff=0.6)
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    return "allowed keys: " + ", ".join(options)
+    return otherwise if otherwise is not None else "allowed keys: " + ", ".join(options)
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:

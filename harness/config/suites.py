@@ -30,15 +30,18 @@ class SLOSpec(Frozen):
 
 
 class LoadSpec(Frozen):
-    """How the client sends and judges itself; shared by every serving case."""
+    """How the client sends and judges itself; shared by every serving case. Its defaults are the defaults of
+    `llmqual bench` too (harness.bench.command builds one from its options)."""
 
     endpoint_type: Literal["completions", "chat"] = "completions"
     ignore_eos: bool = True
     seed: int = Field(0, ge=0)
     request_timeout_s: float = Field(300.0, gt=0, description="no-progress timeout of one request")
-    case_deadline_s: float = Field(1800.0, gt=0, description="deadline of one whole case")
-    max_p99_lag_ms: float = Field(50.0, gt=0)
-    min_rate_fraction: float = Field(0.95, gt=0, le=1)
+    case_deadline_s: float = Field(3600.0, gt=0, description="deadline of one whole case")
+    max_p99_lag_ms: float = Field(50.0, gt=0, description="a case whose p99 schedule lag is above this is invalid")
+    min_rate_fraction: float = Field(
+        0.95, gt=0, le=1, description="a case whose client sent under this fraction of its schedule's rate is invalid"
+    )
     save_records: bool = True
     # The measurement protocol (docs/measurement.md): warm-up before each case, and a window that means something.
     warmup_requests: int = Field(16, ge=0, description="requests before each case at its concurrency, not measured")

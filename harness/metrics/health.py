@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.client.openai import RequestRecord
+from harness.config.suites import LoadSpec
 from harness.metrics.stats import describe, percentile
 
 
@@ -19,8 +20,8 @@ from harness.metrics.stats import describe, percentile
 class ClientLimits:
     """When a run counts as invalid: p99 lag above `max_p99_lag_ms`, or a send rate under `min_rate_fraction`."""
 
-    max_p99_lag_ms: float = 50.0
-    min_rate_fraction: float = 0.95
+    max_p99_lag_ms: float = LoadSpec.model_fields["max_p99_lag_ms"].default
+    min_rate_fraction: float = LoadSpec.model_fields["min_rate_fraction"].default
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from harness.paths import inside
 from harness.run import Run
 from harness.training.curve import TrainedRun
 from harness.training.launchers import prepare, run_launch
-from harness.training.parsers import LogFormatError, parse_log
+from harness.training.parsers import PARSERS, LogFormatError, parse_log
 from harness.training.tiny_trainer import tiny_config
 from harness.training.tiny_trainer import trained_run as tiny_run
 
@@ -31,7 +31,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmqual")
     group.addoption("--training-log", default=None, help="qualify this training log instead of training")
     group.addoption(
-        "--training-log-format", default="auto", help="format of --training-log (auto, megatron, llamafactory, hf)"
+        "--training-log-format",
+        default="auto",
+        help=f"format of --training-log ({', '.join(('auto', *PARSERS))})",
+        choices=("auto", *PARSERS),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import types
@@ -10,9 +11,14 @@ from pathlib import Path
 import pytest
 
 from harness.bench.cases import BenchInputError, DynamicCase, LoadSettings, StaticCase, dynamic_cases, static_cases
+from harness.bench.command import add_parser, load_spec
 from harness.bench.execute import repeated, run_dynamic, run_static
+from harness.bench.from_plan import load_settings
+from harness.config.plan import Plan
+from harness.config.suites import LoadSpec
 from harness.load.samples import Sample
 from harness.load.tokens import Tokens
+from harness.metrics.health import ClientLimits
 from harness.plugins.progress import TerminalProgress
 from harness.results.case import CaseResult, read_case
 from harness.results.sink import CaseSink, case_line
@@ -155,3 +161,18 @@ def test_the_whole_case_carries_no_partial_mark(tokens: Tokens) -> None:
     assert result.partial is None
     assert "partial" not in result.document()
     assert len(result.repeats) == 3
+
+
+def test_a_plan_and_llmqual_bench_build_the_same_settings_from_the_same_values() -> None:
+    """One constructor, one set of defaults: `llmqual bench` without options gets the plan's defaults."""
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    static = parser.parse_args(["bench", "static", "--tokenizer", "t", "--save-result"])
+    dynamic = parser.parse_args(["bench", "dynamic", "--tokenizer", "t", "--request-rate", "1", "--num-prompts", "1"])
+    assert load_spec(static, "completions") == LoadSpec()
+    assert load_spec(dynamic, "completions") == LoadSpec(save_records=False)  # --save-result not given
+    plan = Plan.model_validate({"name": "p", "platform": "cpu", "model": {"path": "/m"}})
+    from_cli = LoadSettings.from_spec(load_spec(static, "completions"))
+    assert load_settings(plan) == from_cli
+    assert from_cli.limits == ClientLimits()  # the library's default limits are the plan's
+    assert from_cli.case_deadline_s == LoadSettings().case_deadline_s == LoadSpec().case_deadline_s

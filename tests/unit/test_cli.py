@@ -52,6 +52,15 @@ DEAD_URL = "http://127.0.0.1:9"  # nothing listens: any attempt to connect fails
             ["static", "--parallel-num", "1", "--prompt-tokens", "8", "--output-tokens", "4", "--client-cpus", "4096"],
             "--client-cpus: core(s) [4096] are not usable here",
         ),
+        (
+            ["static", "--parallel-num", "1", "--prompt-tokens", "8", "--output-tokens", "4", "--client-workers", "0"],
+            "--client-workers 0: input should be greater than or equal to 1",
+        ),
+        (
+            ["dynamic", "--request-rate", "1", "--num-prompts", "5", "--min-rate-fraction", "1.5"],
+            "--min-rate-fraction 1.5: input should be less than or equal to 1",
+        ),
+        (["dynamic", "--request-rate", "1", "--num-prompts", "5", "--case-deadline", "0"], "--case-deadline 0.0:"),
     ],
 )
 def test_bench_refuses_bad_lists_before_contacting_the_server(
