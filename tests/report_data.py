@@ -74,7 +74,8 @@ def run_data(directory: Path, failed_detail: str = HOSTILE) -> RunData:
                         "baseline_mean": 0.27,
                         "baseline_stderr": 0.0446,
                         "candidate_mean": 0.26,
-                        "delta": -0.01,
+                        "change": -0.01,
+                        "absolute": True,
                     }
                 ],
             ),

@@ -15,6 +15,8 @@ stderr on a large sample does not make a 0.1-point wobble a failure.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ import yaml
 
 from harness.accuracy.scores import Score
 from harness.errors import PlanError
+from harness.gates.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -30,16 +33,9 @@ class Reference:
     stderr: float | None = None
 
 
-@dataclass(frozen=True)
-class Verdict:
-    regressed: bool
-    message: str
-    delta: float  # result - baseline, signed so that negative is worse
-    margin: float
-
-
 def check(score: Score, baseline: Reference, k: float, floor: float) -> Verdict:
-    """Compare one score with its baseline. Pure."""
+    """Compare one score with its baseline: a Verdict on `task/metric` whose change is the absolute difference
+    (negative is worse), failed when worse by more than k x the score's stderr and more than `floor`. Pure."""
     worse_by = (baseline.value - score.value) if score.higher_is_better else (score.value - baseline.value)
     noise = k * score.stderr if score.stderr is not None else 0.0
     margin = max(noise, floor)
@@ -49,7 +45,38 @@ def check(score: Score, baseline: Reference, k: float, floor: float) -> Verdict:
         f"{score.task} {score.metric}: {score.value:.4f} (stderr {stderr_text}) vs baseline {baseline.value:.4f}; "
         f"worse by {worse_by:+.4f}, allowed {margin:.4f} (max of {k} x stderr and floor {floor})"
     )
-    return Verdict(regressed, message, -worse_by, margin)
+    return Verdict(
+        f"{score.task}/{score.metric}",
+        "fail" if regressed else "pass",
+        message,
+        change=-worse_by,
+        absolute=True,
+        allowed=margin,
+        baseline_mean=baseline.value,
+        candidate_mean=score.value,
+        numbers={"baseline_stderr": baseline.stderr, "stderr": score.stderr},
+    )
+
+
+def against_baselines(
+    found: list[Score], baselines: dict[str, dict[str, Reference]], k: float, floor: float
+) -> list[Verdict]:
+    """A Verdict for each score that has a baseline; scores without one are not judged."""
+    return [
+        check(score, reference, k, floor)
+        for score in found
+        if (reference := baselines.get(score.task, {}).get(score.metric)) is not None
+    ]
+
+
+def against_reference(reference: Score, candidate: Score, k: float, floor: float) -> Verdict:
+    """A candidate configuration's score against the same task's score under the reference configuration, both
+    measured in this run: the allowed noise is k x the stderr of their difference, sqrt(se_ref^2 + se_cand^2)
+    (independent samples), or the floor alone when neither has a stderr."""
+    spread = [e for e in (reference.stderr, candidate.stderr) if e is not None]
+    combined = math.sqrt(sum(e * e for e in spread)) if spread else None
+    judged = dataclasses.replace(candidate, stderr=combined)
+    return check(judged, Reference(reference.value, reference.stderr), k, floor)
 
 
 def load_baselines(path: Path) -> dict[str, dict[str, Reference]]:

@@ -34,3 +34,12 @@ def scores(results: dict[str, Any]) -> list[Score]:
             stderr = _number(metrics.get(f"{name}_stderr,{filter_name}"))
             found.append(Score(task, key, float(value), stderr, bool(better.get(name, True))))
     return found
+
+
+def score_metrics(found: list[Score]) -> dict[str, float | None]:
+    """A case's metrics from lm-eval's scores: `task/metric` and `task/metric/stderr`."""
+    metrics: dict[str, float | None] = {}
+    for score in found:
+        metrics[f"{score.task}/{score.metric}"] = score.value
+        metrics[f"{score.task}/{score.metric}/stderr"] = score.stderr
+    return metrics

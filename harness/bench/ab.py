@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from harness.bench.cases import LoadSettings, StaticCase
 from harness.bench.execute import run_static
 from harness.bench.protocol import size_window, static_case_with, stream, wall_clock
-from harness.gates.gate import GatePolicy, GateResult, Outcome, overall, paired_gate
+from harness.gates.gate import GatePolicy, paired_gate
+from harness.gates.verdict import Outcome, Verdict, overall
 from harness.load.synthetic import random_samples
 from harness.load.tokens import Tokens
 from harness.results.case import CaseResult
@@ -68,7 +69,7 @@ def measure_ab(
     return ABMeasurement(measured["reference"], measured["candidate"], per_repeat)
 
 
-def ab_verdicts(measured: ABMeasurement, metrics: Sequence[str], policy: GatePolicy) -> list[GateResult]:
+def ab_verdicts(measured: ABMeasurement, metrics: Sequence[str], policy: GatePolicy) -> list[Verdict]:
     return [paired_gate(m, measured.values("reference", m), measured.values("candidate", m), policy) for m in metrics]
 
 
@@ -81,7 +82,7 @@ def ab_summary(measured: ABMeasurement, metric: str) -> dict[str, float | None]:
     return out
 
 
-def meets_expectation(verdicts: Sequence[GateResult], expect: Outcome | None) -> tuple[bool, str]:
+def meets_expectation(verdicts: Sequence[Verdict], expect: Outcome | None) -> tuple[bool, str]:
     """Whether the comparison's verdict is what the plan expects (None: anything but a fail)."""
     verdict = overall(verdicts)
     text = "; ".join(v.message for v in verdicts)

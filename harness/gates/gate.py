@@ -35,11 +35,9 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from harness.gates.directions import direction
-
-Outcome = Literal["pass", "fail", "inconclusive"]
+from harness.gates.verdict import Outcome, Verdict
 
 
 @dataclass(frozen=True)
@@ -48,24 +46,6 @@ class GatePolicy:
     detect: float = 0.05  # a pass rules out a regression this large
     confidence: float = 0.99  # of each one-sided bound
     between_runs: float = 0.0  # relative SD of a run's mean between runs (machine drift; not used by paired_gate)
-
-
-@dataclass(frozen=True)
-class GateResult:
-    metric: str
-    outcome: Outcome
-    message: str
-    change: float | None = None  # relative change of the mean; negative is worse
-    low: float | None = None  # pessimistic bound of the change
-    high: float | None = None  # optimistic bound of the change
-    baseline_mean: float | None = None
-    candidate_mean: float | None = None
-    n_baseline: int = 0
-    n_candidate: int = 0
-    resolution: float | None = None  # the smallest regression this comparison fails 95% of the time
-
-    def as_json(self) -> dict[str, object]:
-        return dict(vars(self))
 
 
 def _clean(values: Sequence[float | None]) -> list[float]:
@@ -126,23 +106,23 @@ def gate(
     candidate: Sequence[float | None],
     policy: GatePolicy = GatePolicy(),
     sign: int | None = None,
-) -> GateResult:
+) -> Verdict:
     """Compare `candidate` samples of `metric` with `baseline` samples; `sign` overrides the metric's direction."""
     sign = sign if sign is not None else direction(metric)
     base, cand = _clean(baseline), _clean(candidate)
     nb, nc = len(base), len(cand)
     if sign is None:
-        return GateResult(
+        return Verdict(
             metric, "inconclusive", f"{metric}: no known direction (not gated)", n_baseline=nb, n_candidate=nc
         )
     if not base or not cand:
         side = "baseline" if not base else "run"
-        return GateResult(metric, "inconclusive", f"{metric}: the {side} has no value", n_baseline=nb, n_candidate=nc)
+        return Verdict(metric, "inconclusive", f"{metric}: the {side} has no value", n_baseline=nb, n_candidate=nc)
     mb, mc = statistics.fmean(base), statistics.fmean(cand)
 
-    def result(outcome: Outcome, message: str, *bounds: float | None) -> GateResult:
+    def result(outcome: Outcome, message: str, *bounds: float | None) -> Verdict:
         change, low, high = (*bounds, None, None, None)[:3]
-        return GateResult(metric, outcome, message, change, low, high, mb, mc, nb, nc)
+        return Verdict(metric, outcome, message, change, low, high, mb, mc, nb, nc)
 
     if mb == 0:
         return result("inconclusive", f"{metric}: the baseline is 0, no relative change")
@@ -172,7 +152,7 @@ def paired_gate(
     candidate: Sequence[float | None],
     policy: GatePolicy = GatePolicy(),
     sign: int | None = None,
-) -> GateResult:
+) -> Verdict:
     """An A/B verdict from pairs measured in turn: `reference[i]` and `candidate[i]` belong together."""
     sign = sign if sign is not None else direction(metric)
     pairs = [
@@ -184,9 +164,9 @@ def paired_gate(
     mr = statistics.fmean(r for r, _ in pairs) if pairs else None
     mc = statistics.fmean(c for _, c in pairs) if pairs else None
 
-    def result(outcome: Outcome, message: str, *bounds: float | None) -> GateResult:
+    def result(outcome: Outcome, message: str, *bounds: float | None) -> Verdict:
         change, low, high, res = (*bounds, None, None, None, None)[:4]
-        return GateResult(metric, outcome, message, change, low, high, mr, mc, n, n, res)
+        return Verdict(metric, outcome, message, change, low, high, mr, mc, n, n, res)
 
     if sign is None:
         return result("inconclusive", f"{metric}: no known direction (not gated)")
@@ -197,10 +177,3 @@ def paired_gate(
     se = statistics.stdev(diffs) / math.sqrt(n)
     outcome, text, low, high, res = _decide(metric, change, se, n - 1, policy, f"{n} pairs")
     return result(outcome, text, change, low, high, res)
-
-
-def overall(results: Sequence[GateResult]) -> Outcome | None:
-    """fail if any fails, else inconclusive if any is, else pass; None when nothing was gated."""
-    outcomes = {r.outcome for r in results}
-    order: tuple[Outcome, ...] = ("fail", "inconclusive", "pass")
-    return next((outcome for outcome in order if outcome in outcomes), None)

@@ -16,7 +16,8 @@ from harness.config.plan import Plan
 from harness.config.plans import Plans
 from harness.errors import HarnessError
 from harness.fingerprint import fingerprint
-from harness.gates.gate import GatePolicy, overall
+from harness.gates.gate import GatePolicy
+from harness.gates.verdict import overall
 from harness.plugins.stash import INDEX_KEY, PLANS_KEY, RUN_KEY, SINK_KEY
 from harness.results.baseline import RunBaseline, judge, load_baseline
 from harness.results.case import CaseResult

@@ -238,8 +238,9 @@ def training_section(run: RunData) -> str:
     rows = []
     for d in docs:
         for name, check in d.get("checks", {}).items():
-            if isinstance(check, dict) and "ok" in check:
-                rows.append([d["suite"], d["case_id"], name, "ok" if check["ok"] else "FAILED", check.get("message")])
+            if isinstance(check, dict) and ("outcome" in check or "ok" in check):  # "ok": llmqual.case/2
+                ok = check["outcome"] == "pass" if "outcome" in check else check["ok"]
+                rows.append([d["suite"], d["case_id"], name, "ok" if ok else "FAILED", check.get("message")])
     parts.append(table(["suite", "case", "check", "result", "message"], rows))
     metric_rows = [
         [d["suite"], d["case_id"], k, v] for d in docs for k, v in d["metrics"].items() if isinstance(v, int | float)
@@ -251,8 +252,8 @@ def training_section(run: RunData) -> str:
 def _change(gate: dict[str, Any]) -> str | None:
     """Relative change of a serving or training gate; absolute score difference of an accuracy check."""
     if isinstance(gate.get("change"), int | float):
-        return f"{gate['change']:+.2%}"
-    if isinstance(gate.get("delta"), int | float):
+        return f"{gate['change']:+.4f} (absolute)" if gate.get("absolute") else f"{gate['change']:+.2%}"
+    if isinstance(gate.get("delta"), int | float):  # an accuracy check in a llmqual.case/2 document
         return f"{gate['delta']:+.4f} (absolute)"
     return None
 

@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
-from harness.gates.gate import GatePolicy, GateResult, gate
+from harness.gates.gate import GatePolicy, gate
 from harness.gates.policy import GATED_METRICS
+from harness.gates.verdict import Verdict
 from harness.results.case import metric_samples
 
 BASELINE_SCHEMA = "llmqual.baseline/1"
@@ -144,7 +145,7 @@ def judge(
     policy: GatePolicy,
     platform: str | None = None,
     device: str | None = None,
-) -> list[GateResult]:
+) -> list[Verdict]:
     """The gate of every gated metric of a case against the baseline (none without a baseline entry); a baseline
     from another device gives every metric an inconclusive verdict that says so."""
     if baseline is None:
@@ -153,7 +154,7 @@ def judge(
     reason = incomparable(baseline, platform, device)
     if reason is not None:
         metrics = [m for m in GATED_METRICS.get(document["suite"], ()) if baseline.samples(key, m)]
-        return [GateResult(m, "inconclusive", f"{m}: {reason}") for m in metrics]
+        return [Verdict(m, "inconclusive", f"{m}: {reason}") for m in metrics]
     return [
         gate(metric, baseline.samples(key, metric), metric_samples(document, metric), policy)
         for metric in GATED_METRICS.get(document["suite"], ())
@@ -163,7 +164,7 @@ def judge(
 
 def compare_samples(
     a: dict[str, dict[str, Sequence[float | None]]], b: dict[str, dict[str, Sequence[float | None]]], policy: GatePolicy
-) -> list[tuple[str, GateResult]]:
+) -> list[tuple[str, Verdict]]:
     """Gate every (case, metric) present in both: `a` is the reference, `b` the candidate."""
     return [
         (key, gate(metric, a[key][metric], b[key][metric], policy))

@@ -1,13 +1,15 @@
 """One case's result: what was run, what was measured, what the harness's own checks said.
 
-Schema `llmqual.case/2`: {schema, suite, case_id, valid, invalid_reasons, config, metrics, checks, environment,
+Schema `llmqual.case/3`: {schema, suite, case_id, valid, invalid_reasons, config, metrics, checks, environment,
 repeats?, series?, gates?, records?}. `metrics` uses `vllm bench serve`'s result-JSON names (request_throughput,
 mean_ttft_ms, ...); a value that could not be measured is null, never 0. `repeats` holds the metrics of every
 measurement of the case when it was measured more than once (`metrics` are the last one's); `series` holds plot
-data (loss curves); `gates` the verdicts against the baseline; `partial` says how much of a repeated case was
-measured when the run stopped before its last repeat (a partial document is replaced by the whole one as soon as
-the case completes). Version 2 added repeats, series and gates; readers
-accept 1 and 2 (`read_case`).
+data (loss curves); `gates` the verdicts against the baseline (`harness.gates.verdict.Verdict.as_json`);
+`partial` says how much of a repeated case was measured when the run stopped before its last repeat (a partial
+document is replaced by the whole one as soon as the case completes). Version 2 added repeats, series and gates;
+version 3 made every verdict one shape (an accuracy gate's `delta` became `change` with `absolute: true`, a
+training check's `ok` an `outcome`). Readers accept 1, 2 and 3 (`read_case`); docs/results.md describes the
+document.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Any
 from harness.client.openai import RequestRecord
 from harness.secrets import redact
 
-CASE_SCHEMA = "llmqual.case/2"
-READABLE_SCHEMAS = ("llmqual.case/1", CASE_SCHEMA)
+CASE_SCHEMA = "llmqual.case/3"
+READABLE_SCHEMAS = ("llmqual.case/1", "llmqual.case/2", CASE_SCHEMA)
 
 
 @dataclass
@@ -38,7 +40,7 @@ class CaseResult:
     records: list[RequestRecord] | None = None
     series: dict[str, list[list[float | None]]] = field(default_factory=dict)  # plot data: name -> [[x, y], ...]
     repeats: list[dict[str, Any]] = field(default_factory=list)  # metrics of each measurement, when repeated
-    gates: list[dict[str, Any]] = field(default_factory=list)  # GateResult.as_json() of each gated metric
+    gates: list[dict[str, Any]] = field(default_factory=list)  # Verdict.as_json() of each judged metric
     test: str | None = None  # the pytest node id that measured it
     partial: str | None = None  # "2 of 3 repeats measured": written while the case runs, kept if the run stops
 

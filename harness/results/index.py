@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.gates.gate import GateResult, overall
+from harness.gates.verdict import Verdict, overall
 from harness.results.case import case_files
 
 INDEX_NAME = "index.sqlite"
@@ -182,7 +182,7 @@ class RunIndex:
 def _verdict(document: dict[str, Any]) -> str | None:
     """The overall verdict of the gates a case document records."""
     gates = [g for g in document.get("gates", []) if isinstance(g, dict) and g.get("outcome")]
-    return overall([GateResult(str(g.get("metric")), g["outcome"], "") for g in gates])
+    return overall([Verdict(str(g.get("metric")), g["outcome"], "") for g in gates])
 
 
 def _last_write(directory: Path) -> float | None:

@@ -1,6 +1,7 @@
 """Convergence checks and run-to-run alignment of loss curves, and training throughput. Pure functions.
 
-Each check returns a Verdict (ok, message) so a suite can assert it and a report can show it. Defaults follow what
+Each check returns a Verdict (harness.gates.verdict; `metric` is the check's name, the outcome pass or fail) so a
+suite can assert it and a report can show it. Defaults follow what
 Ascend engineers use: alignment within a mean relative error of 2% and a mean absolute error of 0.005 over the
 matched steps (docs/training.md); throughput after 5 warm-up steps.
 """
@@ -10,17 +11,18 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from harness.gates.verdict import Verdict
 from harness.training.curve import LossCurve, LossPoint
 
 
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    message: str
-    steps: tuple[int, ...] = ()  # the steps the message is about (NaNs, spikes, worst misalignments)
-    numbers: dict[str, float | None] = field(default_factory=dict)
+def _judged(
+    check: str, ok: bool, message: str, steps: tuple[int, ...] = (), numbers: dict[str, float | None] | None = None
+) -> Verdict:
+    """A check's Verdict: pass or fail (a training check is never inconclusive); `steps` are the steps the message
+    is about (NaNs, spikes, worst misalignments)."""
+    return Verdict(check, "pass" if ok else "fail", message, steps=steps, numbers=numbers or {})
 
 
 def _steps_losses(curve: LossCurve) -> list[tuple[int, float]]:
@@ -30,10 +32,12 @@ def _steps_losses(curve: LossCurve) -> list[tuple[int, float]]:
 def finite(curve: LossCurve) -> Verdict:
     bad = tuple(step for step, loss in _steps_losses(curve) if not math.isfinite(loss))
     if not curve.points:
-        return Verdict(False, "the log has no training loss")
+        return _judged("finite", False, "the log has no training loss")
     if bad:
-        return Verdict(False, f"non-finite loss at steps {list(bad[:10])}{' ...' if len(bad) > 10 else ''}", bad)
-    return Verdict(True, f"all {len(curve.points)} losses are finite")
+        return _judged(
+            "finite", False, f"non-finite loss at steps {list(bad[:10])}{' ...' if len(bad) > 10 else ''}", bad
+        )
+    return _judged("finite", True, f"all {len(curve.points)} losses are finite")
 
 
 def decreasing(curve: LossCurve, window_fraction: float = 0.2, min_relative_drop: float = 0.05) -> Verdict:
@@ -43,15 +47,18 @@ def decreasing(curve: LossCurve, window_fraction: float = 0.2, min_relative_drop
     """
     losses = [loss for _, loss in _steps_losses(curve) if math.isfinite(loss)]
     if len(losses) < 4:
-        return Verdict(False, f"too few finite losses ({len(losses)}) to judge a trend")
+        return _judged("decreasing", False, f"too few finite losses ({len(losses)}) to judge a trend")
     width = max(2, int(len(losses) * window_fraction))
     first, last = statistics.median(losses[:width]), statistics.median(losses[-width:])
     drop = (first - last) / abs(first) if first else 0.0
     numbers: dict[str, float | None] = {"first_median": first, "last_median": last, "relative_drop": drop}
     if drop >= min_relative_drop:
-        return Verdict(True, f"loss fell from a median of {first:.4f} to {last:.4f} ({drop:.1%})", numbers=numbers)
+        return _judged(
+            "decreasing", True, f"loss fell from a median of {first:.4f} to {last:.4f} ({drop:.1%})", numbers=numbers
+        )
     word = "rose" if drop < 0 else "fell only"
-    return Verdict(
+    return _judged(
+        "decreasing",
         False,
         f"loss {word} from a median of {first:.4f} to {last:.4f} ({drop:+.1%}; need {min_relative_drop:.0%})",
         numbers=numbers,
@@ -70,8 +77,8 @@ def spikes(curve: LossCurve, window: int = 10, factor: float = 6.0) -> Verdict:
         if pairs[i][1] > centre + factor * spread:
             found.append(pairs[i][0])
     if found:
-        return Verdict(False, f"loss spikes at steps {found[:10]}", tuple(found))
-    return Verdict(True, "no loss spike")
+        return _judged("spikes", False, f"loss spikes at steps {found[:10]}", tuple(found))
+    return _judged("spikes", True, "no loss spike")
 
 
 def plateau(curve: LossCurve, window: int = 20, min_relative_change: float = 0.002) -> Verdict:
@@ -79,13 +86,13 @@ def plateau(curve: LossCurve, window: int = 20, min_relative_change: float = 0.0
     differs from the second by less than `min_relative_change` while the run's first half was still falling."""
     losses = [v for _, v in _steps_losses(curve) if math.isfinite(v)]
     if len(losses) < 3 * window:
-        return Verdict(True, f"too short to judge a plateau ({len(losses)} points < {3 * window})")
+        return _judged("plateau", True, f"too short to judge a plateau ({len(losses)} points < {3 * window})")
     a, b = statistics.median(losses[-2 * window : -window]), statistics.median(losses[-window:])
     change = (a - b) / abs(a) if a else 0.0
     start = statistics.median(losses[:window])
     if abs(change) < min_relative_change and (start - b) / abs(start) < 0.01:
-        return Verdict(False, f"the loss has not moved from {start:.4f} (plateau at {b:.4f})")
-    return Verdict(True, f"last windows changed by {change:.2%}", numbers={"relative_change": change})
+        return _judged("plateau", False, f"the loss has not moved from {start:.4f} (plateau at {b:.4f})")
+    return _judged("plateau", True, f"last windows changed by {change:.2%}", numbers={"relative_change": change})
 
 
 def skipped_and_nan(curve: LossCurve, max_skipped: int = 0, max_nan: int = 0) -> Verdict:
@@ -94,18 +101,23 @@ def skipped_and_nan(curve: LossCurve, max_skipped: int = 0, max_nan: int = 0) ->
     numbers: dict[str, float | None] = {"skipped": skipped, "nan": nans}
     if skipped > max_skipped or nans > max_nan:
         steps = tuple(p.step for p in curve.points if (p.skipped or 0) or (p.nan or 0))
-        return Verdict(
-            False, f"{skipped} skipped and {nans} NaN iterations (allowed {max_skipped}, {max_nan})", steps, numbers
+        return _judged(
+            "skipped_nan",
+            False,
+            f"{skipped} skipped and {nans} NaN iterations (allowed {max_skipped}, {max_nan})",
+            steps,
+            numbers,
         )
-    return Verdict(True, f"{skipped} skipped, {nans} NaN iterations", numbers=numbers)
+    return _judged("skipped_nan", True, f"{skipped} skipped, {nans} NaN iterations", numbers=numbers)
 
 
 def final_below(curve: LossCurve, threshold: float, tail: int = 5) -> Verdict:
     losses = [v for _, v in _steps_losses(curve) if math.isfinite(v)][-tail:]
     if not losses:
-        return Verdict(False, "no finite loss at the end of the run")
+        return _judged("final_loss", False, "no finite loss at the end of the run")
     final = statistics.median(losses)
-    return Verdict(
+    return _judged(
+        "final_loss",
         final < threshold,
         f"final loss (median of last {len(losses)}) {final:.4f}, threshold {threshold}",
         numbers={"final": final},
@@ -120,7 +132,7 @@ def align(
     theirs = dict(_steps_losses(reference))
     steps = sorted(set(ours) & set(theirs))
     if not steps:
-        return Verdict(False, "the run and the reference share no logged step")
+        return _judged("alignment", False, "the run and the reference share no logged step")
     errors = [(abs(ours[s] - theirs[s]), s) for s in steps]
     relative = [abs(ours[s] - theirs[s]) / abs(theirs[s]) if theirs[s] else math.inf for s in steps]
     mre, mae = sum(relative) / len(relative), sum(e for e, _ in errors) / len(errors)
@@ -131,7 +143,9 @@ def align(
         f"{len(steps)} matched steps: mean relative error {mre:.3%} (max {max_mre:.1%}), mean absolute error "
         f"{mae:.4f} (max {max_mae}); worst: {listing}"
     )
-    return Verdict(ok, message, tuple(s for _, s in top), {"mre": mre, "mae": mae, "matched_steps": len(steps)})
+    return _judged(
+        "alignment", ok, message, tuple(s for _, s in top), {"mre": mre, "mae": mae, "matched_steps": len(steps)}
+    )
 
 
 @dataclass(frozen=True)
@@ -181,9 +195,11 @@ def accuracy_gain(gains: dict[str, tuple[float, float]], min_gain: float) -> Ver
     """Each metric's score after training (second) must exceed its score before (first) by `min_gain`."""
     short = {m: (b, a) for m, (b, a) in gains.items() if a < b + min_gain}
     if not gains:
-        return Verdict(False, "no score to compare: the evaluation returned no metric")
+        return _judged("accuracy_gain", False, "no score to compare: the evaluation returned no metric")
     numbers: dict[str, float | None] = {f"{m}/gain": a - b for m, (b, a) in gains.items()}
     text = "; ".join(f"{m}: {b:.3f} before, {a:.3f} after" for m, (b, a) in gains.items())
     if short:
-        return Verdict(False, f"{', '.join(short)} rose by less than +{min_gain}: {text}", numbers=numbers)
-    return Verdict(True, f"every score rose by at least +{min_gain}: {text}", numbers=numbers)
+        return _judged(
+            "accuracy_gain", False, f"{', '.join(short)} rose by less than +{min_gain}: {text}", numbers=numbers
+        )
+    return _judged("accuracy_gain", True, f"every score rose by at least +{min_gain}: {text}", numbers=numbers)

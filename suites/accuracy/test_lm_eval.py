@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.accuracy.baseline import check, load_baselines
+from harness.accuracy.baseline import against_baselines, load_baselines
 from harness.accuracy.evaluate import cli_arguments, evaluate
 from harness.accuracy.in_engine import engine_environment, engine_model_args, evaluate_in_engine, lm_eval_arguments
 from harness.accuracy.plan_cases import eval_settings
-from harness.accuracy.scores import scores
+from harness.accuracy.scores import score_metrics, scores
 from harness.config.plan import Plan
 from harness.config.suites import TaskSpec
 from harness.paths import inside
@@ -60,16 +60,7 @@ def test_lm_eval(
     assert found, f"lm-eval reported no metric for {accuracy_case.name}"
 
     baselines = load_baselines(plan.relative(spec.baselines)) if spec.baselines else {}
-    compared = [
-        (score, reference, check(score, reference, spec.k, spec.floor))
-        for score in found
-        if (reference := baselines.get(score.task, {}).get(score.metric)) is not None
-    ]
-    verdicts = [v for _, _, v in compared]
-    metrics: dict[str, float | None] = {}
-    for score in found:
-        metrics[f"{score.task}/{score.metric}"] = score.value
-        metrics[f"{score.task}/{score.metric}/stderr"] = score.stderr
+    verdicts = against_baselines(found, baselines, spec.k, spec.floor)
     result = CaseResult(
         suite="accuracy.lm_eval",
         case_id=accuracy_case.id,
@@ -82,27 +73,11 @@ def test_lm_eval(
             "lm_eval_command": ["lm_eval", *command],
             "lm_eval_results": str(out / "lm_eval_results.json"),
         },
-        metrics=metrics,
-        checks={
-            "baseline": [
-                {"regressed": v.regressed, "message": v.message, "delta": v.delta, "margin": v.margin} for v in verdicts
-            ],
-            "baseline_file": spec.baselines,
-        },
-        gates=[
-            {
-                "metric": f"{score.task}/{score.metric}",
-                "outcome": "fail" if v.regressed else "pass",
-                "message": v.message,
-                "baseline_mean": reference.value,
-                "baseline_stderr": reference.stderr,
-                "candidate_mean": score.value,
-                "delta": v.delta,  # an absolute difference of scores, not a relative change
-                "enforced": True,  # the suite asserts accuracy regressions whatever the plan's gates say
-            }
-            for score, reference, v in compared
-        ],
+        metrics=score_metrics(found),
+        checks={"baseline_file": spec.baselines},
+        # The suite asserts accuracy regressions whatever the plan's gates.enforce says.
+        gates=[v.as_json() | {"enforced": True} for v in verdicts],
     )
     record_case(result)
-    regressions = [v.message for v in verdicts if v.regressed]
+    regressions = [v.message for v in verdicts if v.failed]
     assert not regressions, "accuracy regression: " + "; ".join(regressions)

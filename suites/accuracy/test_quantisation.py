@@ -7,13 +7,12 @@ difference (the two runs' stderrs combined) and by more than the floor. Runs las
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from harness.accuracy.baseline import Reference, check
+from harness.accuracy.baseline import against_reference
 from harness.accuracy.evaluate import evaluate
 from harness.accuracy.plan_cases import eval_settings
 from harness.accuracy.scores import Score, scores
@@ -51,16 +50,7 @@ def test_quantised_accuracy_within_noise_of_reference(
     for key, reference in measured["reference"].items():
         candidate = measured["candidate"].get(key)
         assert candidate is not None, f"the candidate configuration reported no {key}"
-        spread = [e for e in (reference.stderr, candidate.stderr) if e is not None]
-        combined = math.sqrt(sum(e * e for e in spread)) if spread else None
-        verdicts.append(
-            check(
-                Score(*key, candidate.value, combined, candidate.higher_is_better),
-                Reference(reference.value),
-                spec.k,
-                spec.floor,
-            )
-        )
+        verdicts.append(against_reference(reference, candidate, spec.k, spec.floor))
     record_case(
         CaseResult(
             suite="accuracy.quant",
@@ -71,8 +61,8 @@ def test_quantised_accuracy_within_noise_of_reference(
                 for side, found in measured.items()
                 for (task, metric), score in found.items()
             },
-            checks={"comparison": [{"regressed": v.regressed, "message": v.message} for v in verdicts]},
+            checks={"comparison": [v.as_json() for v in verdicts]},
         )
     )
-    regressions = [v.message for v in verdicts if v.regressed]
+    regressions = [v.message for v in verdicts if v.failed]
     assert not regressions, "quantised configuration lost accuracy: " + "; ".join(regressions)

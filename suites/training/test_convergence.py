@@ -41,10 +41,6 @@ def run_config(run: TrainedRun, spec: TrainingSpec) -> dict[str, object]:
     }
 
 
-def verdict_json(verdict: checks.Verdict) -> dict[str, object]:
-    return {"ok": verdict.ok, "message": verdict.message, "steps": list(verdict.steps)}
-
-
 def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, record_case: RecordCase) -> None:
     curve, spec = trained_run.curve, training_spec
     verdicts = {
@@ -68,7 +64,7 @@ def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, re
                 "points": len(losses),
                 "wall_s": trained_run.wall_s,
             },
-            checks={name: verdict_json(v) for name, v in verdicts.items()},
+            checks={name: v.as_json() for name, v in verdicts.items()},
             series={"loss": loss_series(curve)},
         )
     )
@@ -100,7 +96,7 @@ def test_loss_follows_the_reference(
                 "mae": verdict.numbers.get("mae"),
                 "matched_steps": verdict.numbers.get("matched_steps"),
             },
-            checks={"alignment": verdict_json(verdict)},
+            checks={"alignment": verdict.as_json()},
             series={"loss": loss_series(trained_run.curve), "reference": loss_series(reference)},
         )
     )

@@ -52,7 +52,7 @@ def test_a_llamafactory_sft_run_is_parsed_checked_served_and_evaluated(llamafact
     assert convergence["metrics"]["points"] == len(losses)
     assert convergence["metrics"]["first_loss"] == pytest.approx(losses[0])
     assert convergence["metrics"]["final_loss"] == pytest.approx(losses[-1])
-    assert all(check["ok"] for check in convergence["checks"].values()), convergence["checks"]
+    assert all(check["outcome"] == "pass" for check in convergence["checks"].values()), convergence["checks"]
 
     # The server loaded LLaMA-Factory's checkpoint, and lm-eval scored it through that server.
     (server,) = json.loads((run / "run.json").read_text())["servers"]

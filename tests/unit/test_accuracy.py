@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.accuracy.baseline import Reference, check, load_baselines
+from harness.accuracy.baseline import Reference, against_baselines, against_reference, check, load_baselines
 from harness.accuracy.evaluate import AccuracyError, EvalSettings, cli_arguments, probe_prompt_logprobs
 from harness.accuracy.offline_data import arithmetic_records, write
 from harness.accuracy.scores import Score, scores
@@ -60,15 +60,45 @@ def test_scores_read_metric_filter_pairs_and_missing_stderr() -> None:
 )
 def test_regression_needs_both_k_stderr_and_floor(value: float, stderr: float | None, regressed: bool) -> None:
     verdict = check(Score("gsm8k", "exact_match,strict-match", value, stderr), Reference(0.75), k=2.0, floor=0.01)
-    assert verdict.regressed is regressed
+    assert verdict.failed is regressed
+    assert verdict.outcome == ("fail" if regressed else "pass")
+    assert verdict.metric == "gsm8k/exact_match,strict-match"
+    assert verdict.absolute
     assert "vs baseline 0.7500" in verdict.message
     assert "allowed" in verdict.message
 
 
 def test_lower_is_better_metrics_regress_upwards() -> None:
     worse = check(Score("p", "word_perplexity,none", 14.0, None, higher_is_better=False), Reference(12.5), 2.0, 0.5)
-    assert worse.regressed
-    assert worse.delta == pytest.approx(-1.5)
+    assert worse.failed
+    assert worse.change == pytest.approx(-1.5)
+
+
+def test_only_scores_with_a_baseline_are_judged() -> None:
+    found = [Score("t", "acc,none", 0.40, 0.02), Score("t", "acc_norm,none", 0.5, 0.02), Score("u", "acc,none", 1, 0)]
+    verdicts = against_baselines(found, {"t": {"acc,none": Reference(0.5, 0.02)}}, k=2.0, floor=0.01)
+    assert [(v.metric, v.outcome) for v in verdicts] == [("t/acc,none", "fail")]
+    assert verdicts[0].allowed == pytest.approx(0.04)
+
+
+@pytest.mark.parametrize(
+    ("reference", "candidate", "outcome"),
+    [
+        # 0.09 worse: the candidate's stderr alone (2 x 0.04 = 0.08) would fail it; the difference's stderr,
+        # sqrt(0.03^2 + 0.04^2) = 0.05, allows 0.10.
+        (Score("t", "acc,none", 0.60, 0.03), Score("t", "acc,none", 0.51, 0.04), "pass"),
+        (Score("t", "acc,none", 0.60, 0.03), Score("t", "acc,none", 0.49, 0.04), "fail"),
+        # Neither has a stderr: the floor alone.
+        (Score("t", "acc,none", 0.60, None), Score("t", "acc,none", 0.585, None), "fail"),
+        (Score("t", "acc,none", 0.60, None), Score("t", "acc,none", 0.595, None), "pass"),
+    ],
+)
+def test_a_quantised_score_is_judged_against_the_reference_with_both_stderrs(
+    reference: Score, candidate: Score, outcome: str
+) -> None:
+    verdict = against_reference(reference, candidate, k=2.0, floor=0.01)
+    assert verdict.outcome == outcome, verdict.message
+    assert verdict.baseline_mean == reference.value
 
 
 def test_baseline_files_load_and_bad_ones_name_the_file(tmp_path: Path) -> None:

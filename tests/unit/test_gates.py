@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from harness.bench.ab import meets_expectation
 from harness.gates.directions import direction
-from harness.gates.gate import GatePolicy, gate, overall, paired_gate
+from harness.gates.gate import GatePolicy, gate, paired_gate
 from harness.gates.policy import DEFAULT_BASELINE_SAMPLES, DEFAULT_REPEATS
+from harness.gates.verdict import overall
 
 
 @pytest.mark.parametrize(

@@ -90,3 +90,12 @@ def test_gaps_stay_gaps() -> None:
     """A missing value breaks the line instead of being drawn as 0."""
     svg = line_chart("x", "Gap", [Series("a", [(1.0, 1.0), (2.0, 2.0), (3.0, None), (4.0, 4.0), (5.0, 5.0)])], "x", "y")
     assert svg.count('<path class="mark"') == 2
+
+
+def test_version_2_verdicts_still_render(tmp_path: Path) -> None:
+    """Run folders written before llmqual.case/3: an accuracy gate's `delta`, a training check's `ok`."""
+    from harness.report.html import _change
+
+    assert _change({"metric": "t/acc,none", "outcome": "pass", "message": "", "delta": -0.02}) == "-0.0200 (absolute)"
+    assert _change({"metric": "t/acc,none", "change": -0.02, "absolute": True}) == "-0.0200 (absolute)"
+    assert _change({"metric": "output_throughput", "change": -0.02}) == "-2.00%"

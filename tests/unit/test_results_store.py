@@ -144,7 +144,7 @@ def test_judge_gates_only_what_the_baseline_has() -> None:
 
 def test_case_documents_are_versioned(tmp_path: Path) -> None:
     document = static_doc("p4", [1.0, 2.0])
-    assert document["schema"] == "llmqual.case/2"
+    assert document["schema"] == "llmqual.case/3"
     assert metric_samples(document, "output_throughput") == [1.0, 2.0]
     path = write_json(tmp_path / "c.json", {**document, "schema": "llmqual.case/9"})
     with pytest.raises(HarnessError, match=r"schema 'llmqual\.case/9' is not one of"):
