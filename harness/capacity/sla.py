@@ -22,12 +22,13 @@ from harness.config.sla import SLASpec
 from harness.gates.slo import ObjectiveVerdict, objective_verdict
 from harness.load.synthetic import random_samples
 from harness.load.tokens import Tokens
+from harness.metric_names import OUTPUT_THROUGHPUT, REQUEST_GOODPUT, REQUEST_THROUGHPUT, SUSTAINABLE_RATE_PER_S
 from harness.metrics.serving import SLO
 from harness.results.case import CaseResult
 from harness.server.endpoint import Endpoint
 
 GOODPUT_RATIO = "goodput_ratio"  # requests meeting every per-request bound / requests completed, per repeat
-KNEE_METRIC = "sustainable_rate_per_s"  # gated like any throughput (higher is better)
+KNEE_METRIC = SUSTAINABLE_RATE_PER_S  # gated like any throughput (higher is better)
 
 
 def goodput_slo(spec: SLASpec) -> SLO:
@@ -48,7 +49,7 @@ def judge(spec: SLASpec, repeats: list[dict[str, Any]]) -> tuple[ObjectiveVerdic
 
 
 def _ratio(metrics: dict[str, Any]) -> float | None:
-    good, done = metrics.get("request_goodput"), metrics.get("request_throughput")
+    good, done = metrics.get(REQUEST_GOODPUT), metrics.get(REQUEST_THROUGHPUT)
     return None if good is None or not done else float(good) / float(done)
 
 
@@ -81,7 +82,7 @@ class StepMeasurer:
             problems.append(f"{sum(failed)} requests failed")
         if result.config.get("prompts_reused"):
             problems.append("prompts were reused (the sample pool ran out)")
-        watched = [*spec.objectives, "request_throughput", "output_throughput"]
+        watched = [*spec.objectives, REQUEST_THROUGHPUT, OUTPUT_THROUGHPUT]
         metrics = {m: [r.get(m) for r in repeats] for m in watched}
         if spec.goodput is not None:
             metrics[GOODPUT_RATIO] = [_ratio(r) for r in repeats]

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from harness.config.base import Frozen
+from harness.metric_names import OUTPUT_THROUGHPUT
 
 
 class ABWorkload(Frozen):
@@ -45,5 +46,5 @@ class ABSpec(Frozen):
     reference: dict[str, Any] = Field(default_factory=dict, description="server overrides of the reference side")
     workload: ABWorkload = ABWorkload()
     pairs: int = Field(6, ge=2, le=100, description="measurements of each side, interleaved")
-    metrics: tuple[str, ...] = Field(("output_throughput",), min_length=1, description="the metrics gated")
+    metrics: tuple[str, ...] = Field((OUTPUT_THROUGHPUT,), min_length=1, description="the metrics gated")
     comparisons: tuple[ABComparison, ...] = Field(min_length=1)

@@ -19,6 +19,14 @@ from typing import Any
 
 from harness.config.diffusion import DiffusionSpec
 from harness.diffusion.cases import DiffusionCase
+from harness.metric_names import (
+    IMAGES_PER_S,
+    MAX_LATENCY_PER_IMAGE_MS,
+    MEAN_LATENCY_PER_IMAGE_MS,
+    MEDIAN_LATENCY_PER_IMAGE_MS,
+    MIN_LATENCY_PER_IMAGE_MS,
+    P90_LATENCY_PER_IMAGE_MS,
+)
 from harness.model.corpus import sentence
 
 
@@ -73,8 +81,8 @@ def window_metrics(calls: Sequence[Call]) -> dict[str, Any]:
     seconds = sum(c.seconds for c in calls)
     images = sum(c.images for c in calls)
     return {
-        "mean_latency_per_image_ms": statistics.fmean(latencies) if latencies else None,
-        "images_per_s": images / seconds if seconds > 0 and images else None,
+        MEAN_LATENCY_PER_IMAGE_MS: statistics.fmean(latencies) if latencies else None,
+        IMAGES_PER_S: images / seconds if seconds > 0 and images else None,
         "images": images,
         "calls": len(calls),
     }
@@ -109,12 +117,12 @@ def summarise(
     server = [1000.0 * c.server_seconds / c.images for c in measured if c.server_seconds is not None and c.images]
     overall = window_metrics(measured)
     metrics: dict[str, Any] = {
-        "mean_latency_per_image_ms": overall["mean_latency_per_image_ms"],
-        "median_latency_per_image_ms": statistics.median(latencies) if latencies else None,
-        "p90_latency_per_image_ms": _percentile(latencies, 0.9) if latencies else None,
-        "min_latency_per_image_ms": min(latencies) if latencies else None,
-        "max_latency_per_image_ms": max(latencies) if latencies else None,
-        "images_per_s": overall["images_per_s"],
+        MEAN_LATENCY_PER_IMAGE_MS: overall[MEAN_LATENCY_PER_IMAGE_MS],
+        MEDIAN_LATENCY_PER_IMAGE_MS: statistics.median(latencies) if latencies else None,
+        P90_LATENCY_PER_IMAGE_MS: _percentile(latencies, 0.9) if latencies else None,
+        MIN_LATENCY_PER_IMAGE_MS: min(latencies) if latencies else None,
+        MAX_LATENCY_PER_IMAGE_MS: max(latencies) if latencies else None,
+        IMAGES_PER_S: overall[IMAGES_PER_S],
         "images": overall["images"],
         "calls": overall["calls"],
         "warmup_calls": len(warmup),

@@ -13,6 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.client.openai import RequestRecord
+from harness.metric_names import (
+    MEAN_REQUEST_OUTPUT_THROUGHPUT,
+    OUTPUT_THROUGHPUT,
+    REQUEST_GOODPUT,
+    REQUEST_THROUGHPUT,
+    TOTAL_TOKEN_THROUGHPUT,
+)
 from harness.metrics.stats import describe
 
 Summary = dict[str, Any]
@@ -107,11 +114,11 @@ def summarise(records: Sequence[RequestRecord], slo: SLO | None = None) -> Summa
         "total_input_tokens": input_tokens,
         "total_output_tokens": output_tokens,
         "duration": span,
-        "request_throughput": per_second(len(done)),
-        "output_throughput": per_second(output_tokens),
-        "total_token_throughput": per_second(input_tokens + output_tokens),
-        "request_goodput": per_second(sum(meets(r, slo) for r in done)) if slo.given() else None,
-        "mean_request_output_throughput": _mean(
+        REQUEST_THROUGHPUT: per_second(len(done)),
+        OUTPUT_THROUGHPUT: per_second(output_tokens),
+        TOTAL_TOKEN_THROUGHPUT: per_second(input_tokens + output_tokens),
+        REQUEST_GOODPUT: per_second(sum(meets(r, slo) for r in done)) if slo.given() else None,
+        MEAN_REQUEST_OUTPUT_THROUGHPUT: _mean(
             [r.completion_tokens / t for r in with_usage if r.completion_tokens and (t := e2el(r))]
         ),
     }

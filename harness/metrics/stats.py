@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from harness.metric_names import stat_name
+
 PERCENTILES = (50, 90, 99)
 
 
@@ -17,7 +19,7 @@ def describe(values: Sequence[float], name: str, unit: str = "ms", scale: float 
     """
     keys = ["mean", "median", "std", *(f"p{p}" for p in PERCENTILES), "max"]
     if not values:
-        return {f"{k}_{name}_{unit}": None for k in keys}
+        return {stat_name(k, name, unit): None for k in keys}
     data = np.asarray(values, dtype=float) * scale
     numbers = [
         float(np.mean(data)),
@@ -26,7 +28,7 @@ def describe(values: Sequence[float], name: str, unit: str = "ms", scale: float 
         *(float(np.percentile(data, p)) for p in PERCENTILES),
         float(np.max(data)),
     ]
-    return {f"{k}_{name}_{unit}": v for k, v in zip(keys, numbers, strict=True)}
+    return {stat_name(k, name, unit): v for k, v in zip(keys, numbers, strict=True)}
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

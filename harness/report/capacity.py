@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from html import escape
 
+from harness.metric_names import SUSTAINABLE_RATE_PER_S
 from harness.report.cells import table
 from harness.report.rundata import RunData
 from harness.report.svg import Series, line_chart
@@ -48,7 +49,7 @@ def sla_section(run: RunData) -> str:
         return ""
     knee = knees[-1]
     steps = knee.get("checks", {}).get("steps", [])
-    found, above = knee["metrics"].get("sustainable_rate_per_s"), knee["metrics"].get("first_unsustainable_rate_per_s")
+    found, above = knee["metrics"].get(SUSTAINABLE_RATE_PER_S), knee["metrics"].get("first_unsustainable_rate_per_s")
     if found is None:
         said = "no rate tried met the objectives"
     else:

@@ -7,6 +7,12 @@ import base64
 from html import escape
 from pathlib import Path
 
+from harness.metric_names import (
+    IMAGES_PER_S,
+    MEAN_LATENCY_PER_IMAGE_MS,
+    MEDIAN_LATENCY_PER_IMAGE_MS,
+    P90_LATENCY_PER_IMAGE_MS,
+)
 from harness.report.cells import table
 from harness.report.rundata import RunData
 from harness.report.svg import Series, line_chart
@@ -43,10 +49,10 @@ def diffusion_section(run: RunData) -> str:
                 f"{c.get('height')}x{c.get('width')}",
                 c.get("steps"),
                 c.get("batch"),
-                m.get("images_per_s"),
-                m.get("mean_latency_per_image_ms"),
-                m.get("median_latency_per_image_ms"),
-                m.get("p90_latency_per_image_ms"),
+                m.get(IMAGES_PER_S),
+                m.get(MEAN_LATENCY_PER_IMAGE_MS),
+                m.get(MEDIAN_LATENCY_PER_IMAGE_MS),
+                m.get(P90_LATENCY_PER_IMAGE_MS),
                 m.get("mean_warmup_call_ms"),
                 m.get("load_s"),
                 "yes" if d.get("valid", True) else "; ".join(d.get("invalid_reasons", [])),
@@ -58,7 +64,7 @@ def diffusion_section(run: RunData) -> str:
     for d in docs:
         pixels = (d["config"].get("height") or 0) * (d["config"].get("width") or 0)
         by_engine.setdefault(str(d["config"].get("engine")), []).append(
-            (pixels / 1000.0, d["metrics"].get("mean_latency_per_image_ms"))
+            (pixels / 1000.0, d["metrics"].get(MEAN_LATENCY_PER_IMAGE_MS))
         )
     chart = line_chart(
         "diffusion-latency",

@@ -15,6 +15,16 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from harness.metric_names import (
+    MEAN_E2EL_MS,
+    MEAN_TPOT_MS,
+    MEAN_TTFT_MS,
+    OUTPUT_THROUGHPUT,
+    P99_TPOT_MS,
+    P99_TTFT_MS,
+    REQUEST_THROUGHPUT,
+    TOKENS_PER_S_PER_CARD,
+)
 from harness.report.capacity import capacity_section, sla_section
 from harness.report.cells import table
 from harness.report.diffusion import diffusion_section
@@ -127,7 +137,7 @@ def serving_section(run: RunData) -> str:
     for d in static:
         shape = f"in{d['config'].get('prompt_tokens')}/out{d['config'].get('output_tokens')}"
         by_shape.setdefault(shape, []).append(
-            (float(d["config"].get("parallel", 0)), d["metrics"].get("output_throughput"))
+            (float(d["config"].get("parallel", 0)), d["metrics"].get(OUTPUT_THROUGHPUT))
         )
     parts.append(
         line_chart(
@@ -167,13 +177,13 @@ def serving_section(run: RunData) -> str:
         parts.append(cdf_chart(f"{metric}-distribution", f"{label}: distribution per case", samples, f"{label} (ms)"))
     keys = [
         "completed",
-        "output_throughput",
-        "request_throughput",
-        "mean_ttft_ms",
-        "p99_ttft_ms",
-        "mean_tpot_ms",
-        "p99_tpot_ms",
-        "mean_e2el_ms",
+        OUTPUT_THROUGHPUT,
+        REQUEST_THROUGHPUT,
+        MEAN_TTFT_MS,
+        P99_TTFT_MS,
+        MEAN_TPOT_MS,
+        P99_TPOT_MS,
+        MEAN_E2EL_MS,
     ]
     rows = [
         [d["suite"], _through(d), "yes" if d.get("valid", True) else "INVALID"] + [d["metrics"].get(k) for k in keys]
@@ -283,9 +293,9 @@ def trends_section(run: RunData, index: RunIndex | None, plan: str | None) -> st
     if index is None:
         return parts[0] + "<p>No run index.</p>"
     picks = [
-        ("serving.static", "output_throughput"),
-        ("serving.dynamic", "request_throughput"),
-        ("training.throughput", "tokens_per_s_per_card"),
+        ("serving.static", OUTPUT_THROUGHPUT),
+        ("serving.dynamic", REQUEST_THROUGHPUT),
+        ("training.throughput", TOKENS_PER_S_PER_CARD),
     ]
     for suite, metric in picks:
         series = []

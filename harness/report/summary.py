@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.metric_names import OUTPUT_THROUGHPUT, P99_TTFT_MS
 from harness.report.rundata import RunData
 
 UNENFORCED_FAIL = "fail (not enforced)"
@@ -106,8 +107,8 @@ def key_numbers(suite: str, documents: list[dict[str, Any]]) -> str:
         ]
         return "; ".join(paired) or f"{len(documents)} comparisons, no paired verdict"
     if suite.startswith("serving."):
-        output = [m["output_throughput"] for m in metrics if isinstance(m.get("output_throughput"), int | float)]
-        ttft = [m["p99_ttft_ms"] for m in metrics if isinstance(m.get("p99_ttft_ms"), int | float)]
+        output = [m["output_throughput"] for m in metrics if isinstance(m.get(OUTPUT_THROUGHPUT), int | float)]
+        ttft = [m["p99_ttft_ms"] for m in metrics if isinstance(m.get(P99_TTFT_MS), int | float)]
         span = f"{_fmt(min(output))}-{_fmt(max(output))} tok/s" if output else "no throughput"
         return f"{len(metrics)} cases, output {span}, worst TTFT p99 {_fmt(max(ttft) if ttft else None)} ms"
     shown: list[str] = []

@@ -12,6 +12,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.metric_names import (
+    MAX_ITL_MS,
+    MAX_TTFT_MS,
+    MEAN_E2EL_MS,
+    MEAN_ITL_MS,
+    MEAN_REQUEST_OUTPUT_THROUGHPUT,
+    MEAN_TPOT_MS,
+    MEAN_TTFT_MS,
+    OUTPUT_THROUGHPUT,
+    P90_ITL_MS,
+    P90_TTFT_MS,
+    P99_ITL_MS,
+    P99_TTFT_MS,
+    REQUEST_THROUGHPUT,
+)
+
 Layout = Literal["ascendcloud", "english"]
 Doc = dict[str, Any]
 Column = tuple[str, str, Callable[[Doc], Any]]
@@ -41,15 +57,15 @@ STATIC: list[Column] = [
     ("输入长度", "input_len", lambda d: _asked(d, "prompt")),
     ("输出长度", "output_len", lambda d: _asked(d, "output")),
     ("并发数", "parallel_num", _c("parallel_num")),
-    ("输出tokens总吞吐", "output_throughput", _m("output_throughput")),
-    ("首tokens时延TP90（ms）", "p90_ttft_ms", _m("p90_ttft_ms")),
-    ("首tokens时延TP99（ms）", "p99_ttft_ms", _m("p99_ttft_ms")),
-    ("最大首tokens时延（ms）", "max_ttft_ms", _m("max_ttft_ms")),
-    ("平均首tokens时延（ms）", "mean_ttft_ms", _m("mean_ttft_ms")),
-    ("增量时延TP90（ms）", "p90_itl_ms", _m("p90_itl_ms")),
-    ("增量时延TP99（ms）", "p99_itl_ms", _m("p99_itl_ms")),
-    ("最大增量时延（ms）", "max_itl_ms", _m("max_itl_ms")),
-    ("平均增量时延（ms）", "mean_itl_ms", _m("mean_itl_ms")),
+    ("输出tokens总吞吐", OUTPUT_THROUGHPUT, _m(OUTPUT_THROUGHPUT)),
+    ("首tokens时延TP90（ms）", P90_TTFT_MS, _m(P90_TTFT_MS)),
+    ("首tokens时延TP99（ms）", P99_TTFT_MS, _m(P99_TTFT_MS)),
+    ("最大首tokens时延（ms）", MAX_TTFT_MS, _m(MAX_TTFT_MS)),
+    ("平均首tokens时延（ms）", MEAN_TTFT_MS, _m(MEAN_TTFT_MS)),
+    ("增量时延TP90（ms）", P90_ITL_MS, _m(P90_ITL_MS)),
+    ("增量时延TP99（ms）", P99_ITL_MS, _m(P99_ITL_MS)),
+    ("最大增量时延（ms）", MAX_ITL_MS, _m(MAX_ITL_MS)),
+    ("平均增量时延（ms）", MEAN_ITL_MS, _m(MEAN_ITL_MS)),
 ]
 
 
@@ -83,12 +99,12 @@ DYNAMIC: list[Column] = [
     ("输入平均长度（tokens）", "mean_input_tokens", _mean_per_request("total_input_tokens")),
     ("输出平均长度（tokens）", "mean_output_tokens", _mean_per_request("total_output_tokens")),
     ("请求频率（req/s）", "request_rate", _c("request_rate")),
-    ("请求吞吐（req/s）", "request_throughput", _m("request_throughput")),
-    ("请求平均时延（s）", "mean_e2el_s", _m("mean_e2el_ms", 0.001)),
-    ("平均输出tokens吞吐（tokens/s）", "mean_request_output_throughput", _m("mean_request_output_throughput")),
-    ("单请求每tokens平均时延（ms）", "mean_tpot_ms", _m("mean_tpot_ms")),
-    ("首tokens平均时延（ms）", "mean_ttft_ms", _m("mean_ttft_ms")),
-    ("输出tokens总吞吐（tokens/s）", "output_throughput", _m("output_throughput")),
+    ("请求吞吐（req/s）", REQUEST_THROUGHPUT, _m(REQUEST_THROUGHPUT)),
+    ("请求平均时延（s）", "mean_e2el_s", _m(MEAN_E2EL_MS, 0.001)),
+    ("平均输出tokens吞吐（tokens/s）", MEAN_REQUEST_OUTPUT_THROUGHPUT, _m(MEAN_REQUEST_OUTPUT_THROUGHPUT)),
+    ("单请求每tokens平均时延（ms）", MEAN_TPOT_MS, _m(MEAN_TPOT_MS)),
+    ("首tokens平均时延（ms）", MEAN_TTFT_MS, _m(MEAN_TTFT_MS)),
+    ("输出tokens总吞吐（tokens/s）", OUTPUT_THROUGHPUT, _m(OUTPUT_THROUGHPUT)),
 ]
 
 LAYOUTS: dict[str, list[Column]] = {"static": STATIC, "dynamic": DYNAMIC}

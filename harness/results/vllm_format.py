@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.client.openai import RequestRecord
+from harness.metric_names import REQUEST_GOODPUT
 from harness.metrics.serving import e2el, itls, ttft
 from harness.paths import file_name
 
@@ -92,7 +93,7 @@ def vllm_result(
         total_input_tokens=metrics["total_input_tokens"],
         total_output_tokens=metrics["total_output_tokens"],
         request_throughput=metrics["request_throughput"],
-        request_goodput=metrics.get("request_goodput"),
+        request_goodput=metrics.get(REQUEST_GOODPUT),
         output_throughput=metrics["output_throughput"],
         total_token_throughput=metrics["total_token_throughput"],
     )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.gates.verdict import Verdict
+from harness.metric_names import FINAL_LOSS
 from harness.training.curve import LossCurve, LossPoint
 
 
@@ -114,10 +115,10 @@ def skipped_and_nan(curve: LossCurve, max_skipped: int = 0, max_nan: int = 0) ->
 def final_below(curve: LossCurve, threshold: float, tail: int = 5) -> Verdict:
     losses = [v for _, v in _steps_losses(curve) if math.isfinite(v)][-tail:]
     if not losses:
-        return _judged("final_loss", False, "no finite loss at the end of the run")
+        return _judged(FINAL_LOSS, False, "no finite loss at the end of the run")
     final = statistics.median(losses)
     return _judged(
-        "final_loss",
+        FINAL_LOSS,
         final < threshold,
         f"final loss (median of last {len(losses)}) {final:.4f}, threshold {threshold}",
         numbers={"final": final},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.metric_names import MEAN_E2EL_MS, MEAN_TTFT_MS, OUTPUT_THROUGHPUT, P99_TTFT_MS
 from harness.results.case import CaseResult
 
 
@@ -12,6 +13,6 @@ def check_case(result: CaseResult, expected_requests: int) -> None:
     assert result.valid, "invalid measurement: " + "; ".join(result.invalid_reasons)
     problems = result.checks["token_audit"]["problems"]
     assert not problems, "token audit: " + "; ".join(problems)
-    for key in ("output_throughput", "mean_ttft_ms", "p99_ttft_ms", "mean_e2el_ms"):
+    for key in (OUTPUT_THROUGHPUT, MEAN_TTFT_MS, P99_TTFT_MS, MEAN_E2EL_MS):
         assert m[key] is not None, f"{key} was not measured"
         assert m[key] > 0, f"{key} is {m[key]}"

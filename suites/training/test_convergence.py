@@ -15,6 +15,7 @@ from harness.accuracy.evaluate import EvalSettings, evaluate_checkpoint
 from harness.accuracy.scores import scores
 from harness.config.plan import Plan
 from harness.config.training import TrainingSpec
+from harness.metric_names import FINAL_LOSS, FIRST_LOSS, SAMPLES_PER_S, TOKENS_PER_S_PER_CARD
 from harness.model.resolve import base_model
 from harness.plugins.recording import RecordCase
 from harness.results.case import CaseResult
@@ -59,8 +60,8 @@ def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, re
             case_id=trained_run.launcher,
             config=run_config(trained_run, spec),
             metrics={
-                "first_loss": losses[0] if losses else None,
-                "final_loss": losses[-1] if losses else None,
+                FIRST_LOSS: losses[0] if losses else None,
+                FINAL_LOSS: losses[-1] if losses else None,
                 "points": len(losses),
                 "wall_s": trained_run.wall_s,
             },
@@ -120,8 +121,8 @@ def test_throughput_is_measured(trained_run: TrainedRun, training_spec: Training
                 "warmup_steps": settings.warmup_steps,
             },
             metrics={
-                "tokens_per_s_per_card": result.tokens_per_s_per_card,
-                "samples_per_s": result.samples_per_s,
+                TOKENS_PER_S_PER_CARD: result.tokens_per_s_per_card,
+                SAMPLES_PER_S: result.samples_per_s,
                 "iterations_used": result.steps_used,
             },
         )

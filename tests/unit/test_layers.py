@@ -16,7 +16,7 @@ HARNESS = Path(__file__).resolve().parents[2] / "harness"
 
 # Bottom first. A package may import from its own layer and the ones before it.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundations", {"errors", "paths", "secrets", "runtime"}),
+    ("foundations", {"errors", "paths", "secrets", "metric_names", "runtime"}),
     ("statistics of verdicts", {"gates"}),
     ("configuration", {"config"}),
     ("the machine", {"platform", "fingerprint"}),
