@@ -1,15 +1,37 @@
-"""The harness's exceptions, in one place.
+"""The harness's exceptions. The shared ones are defined here; each concern's own live beside its code, and every
+one of them is in this tree (tests/unit/test_error_tree.py fails on one that is not).
 
-    HarnessError
-    ├── PlanError             a plan file is invalid: names the file, the key and the fix
-    ├── PlatformError         the requested platform is absent or misconfigured
-    ├── ModelBuildError       the tiny model could not be built
-    ├── ProcessFailed         a child run to its end failed or missed its deadline (carries the log tail)
-    │   └── TrainingError     ... a training run (or it wrote no readable log)
-    └── ServerError
-        ├── ServerStartError  the server died or missed its readiness deadline (carries the log tail)
-        ├── ServerStopped     the server stopped answering in the middle of a case (timed out or refused, no /health)
-        └── EndpointError     an external endpoint is unreachable or does not serve what was asked
+    HarnessError                          every error the harness raises on purpose; the CLI prints it, exit 2
+    ├── PlanError                         a plan file is invalid: names the file, the key and the fix
+    ├── ModelBuildError                   the tiny model could not be built
+    ├── ProcessFailed                     a child run to its end failed or missed its deadline (carries the log tail)
+    │   └── TrainingError                 ... a training run (or it wrote no readable log)
+    ├── ServerError
+    │   ├── ServerStartError              the server died or missed its readiness deadline (carries the log tail)
+    │   ├── ServerStopped                 the server stopped answering in the middle of a case (no /health)
+    │   └── EndpointError                 an external endpoint is unreachable or does not serve what was asked
+    ├── input refused before any work     each names the option or key and the fix
+    │   ├── BenchInputError               llmqual bench (harness.bench.cases)
+    │   ├── EvalInputError                llmqual eval (harness.accuracy.command)
+    │   ├── DatasetCommandError           llmqual dataset (harness.load.command)
+    │   ├── CapacityInputError            the capacity probe (harness.capacity.probe)
+    │   ├── LaunchConfigError             a training launcher's section; turned into a PlanError (training.launchers)
+    │   ├── TaskError                     an lm-eval task that does not exist (harness.accuracy.tasks)
+    │   ├── DatasetError                  an unreadable or malformed dataset file (harness.load.datasets)
+    │   ├── TokenizerError                a tokenizer that cannot be loaded or make a prompt (harness.load.tokens)
+    │   └── LogFormatError                a training log no parser reads (harness.training.parsers)
+    ├── the machine
+    │   ├── LeaseError                    not enough free cards or cores before the deadline (harness.runtime.leases)
+    │   ├── LockTimeout                   a cache lock not released in time (harness.runtime.locks)
+    │   ├── ContainerError                docker refused to start or remove a container (harness.runtime.container)
+    │   ├── MetadataBlockError            the metadata address could not be blocked (harness.runtime.metadata)
+    │   └── DeviceIpError                 a card's IP could not be read (harness.deploy.device_ips)
+    └── a measurement that could not finish
+        ├── WorkerFailed                  a client worker died or did not answer in time (harness.load.workers)
+        ├── AccuracyError                 no meaningful score: lm-eval failed, no log-probs (harness.accuracy.evaluate)
+        ├── ProfileError                  the profiler did not start, stop or write (harness.profile.capture)
+        ├── DiffusionError                the diffusion pipeline's worker failed (harness.diffusion.pipeline)
+        └── ComfyUIError                  ComfyUI refused a workflow or failed to run it (harness.diffusion.comfyui)
 
 Errors of libraries underneath (subprocess, aiohttp, pydantic, yaml) are translated into these at the boundary.
 A failed benchmark request is not an exception: it is recorded as data by the client.
@@ -35,10 +57,6 @@ class PlanError(HarnessError):
         if fix:
             message += f" (fix: {fix})"
         super().__init__(message)
-
-
-class PlatformError(HarnessError):
-    """The platform a plan targets is not usable here."""
 
 
 class ModelBuildError(HarnessError):

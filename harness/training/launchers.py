@@ -21,14 +21,14 @@ from typing import Any
 import yaml
 
 from harness.config.training import LlamaFactoryDataSpec, LlamaFactorySpec, MindSpeedSpec, TrainingSpec
-from harness.errors import PlanError, ProcessFailed, TrainingError
+from harness.errors import HarnessError, PlanError, ProcessFailed, TrainingError
 from harness.runtime import process
 from harness.training.curve import TrainedRun
 from harness.training.instruct_data import sft_pairs
 from harness.training.parsers import LogFormatError, parse_log
 
 
-class LaunchConfigError(Exception):
+class LaunchConfigError(HarnessError):
     """Raised by a preparer; `prepare` turns it into a PlanError naming the plan file."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
