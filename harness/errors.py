@@ -14,7 +14,7 @@ one of them is in this tree (tests/unit/test_error_tree.py fails on one that is 
     │   ├── BenchInputError               llmqual bench (harness.bench.cases)
     │   ├── EvalInputError                llmqual eval (harness.accuracy.command)
     │   ├── DatasetCommandError           llmqual dataset (harness.load.command)
-    │   ├── CapacityInputError            the capacity probe (harness.capacity.probe)
+    │   ├── CapacityInputError            the capacity probe (harness.capacity.memory)
     │   ├── LaunchConfigError             a training launcher's section; turned into a PlanError (training.launchers)
     │   ├── TaskError                     an lm-eval task that does not exist (harness.accuracy.tasks)
     │   ├── DatasetError                  an unreadable or malformed dataset file (harness.load.datasets)

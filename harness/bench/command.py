@@ -15,53 +15,27 @@ file per case. Exit status 1 when a case had failed requests or an invalid clien
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from harness.bench import ascendcloud
-from harness.bench.cases import BenchInputError, LoadSettings, StaticCase, dynamic_cases, static_cases
-from harness.bench.execute import measure_dynamic, measure_static
+from harness.bench import ascendcloud, options
+from harness.bench.cases import BenchInputError, StaticCase, dynamic_cases, static_cases
+from harness.bench.measure import measure_dynamic, measure_static
+from harness.bench.outputs import CaseOutputs
 from harness.bench.protocol import CALIBRATIONS
 from harness.capacity import sla_command
-from harness.client.openai import Route
 from harness.config.suites import LoadSpec
 from harness.errors import EndpointError
 from harness.load.datasets import LOADERS, DatasetError, load_dataset, select
 from harness.load.samples import Sample
 from harness.load.synthetic import prefix_samples, random_samples
 from harness.load.tokens import Tokens
-from harness.metrics.serving import SLO
-from harness.metrics.stats import PERCENTILES
-from harness.results.case import CaseResult, write_json
-from harness.results.csv_layouts import Layout, append_row, columns, sort_rows
-from harness.results.sink import case_line
-from harness.results.vllm_format import METRICS, result_path, vllm_result
-from harness.runtime.affinity import placement_problem
 from harness.server.endpoint import Endpoint, connect_endpoint, served_models
 
 LOAD = LoadSpec()  # the defaults of a plan's suites.load: the options' defaults too
-# The option that sets each LoadSpec field, for messages.
-OPTIONS = {
-    "endpoint_type": "--endpoint-type",
-    "ignore_eos": "--no-ignore-eos",
-    "seed": "--seed",
-    "request_timeout_s": "--request-timeout",
-    "case_deadline_s": "--case-deadline",
-    "max_p99_lag_ms": "--max-p99-lag-ms",
-    "min_rate_fraction": "--min-rate-fraction",
-    "save_records": "--save-result",
-    "warmup_requests": "--num-warmups",
-    "min_requests": "--min-requests",
-    "min_seconds": "--min-seconds",
-    "client_cpus": "--client-cpus",
-    "client_workers": "--client-workers",
-}
 
 
 def _help(field: str) -> str | None:
@@ -73,27 +47,6 @@ def _rate(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"a request rate must be positive or inf, got {text}")
     return value
-
-
-def _goodput(items: list[str] | None) -> SLO:
-    """vLLM's `--goodput ttft:500 tpot:50` syntax (milliseconds)."""
-    limits: dict[str, float] = {}
-    for item in items or []:
-        name, _, value = item.partition(":")
-        if name not in ("ttft", "tpot", "e2el") or not value:
-            raise BenchInputError(f"--goodput takes KEY:MS with KEY one of ttft, tpot, e2el; got {item!r}")
-        limits[f"{name}_ms"] = float(value)
-    return SLO(**limits)
-
-
-def _metadata(items: list[str] | None) -> dict[str, str]:
-    pairs = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise BenchInputError(f"--metadata takes KEY=VALUE pairs; got {item!r}")
-        pairs[key.strip()] = value.strip()
-    return pairs
 
 
 def _connection(parser: argparse.ArgumentParser, backend_default: str | None) -> None:
@@ -190,69 +143,6 @@ def add_parser(commands: Any) -> None:
     sla_command.add_parser(kinds)
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    """The scripts never overwrite a CSV (they open it exclusively, and fail after measuring); here that is said
-    before the first request."""
-    csv_path: Path = args.benchmark_csv
-    if csv_path.exists() and csv_path.stat().st_size > 0:
-        raise BenchInputError(
-            f"--benchmark-csv {csv_path} exists: the AscendCloud tools never overwrite a CSV; move it away or name "
-            "a new file"
-        )
-    if args.result_filename is not None and "/" in args.result_filename:
-        raise BenchInputError("--result-filename is a file name; put the folder in --result-dir")
-    args.metadata_pairs = _metadata(args.metadata)
-    args.percentile_names = [m.strip() for m in args.percentile_metrics.split(",") if m.strip()]
-    unknown = sorted(set(args.percentile_names) - set(METRICS))
-    if unknown:
-        raise BenchInputError(f"--percentile-metrics: {unknown} unknown; choose from {', '.join(METRICS)}")
-    try:
-        args.percentile_values = [float(p) for p in args.metric_percentiles.split(",")]
-    except ValueError as exc:
-        raise BenchInputError(
-            f"--metric-percentiles takes numbers like 50,90,99; got {args.metric_percentiles}"
-        ) from exc
-    missing = sorted(p for p in args.percentile_values if p not in PERCENTILES)
-    if missing:
-        raise BenchInputError(f"--metric-percentiles: llmqual computes {list(PERCENTILES)}; {missing} is not one")
-
-
-def load_spec(args: argparse.Namespace, route: Route) -> LoadSpec:
-    """The options as the plan section they stand for, checked by its rules; a bad value names its option."""
-    values = {
-        "endpoint_type": route,
-        "ignore_eos": args.ignore_eos,
-        "seed": args.seed,
-        "request_timeout_s": args.request_timeout,
-        "case_deadline_s": args.case_deadline,
-        "max_p99_lag_ms": args.max_p99_lag_ms,
-        "min_rate_fraction": args.min_rate_fraction,
-        "save_records": args.save_result,
-        "warmup_requests": args.num_warmups,
-        "min_requests": args.min_requests,
-        "min_seconds": args.min_seconds,
-        "client_cpus": args.client_cpus,
-        "client_workers": args.client_workers,
-    }
-    try:
-        spec = LoadSpec.model_validate(values)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else ""
-        given = values.get(field)
-        raise BenchInputError(f"{OPTIONS.get(field, field)} {given}: {error['msg'].lower()}") from exc
-    problem = placement_problem(list(spec.client_cpus) if spec.client_cpus else None)
-    if problem:
-        raise BenchInputError(f"--client-cpus: {problem}; list cores from that set or drop the option")
-    return spec
-
-
-def _settings(args: argparse.Namespace, route: Route) -> LoadSettings:
-    spec = load_spec(args, route)
-    k = args.num_speculative_tokens if getattr(args, "use_spec_decode", False) else -1
-    return LoadSettings.from_spec(spec, num_speculative_tokens=k)
-
-
 def _connect(args: argparse.Namespace, where: ascendcloud.Target) -> Endpoint:
     """The server, and the model name requests carry: --served-model-name, --model, else the tokenizer path as the
     scripts send it, else (when the server does not serve that name) the one model it serves, said on stderr."""
@@ -276,87 +166,6 @@ def _connect(args: argparse.Namespace, where: ascendcloud.Target) -> Endpoint:
         raise
 
 
-class _Outputs:
-    """Writes each case's CSV row, the growing --result-json and its vLLM result file as cases finish."""
-
-    def __init__(self, args: argparse.Namespace, kind: str, backend: str) -> None:
-        self.args, self.kind, self.backend = args, kind, backend
-        self.spec = kind == "static" and args.use_spec_decode
-        self.summaries: list[dict[str, Any]] = []
-        self.failed = False
-
-    def _document(self, result: CaseResult) -> dict[str, Any]:
-        document = result.document()
-        document["config"]["num_scheduler_steps"] = self.args.num_scheduler_steps
-        if self.spec:
-            document["config"]["num_speculative_tokens"] = self.args.num_speculative_tokens
-        return document
-
-    @staticmethod
-    def _flat(document: dict[str, Any]) -> dict[str, Any]:
-        flat = {**document["config"], **document["metrics"], **document["checks"].get("server", {})}
-        flat.update(valid=document["valid"], invalid_reasons=document["invalid_reasons"])
-        for key in ("partial", "repeats"):  # every repeat's metrics, when --repeats measured more than one
-            if document.get(key):
-                flat[key] = document[key]
-        return flat
-
-    def progress(self, result: CaseResult) -> None:
-        """A case between repeats: into --result-json at once (marked partial), so a stopped run keeps it."""
-        if self.args.result_json is not None:
-            write_json(self.args.result_json, [*self.summaries, self._flat(self._document(result))])
-
-    def add(self, result: CaseResult) -> None:
-        document = self._document(result)
-        print(case_line(document), flush=True)
-        lines = ascendcloud.static_lines(document) if self.kind == "static" else ascendcloud.dynamic_lines(document)
-        for line in [*lines, *ascendcloud.token_check_lines(document)]:
-            print(f"  {line}", flush=True)
-        layout: Layout = self.args.csv_layout
-        append_row(self.args.benchmark_csv, columns(self.kind, self.spec), layout, document)
-        self.summaries.append(self._flat(document))
-        if self.args.result_json is not None:
-            write_json(self.args.result_json, self.summaries)
-        if self.args.save_result:
-            self._save_vllm(document, result)
-        self.failed |= bool(document["metrics"]["failed"]) or not document["valid"]
-
-    def _save_vllm(self, document: dict[str, Any], result: CaseResult) -> None:
-        now = datetime.now()
-        label = self.args.label or self.backend
-        model_id = self.args.model or self.args.tokenizer
-        config = document["config"]
-        concurrency = config.get("max_concurrency", config.get("parallel_num"))
-        rate = float(config.get("request_rate", "inf"))
-        path = result_path(self.args.result_dir, self.args.result_filename, label, rate, concurrency, model_id, now)
-        saved = vllm_result(
-            document, result.records or [], self.backend, label, model_id, self.args.metadata_pairs,
-            self.args.save_detailed, self.args.percentile_values, self.args.percentile_names, now,
-        )  # fmt: skip
-        appended = self.args.result_filename is not None and len(self.summaries) > 1
-        write_vllm_line(path, saved, append=appended)
-
-    def finish(self) -> None:
-        """The CSV in the scripts' order: static by (input, output, parallel) for random prompts, by parallel for a
-        dataset; dynamic by request rate."""
-        if self.kind == "dynamic":
-            key = [3]
-        elif self.args.dataset_type == "random":
-            key = [0, 1, 2]
-        else:
-            key = [2]
-        sort_rows(self.args.benchmark_csv, key)
-
-
-def write_vllm_line(path: Path, document: dict[str, Any], append: bool) -> None:
-    """A vLLM result file: one JSON document, or (append) one more, newline-separated, as `--append-result`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a" if append else "w", encoding="utf-8") as out:
-        if append and out.tell() != 0:
-            out.write("\n")
-        json.dump(document, out)
-
-
 def _static_workload(args: argparse.Namespace, tokens: Tokens, case: StaticCase, pool: list[Sample] | None) -> Any:
     if pool is not None:
         output = None if args.use_real_dataset_output_tokens else case.output_tokens
@@ -374,34 +183,19 @@ def _static_workload(args: argparse.Namespace, tokens: Tokens, case: StaticCase,
     return None
 
 
-def _check_static(args: argparse.Namespace) -> None:
-    if args.enable_prefix_caching:
-        if args.prefix_caching_num <= 0:
-            raise BenchInputError("--enable-prefix-caching needs --prefix-caching-num N (the shared prefix's tokens)")
-        if args.dataset_type == "random" and any(args.prefix_caching_num >= p for p in args.prompt_tokens):
-            raise BenchInputError(
-                f"--prefix-caching-num {args.prefix_caching_num} must be below every --prompt-tokens value "
-                f"({args.prompt_tokens}): the prefix is part of the prompt"
-            )
-    if args.dataset_type != "random" and args.dataset_path is None:
-        raise BenchInputError(f"--dataset-type {args.dataset_type} needs --dataset-path FILE")
-    if args.use_spec_decode and args.num_speculative_tokens < -1:
-        raise BenchInputError("--num-speculative-tokens is the server's k (>= 0), or -1 to skip acceptance")
-
-
 def _cmd_static(args: argparse.Namespace) -> int:
     cases = static_cases(args.parallel_num, args.prompt_tokens, args.output_tokens, args.epochs)
-    _check_static(args)
-    _check_outputs(args)
+    options.check_static(args)
+    options.check_outputs(args)
     where = ascendcloud.target(args, args.endpoint_type)
-    settings = _settings(args, where.route)
+    settings = options.settings(args, where.route)
     tokens = Tokens.load(args.tokenizer)
     pool = None
     if args.dataset_type != "random":
         pool = load_dataset(args.dataset_path, args.dataset_type, tokens)
         print("With a sharegpt or human-eval dataset the prompts keep their own lengths: --prompt-tokens is ignored.")
     endpoint = _connect(args, where)
-    outputs = _Outputs(args, "static", args.backend)
+    outputs = CaseOutputs(args, "static", args.backend)
     try:
         for case in cases:
             workload = _static_workload(args, tokens, case, pool)
@@ -417,13 +211,13 @@ def _cmd_static(args: argparse.Namespace) -> int:
 
 
 def _cmd_dynamic(args: argparse.Namespace) -> int:
-    slo = _goodput(args.goodput)
+    slo = options.goodput(args.goodput)
     cases = dynamic_cases(args.request_rate, args.num_prompts, args.burstiness, args.max_concurrency, slo)
     if args.dataset_type != "random" and args.dataset is None:
         raise BenchInputError(f"--dataset-type {args.dataset_type} needs --dataset FILE")
-    _check_outputs(args)
+    options.check_outputs(args)
     where = ascendcloud.target(args, args.endpoint_type)
-    settings = _settings(args, where.route)
+    settings = options.settings(args, where.route)
     tokens = Tokens.load(args.tokenizer)
     if args.dataset_type == "random":
         label = f"random-{args.random_input_len}-{args.random_output_len}"
@@ -443,7 +237,7 @@ def _cmd_dynamic(args: argparse.Namespace) -> int:
         else:
             records = ascendcloud.serving_select(pool, args.max_tokens, args.max_prompt_tokens)
     endpoint = _connect(args, where)
-    outputs = _Outputs(args, "dynamic", args.backend or "openai")
+    outputs = CaseOutputs(args, "dynamic", args.backend or "openai")
     try:
         for index, case in enumerate(cases):
             result = measure_dynamic(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench.cases import DynamicCase, LoadSettings, check_fits
-from harness.bench.execute import measure_dynamic
+from harness.bench.measure import measure_dynamic
 from harness.bench.protocol import CALIBRATIONS, requests_per_repeat, stream
 from harness.capacity.rate_search import RateBounds, RateSearch, RateStep, search_rate
 from harness.config.sla import SLASpec

@@ -9,29 +9,25 @@ comes from a model, a log or a test is escaped. A small inline script sorts tabl
 
 from __future__ import annotations
 
-import math
 import time
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from harness.metric_names import (
-    MEAN_E2EL_MS,
-    MEAN_TPOT_MS,
-    MEAN_TTFT_MS,
     OUTPUT_THROUGHPUT,
-    P99_TPOT_MS,
-    P99_TTFT_MS,
     REQUEST_THROUGHPUT,
     TOKENS_PER_S_PER_CARD,
 )
 from harness.report.capacity import capacity_section, sla_section
 from harness.report.cells import table
 from harness.report.diffusion import diffusion_section
+from harness.report.learning import accuracy_section, training_section
 from harness.report.profile import profile_section
 from harness.report.rundata import RunData
+from harness.report.serving import serving_section
 from harness.report.summary import gate_outcome, summarise
-from harness.report.svg import Series, cdf_chart, line_chart
+from harness.report.svg import Series, line_chart
 from harness.results.case import write_json
 from harness.results.index import RunIndex
 
@@ -83,16 +79,6 @@ SCRIPT = """
 """
 
 
-def _through(document: dict[str, Any]) -> str:
-    """A case's id, marked with the P/D deployment it was measured through (e.g. `p4-in128-out16 (1P1D)`)."""
-    deployment = document.get("config", {}).get("deployment")
-    return f"{document['case_id']} ({deployment})" if deployment else str(document["case_id"])
-
-
-def _docs(run: RunData, prefix: str) -> list[dict[str, Any]]:
-    return [d for d in run.documents if d["suite"].startswith(prefix)]
-
-
 def verdict_section(run: RunData) -> str:
     def counts(counter: dict[str, int]) -> str:
         return ", ".join(f"{n} {k}" for k, n in sorted(counter.items()))
@@ -122,141 +108,6 @@ def environment_section(run: RunData) -> str:
     packages = environment.pop("packages", {}) or {}
     rows = [[k, v] for k, v in environment.items()] + [[f"package {k}", v] for k, v in packages.items()]
     return "<h2>Environment</h2>" + table(["fact", "value"], rows)
-
-
-def _rate(value: Any) -> float | None:
-    if value == "inf" or (isinstance(value, float) and math.isinf(value)):
-        return math.inf
-    return float(value) if isinstance(value, int | float) else None
-
-
-def serving_section(run: RunData) -> str:
-    static, dynamic = _docs(run, "serving.static"), _docs(run, "serving.dynamic")
-    parts = ["<h2>Serving</h2>"]
-    by_shape: dict[str, list[tuple[float, float | None]]] = {}
-    for d in static:
-        shape = f"in{d['config'].get('prompt_tokens')}/out{d['config'].get('output_tokens')}"
-        by_shape.setdefault(shape, []).append(
-            (float(d["config"].get("parallel", 0)), d["metrics"].get(OUTPUT_THROUGHPUT))
-        )
-    parts.append(
-        line_chart(
-            "throughput-vs-concurrency",
-            "Static: output throughput against concurrency",
-            [Series(k, sorted(v)) for k, v in by_shape.items()],
-            "concurrent requests",
-            "output tokens/s",
-        )
-    )
-    rates = sorted({r for d in dynamic if (r := _rate(d["config"].get("request_rate"))) is not None})
-    finite = [r for r in rates if math.isfinite(r)]
-    inf_at = (max(finite) * 1.5 if finite else 1.0) if math.inf in rates else None
-    x_names = {r: _label_rate(r) for r in finite} | ({inf_at: "inf"} if inf_at is not None else {})
-    for metric in ("ttft", "tpot"):
-        series = []
-        for stat in ("mean", "p50", "p90", "p99"):
-            points = []
-            for d in dynamic:
-                rate = _rate(d["config"].get("request_rate"))
-                if rate is not None:
-                    points.append((inf_at if math.isinf(rate) else rate, d["metrics"].get(f"{stat}_{metric}_ms")))
-            series.append(Series(stat, sorted((x, y) for x, y in points if x is not None)))
-        parts.append(
-            line_chart(
-                f"{metric}-vs-rate",
-                f"Dynamic: {metric.upper()} percentiles against request rate",
-                series,
-                "request rate (req/s)",
-                f"{metric.upper()} (ms)",
-                x_names or None,
-            )
-        )
-    distributions = {f"{d['suite'].split('.')[-1]} {d['case_id']}": d.get("distribution", {}) for d in static + dynamic}
-    for metric, label in (("ttft_ms", "TTFT"), ("e2el_ms", "end-to-end latency")):
-        samples = {name: dist.get(metric, []) for name, dist in distributions.items() if dist.get(metric)}
-        parts.append(cdf_chart(f"{metric}-distribution", f"{label}: distribution per case", samples, f"{label} (ms)"))
-    keys = [
-        "completed",
-        OUTPUT_THROUGHPUT,
-        REQUEST_THROUGHPUT,
-        MEAN_TTFT_MS,
-        P99_TTFT_MS,
-        MEAN_TPOT_MS,
-        P99_TPOT_MS,
-        MEAN_E2EL_MS,
-    ]
-    rows = [
-        [d["suite"], _through(d), "yes" if d.get("valid", True) else "INVALID"] + [d["metrics"].get(k) for k in keys]
-        for d in _docs(run, "serving.")
-    ]
-    parts.append(table(["suite", "case", "valid", *keys], rows))
-    return "".join(parts)
-
-
-def _label_rate(rate: float) -> str:
-    return f"{rate:g}"
-
-
-def accuracy_section(run: RunData) -> str:
-    docs = _docs(run, "accuracy.")
-    rows = []
-    value_series = Series("this run", [], [], joined=False)
-    base_series = Series("baseline", [], [], dashed=True, joined=False)
-    names: dict[float, str] = {}
-    for d in docs:
-        gates = {g["metric"]: g for g in d.get("gates", [])}
-        for metric, value in d["metrics"].items():
-            if metric.endswith("/stderr") or not isinstance(value, int | float):
-                continue
-            stderr = d["metrics"].get(f"{metric}/stderr")
-            base = gates.get(metric, {})
-            x = float(len(names))
-            if d["suite"] == "accuracy.lm_eval":
-                names[x] = metric[:32]
-            rows.append(
-                [d["suite"], d["case_id"], metric, value, stderr, base.get("baseline_mean"), base.get("outcome")]
-            )
-            if d["suite"] != "accuracy.lm_eval":
-                continue  # the quantisation comparison has its own reference: table only
-            value_series.points.append((x, float(value)))
-            value_series.errors.append(stderr if isinstance(stderr, int | float) else None)
-            base_value = base.get("baseline_mean")
-            base_series.points.append((x + 0.2, base_value))  # beside the run's point, not under it
-            base_series.errors.append(base.get("baseline_stderr"))
-    chart = line_chart(
-        "accuracy-vs-baseline",
-        "Accuracy against baseline (error bars: stderr)",
-        [value_series, base_series],
-        "task metric",
-        "score",
-        names or None,
-    )
-    headers = ["suite", "task", "metric", "value", "stderr", "baseline", "gate"]
-    return "<h2>Accuracy</h2>" + chart + table(headers, rows)
-
-
-def training_section(run: RunData) -> str:
-    docs = _docs(run, "training.")
-    parts = ["<h2>Training</h2>"]
-    curves = next((d for d in docs if "reference" in d.get("series", {})), None) or next(
-        (d for d in docs if d.get("series")), None
-    )
-    series = []
-    for name, points in (curves or {}).get("series", {}).items():
-        series.append(Series(name, [(float(x), y) for x, y in points], dashed=name == "reference"))
-    parts.append(line_chart("loss-vs-reference", "Loss curve against its reference", series, "step", "loss"))
-    rows = []
-    for d in docs:
-        for name, check in d.get("checks", {}).items():
-            if isinstance(check, dict) and ("outcome" in check or "ok" in check):  # "ok": llmqual.case/2
-                ok = check["outcome"] == "pass" if "outcome" in check else check["ok"]
-                rows.append([d["suite"], d["case_id"], name, "ok" if ok else "FAILED", check.get("message")])
-    parts.append(table(["suite", "case", "check", "result", "message"], rows))
-    metric_rows = [
-        [d["suite"], d["case_id"], k, v] for d in docs for k, v in d["metrics"].items() if isinstance(v, int | float)
-    ]
-    parts.append(table(["suite", "case", "metric", "value"], metric_rows))
-    return "".join(parts)
 
 
 def _change(gate: dict[str, Any]) -> str | None:
@@ -300,7 +151,7 @@ def trends_section(run: RunData, index: RunIndex | None, plan: str | None) -> st
     for suite, metric in picks:
         series = []
         order: dict[str, int] = {}
-        for d in _docs(run, suite):
+        for d in run.of(suite):
             points = index.trend(suite, d["case_id"], metric, plan, TREND_RUNS)
             for p in points:
                 order.setdefault(p.run_id, len(order))

@@ -22,6 +22,10 @@ class RunData:
     def run_id(self) -> str:
         return self.directory.name
 
+    def of(self, prefix: str) -> list[dict[str, Any]]:
+        """The case documents of the suites whose name starts with `prefix` (`serving.`, `accuracy.lm_eval`)."""
+        return [d for d in self.documents if d["suite"].startswith(prefix)]
+
     @property
     def incomplete(self) -> str | None:
         """Why this run's results are not the whole run (killed, interrupted, a case cut short), or None."""

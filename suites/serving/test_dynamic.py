@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from harness.bench.cases import DynamicCase, LoadSettings
-from harness.bench.execute import measure_dynamic, profiled_dynamic_window
 from harness.bench.from_plan import dynamic_workload, plan_dynamic_cases
+from harness.bench.measure import measure_dynamic, profiled_dynamic_window
 from harness.config.plan import Plan
 from harness.load.tokens import Tokens
 from harness.plugins.recording import RecordCase

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness.bench.cases import LoadSettings, StaticCase
-from harness.bench.execute import measure_static, profiled_static_window
+from harness.bench.measure import measure_static, profiled_static_window
 from harness.config.plan import Plan
 from harness.load.samples import Sample
 from harness.load.synthetic import image_samples, prefix_samples, vision_support

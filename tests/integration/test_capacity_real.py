@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.capacity.probe import GiB, kv_bytes_per_token, probe_model
+from harness.capacity.memory import GiB, kv_bytes_per_token
+from harness.capacity.probe import probe_model
 from harness.config.plan import load_plan
 from harness.paths import cache_root
 from tests.integration.procs import REPO, harness_env, new_tag, no_tagged_processes_within, pytest_command

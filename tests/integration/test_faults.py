@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from harness.bench.cases import LoadSettings, StaticCase
-from harness.bench.execute import measure_static
+from harness.bench.measure import measure_static
 from harness.client.openai import request_once
 from harness.config.plan import ServerSpec, load_plan
 from harness.errors import ServerStopped

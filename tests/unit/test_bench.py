@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from harness.bench.cases import BenchInputError, DynamicCase, LoadSettings, StaticCase, dynamic_cases, static_cases
-from harness.bench.command import add_parser, load_spec
-from harness.bench.execute import repeated, run_dynamic, run_static
+from harness.bench.command import add_parser
+from harness.bench.execute import run_dynamic, run_static
 from harness.bench.from_plan import load_settings
+from harness.bench.measure import repeated
+from harness.bench.options import load_spec
 from harness.config.plan import Plan
 from harness.config.suites import LoadSpec
 from harness.load.samples import Sample

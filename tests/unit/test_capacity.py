@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.capacity.kv_report import kv_capacity, kv_refusal
-from harness.capacity.probe import CapacityInputError, check_fits_at_start, kv_bytes_per_token
+from harness.capacity.memory import CapacityInputError, check_fits_at_start, kv_bytes_per_token
 from harness.capacity.search import Attempt, Bounds, search
 from harness.capacity.table import ProbeRow, read_table, table_csv, write_table
 from harness.config.capacity import CapacitySpec

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from harness.config.training import LlamaFactorySpec, TrainingSpec
 from harness.errors import PlanError, TrainingError
 from harness.runtime.process import group_members
-from harness.training import launchers
+from harness.training import launchers, llamafactory
 from harness.training.parsers import parse_log
 
 DATA = Path(__file__).parent / "data" / "training"
@@ -61,7 +61,7 @@ def test_llamafactory_yaml_from_the_plan(tmp_path: Path, model: Path) -> None:
             "extra": {"flash_attn": "fa2"},
         }
     )
-    config = launchers.llamafactory_config(spec, model, tmp_path / "out", seed=7)
+    config = llamafactory.llamafactory_config(spec, model, tmp_path / "out", seed=7)
     assert config["stage"] == "dpo"
     assert config["finetuning_type"] == "lora"
     assert config["lora_rank"] == 16
@@ -74,8 +74,8 @@ def test_llamafactory_yaml_from_the_plan(tmp_path: Path, model: Path) -> None:
     assert config["pref_beta"] == 0.1
     assert config["flash_attn"] == "fa2"
     assert config["dataset"] == "llmqual_data"
-    assert launchers.deepspeed_config(3)["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"]
-    assert launchers.deepspeed_config(2)["zero_optimization"]["stage"] == 2
+    assert llamafactory.deepspeed_config(3)["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"]
+    assert llamafactory.deepspeed_config(2)["zero_optimization"]["stage"] == 2
 
 
 @pytest.mark.parametrize(

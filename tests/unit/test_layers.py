@@ -87,3 +87,30 @@ def test_an_upward_import_is_caught(tmp_path: Path) -> None:
 @pytest.mark.parametrize("source", ["import harness.report.html", "from harness.report import html"])
 def test_both_import_forms_are_read(source: str) -> None:
     assert imported_packages(source) == [(1, "report")]
+
+
+LONG_ENOUGH = 300  # lines; a longer module says why in its docstring ("300 lines: ...")
+
+
+def long_modules(root: Path) -> list[str]:
+    """Modules over LONG_ENOUGH lines whose docstring does not give the reason."""
+    found = []
+    for module in sorted(root.rglob("*.py")):
+        text = module.read_text()
+        if text.count("\n") > LONG_ENOUGH and "300 lines:" not in (ast.get_docstring(ast.parse(text)) or ""):
+            found.append(f"{module.relative_to(root.parent)} ({text.count(chr(10))} lines)")
+    return found
+
+
+def test_no_module_is_long_without_a_reason() -> None:
+    """A module is one concern a reader holds in their head; past 300 lines it is usually two."""
+    found = long_modules(HARNESS) + long_modules(HARNESS.parent / "suites")
+    assert not found, f"split these by concern, or say why not in the docstring ('300 lines: ...'): {found}"
+
+
+def test_a_long_module_without_a_reason_is_found(tmp_path: Path) -> None:
+    root = tmp_path / "harness"
+    root.mkdir()
+    (root / "long.py").write_text('"""One thing."""\n' + "x = 1\n" * 301)
+    (root / "reasoned.py").write_text('"""One thing.\n\n300 lines: a table.\n"""\n' + "x = 1\n" * 301)
+    assert long_modules(root) == ["harness/long.py (302 lines)"]

@@ -1,0 +1,71 @@
+"""MindSpeed-LLM / ModelLink as a launcher: a copy of the plan's shell script with its variables set (and exported),
+placeholders the scripts ship with refused, and the Launch; checked before anything runs (docs/training.md)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.config.training import MindSpeedSpec, TrainingSpec
+from harness.training.launch import Launch, LaunchConfigError, Resolve, require_command
+
+ASSIGNMENT = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
+PLACEHOLDER = re.compile(r"""^["']?your\b""", re.I)  # "your model save ckpt path", as the scripts ship
+
+
+def set_script_vars(script: str, values: Mapping[str, str]) -> tuple[str, set[str]]:
+    """`script` with every assignment of a name in `values` replaced by that value; the names it assigned."""
+    lines, assigned = [], set()
+    for line in script.splitlines():
+        match = ASSIGNMENT.match(line)
+        if match and match["name"] in values:
+            assigned.add(match["name"])
+            value = shlex.quote(values[match["name"]])
+            line = f"{match['lead']}{match['name']}={value}  # set by llmqual"
+        lines.append(line)
+    return "\n".join(lines) + "\n", assigned
+
+
+def unset_placeholders(script: str) -> list[str]:
+    """Names still assigned a placeholder such as "your data path"."""
+    return [
+        m["name"] for line in script.splitlines() if (m := ASSIGNMENT.match(line)) and PLACEHOLDER.match(m["value"])
+    ]
+
+
+def prepare_mindspeed(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
+    spec: MindSpeedSpec | None = training.mindspeed
+    if spec is None:
+        raise LaunchConfigError("mindspeed", "missing", "add the section or choose another launcher")
+    script = resolve(spec.script)
+    try:
+        original = script.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LaunchConfigError("mindspeed.script", f"cannot read {script}: {exc.strerror}", "fix the path") from exc
+    values = {name: str(value) for name, value in spec.vars.items()}
+    text, _ = set_script_vars(original, values)
+    left = unset_placeholders(text)
+    if left:
+        raise LaunchConfigError(
+            "mindspeed.vars",
+            f"{script.name} still has placeholder values for {', '.join(left)}",
+            f"set them under suites.training.mindspeed.vars (for example {left[0]}: /path)",
+        )
+    require_command(["bash"], "mindspeed.script")
+    out.mkdir(parents=True, exist_ok=True)
+    copy = out / script.name
+    copy.write_text(text)
+    checkpoint = values.get(spec.checkpoint_var)
+    return Launch(
+        "mindspeed",
+        ["bash", str(copy)],
+        values,  # exported too: parts of the scripts read them as ${NAME:-default}
+        resolve(spec.workdir) if spec.workdir else script.parent,
+        out / "console.log",
+        out / "console.log",  # the iteration lines go to stdout (the scripts tee them to their own log too)
+        "megatron",
+        Path(checkpoint) if checkpoint else None,
+        (copy,),
+    )
