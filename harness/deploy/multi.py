@@ -16,6 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,7 @@ from harness.deploy.proxy_server import ProxyServer
 from harness.deploy.ranktable import DeviceIps, check_pd_rank_table, pd_rank_table
 from harness.errors import HarnessError, PlanError, ServerStartError
 from harness.platform.environment import server_environment
-from harness.runtime.leases import VISIBLE, DeviceLease
+from harness.runtime.leases import LEASED_PLATFORMS, DeviceLease
 from harness.server.endpoint import Endpoint
 from harness.server.readiness import NotReady, wait_until_ready
 from harness.server.vllm import ServerConfig, VLLMServer
@@ -106,17 +107,15 @@ def instance_configs(
                 "give as many devices as the instance's parallel size (set server.tensor-parallel-size per instance)",
             )
         env = server_environment(plan.platform, cache)
-        devices = ",".join(str(d) for d in instance.devices)
-        if plan.platform in VISIBLE:
-            env[VISIBLE[plan.platform]] = devices
+        cards = tuple(instance.devices) if plan.platform in LEASED_PLATFORMS else ()  # on the CPU: cores, placed
         if plan.platform == "cpu":
-            env["VLLM_CPU_OMP_THREADS_BIND"] = devices
+            env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(str(d) for d in instance.devices)
         if table is not None:
             env[RANK_TABLE_ENV] = str(table)
             env[RPC_PORT_ENV] = str(RPC_PORT_BASE + index)
             env[HCCL_IF_IP_ENV] = plan.deployment.nodes[node].server_id
         env.update(spec.env)
-        configs.append(ServerConfig(plan.platform, model_path, spec, tuple(sorted(env.items()))))
+        configs.append(ServerConfig(plan.platform, model_path, spec, tuple(sorted(env.items())), devices=cards))
     return configs
 
 
@@ -194,8 +193,8 @@ class Deployment:
         self.proxied = proxied
         self.remotes, self.remote_timeout_s = list(remotes or []), remote_timeout_s
         self.servers: list[VLLMServer] = []
-        self.leases: list[DeviceLease] = []
         self.proxy: ProxyServer | None = None
+        self._running = ExitStack()  # leases, servers and the proxy, stopped in the reverse order of their start
 
     @property
     def endpoint(self) -> Endpoint:
@@ -209,7 +208,8 @@ class Deployment:
         mixed = roles.count("mixed")
         return f"{roles.count('prefill')}P{roles.count('decode')}D" + (f"+{mixed}M" if mixed else "")
 
-    def _start_proxy(self) -> None:
+    def _proxy(self) -> ProxyServer:
+        """The request proxy in front of every instance, once every remote node's instances serve."""
         urls: dict[str, list[str]] = {"prefill": [], "decode": [], "mixed": []}
         for server in self.servers:
             urls[role_of(server.config)].append(server.endpoint.base_url)
@@ -219,46 +219,40 @@ class Deployment:
             urls[remote.role].append(remote.base_url)
         decode = urls["decode"] or urls["mixed"]
         prefill = urls["prefill"] or decode
-        self.proxy = ProxyServer(prefill, decode, model, self.log_dir / "proxy.log").__enter__()
+        return ProxyServer(prefill, decode, model, self.log_dir / "proxy.log")
 
-    def _lease(self, config: ServerConfig) -> None:
-        """Hold exactly the instance's cards, so no other run or worker binds them meanwhile."""
-        visible = dict(config.env).get(VISIBLE.get(config.platform, ""), "")
-        if self.lease_dir is None or not visible:
-            return
-        cards = [int(n) for n in visible.split(",")]
+    def _lease(self, config: ServerConfig) -> DeviceLease | None:
+        """A lease of exactly the instance's cards, so no other run or worker binds them meanwhile."""
+        cards = list(config.devices)
+        if self.lease_dir is None or not cards:
+            return None
         holder = f"pid {os.getpid()}: instance on port {config.spec.port}"
-        lease = DeviceLease(self.lease_dir, config.platform, cards, len(cards), self.lease_timeout_s, holder)
-        self.leases.append(lease.__enter__())
+        return DeviceLease(self.lease_dir, config.platform, cards, len(cards), self.lease_timeout_s, holder)
 
     def __enter__(self) -> Deployment:
-        try:
+        """Each instance's lease and server, then the proxy; a failure stops what was started, last first."""
+        with ExitStack() as starting:
+            starting.callback(self._forget)  # runs last when a start fails
             for index, config in enumerate(self.configs):
-                self._lease(config)
-                server = self.factory(config, self.log_dir / f"vllm-instance{index}-{config.spec.port}.log")
-                server.__enter__()
-                self.servers.append(server)
+                lease = self._lease(config)
+                if lease is not None:
+                    starting.enter_context(lease)
+                log = self.log_dir / f"vllm-instance{index}-{config.spec.port}.log"
+                self.servers.append(starting.enter_context(self.factory(config, log)))
             if self.proxied:
-                self._start_proxy()
-        except BaseException:
-            self.stop()
-            raise
+                self.proxy = starting.enter_context(self._proxy())
+            self._running = starting.pop_all()
         return self
 
+    def _forget(self) -> None:
+        self.servers, self.proxy = [], None
+
     def stop(self) -> None:
-        errors: list[Exception] = []
-        if self.proxy is not None:
-            self.proxy.stop()
-            self.proxy = None
-        while self.servers:
-            try:
-                self.servers.pop().stop()
-            except Exception as exc:  # stop every instance before reporting
-                errors.append(exc)
-        while self.leases:
-            self.leases.pop().release()
-        if errors:
-            raise errors[0]
+        """Stop the proxy, then each instance and its lease, last started first; every one is stopped even when
+        one fails (a failure is raised once all are stopped)."""
+        running, self._running = self._running, ExitStack()
+        self._forget()
+        running.close()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

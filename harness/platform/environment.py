@@ -11,6 +11,14 @@ from harness.config.plan import PlatformName
 DEVICE_VARIABLE: dict[PlatformName, str] = {"npu": "ASCEND_RT_VISIBLE_DEVICES", "gpu": "CUDA_VISIBLE_DEVICES"}
 
 
+def device_environment(platform: PlatformName, devices: Sequence[int]) -> dict[str, str]:
+    """The variable that makes exactly `devices` visible to a process on `platform` (none on the CPU, or without
+    devices). Device ids are carried as numbers everywhere else; this is the one place they become text."""
+    if platform not in DEVICE_VARIABLE or not devices:
+        return {}
+    return {DEVICE_VARIABLE[platform]: ",".join(str(d) for d in devices)}
+
+
 def server_environment(
     platform: PlatformName,
     cache: Path,
@@ -38,8 +46,8 @@ def server_environment(
                 "TRANSFORMERS_OFFLINE": "1",
             }
         )
-    elif devices:
-        env[DEVICE_VARIABLE[platform]] = ",".join(str(d) for d in devices)
+    else:
+        env.update(device_environment(platform, devices))
     if overrides:
         env.update(overrides)
     return env

@@ -17,7 +17,7 @@ from types import TracebackType
 
 from harness.errors import HarnessError
 
-VISIBLE = {"npu": "ASCEND_RT_VISIBLE_DEVICES", "gpu": "CUDA_VISIBLE_DEVICES"}
+LEASED_PLATFORMS = ("npu", "gpu")  # whose devices a server holds alone; CPU cores are placed, not leased
 
 
 class LeaseError(HarnessError):
@@ -37,7 +37,7 @@ class DeviceLease:
         holder: str = "",
         poll_s: float = 0.1,
     ) -> None:
-        if platform not in VISIBLE:
+        if platform not in LEASED_PLATFORMS:
             raise ValueError(f"devices are leased on npu or gpu, not {platform}")
         if not 1 <= count <= len(candidates):
             raise LeaseError(f"asked for {count} {platform} devices out of {list(candidates)}")
@@ -92,10 +92,6 @@ class DeviceLease:
                     f"{self.timeout_s:.0f} s (held: {held or 'unknown'}); stop the other run or lease fewer"
                 )
             time.sleep(self.poll_s)
-
-    def env(self) -> dict[str, str]:
-        """The visibility variable for what this lease starts."""
-        return {VISIBLE[self.platform]: ",".join(str(d) for d in self.devices)}
 
     def release(self) -> None:
         for fd in self._fds.values():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness.errors import ServerStartError
 from harness.paths import inside
-from harness.runtime.leases import VISIBLE, DeviceLease, LeaseError
+from harness.runtime.leases import LEASED_PLATFORMS, DeviceLease, LeaseError
 from harness.server.vllm import ServerConfig, VLLMServer
 
 ServerFactory = Callable[[ServerConfig, Path], VLLMServer]
@@ -77,7 +77,7 @@ class ServerPool:
         except LeaseError as exc:  # remembered: the next test must not wait out the lease deadline again
             self._failed[key] = exc
             raise
-        started = config if lease is None else dataclasses.replace(config, env=(*config.env, *lease.env().items()))
+        started = config if lease is None else dataclasses.replace(config, devices=tuple(lease.devices))
         server = self.factory(started, self.log_path(config))
         try:
             server.__enter__()
@@ -107,7 +107,7 @@ class ServerPool:
 
     def _lease(self, config: ServerConfig) -> DeviceLease | None:
         devices = config.spec.devices
-        if config.platform not in VISIBLE or not devices:
+        if config.platform not in LEASED_PLATFORMS or not devices:
             return None
         count = config.spec.tensor_parallel_size * config.spec.pipeline_parallel_size
         holder = f"pid {os.getpid()}: {config.served_model_name}"

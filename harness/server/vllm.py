@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +25,7 @@ from types import TracebackType
 from harness.config.container import ContainerSpec
 from harness.config.plan import Plan, PlatformName, ServerSpec
 from harness.errors import ServerStartError
-from harness.platform.environment import server_environment
+from harness.platform.environment import device_environment, server_environment
 from harness.runtime.container import Container
 from harness.runtime.process import ManagedProcess, group_members, tail
 from harness.runtime.sockets import listening_pids
@@ -49,6 +50,11 @@ class ServerConfig:
     env: tuple[tuple[str, str], ...] = field(default=())
     container: ContainerSpec | None = None
     label: str = ""  # tells apart servers of one configuration (the two sides of an A/A comparison)
+    devices: tuple[int, ...] = ()  # the cards it runs on: leased by the pool, or a deployment instance's own
+
+    def process_env(self) -> dict[str, str]:
+        """What the server process gets on top of the harness's environment: `env` and its devices made visible."""
+        return {**dict(self.env), **device_environment(self.platform, self.devices)}
 
     @property
     def served_model_name(self) -> str:
@@ -63,6 +69,7 @@ class ServerConfig:
                 list(self.env),
                 self.container.model_dump(by_alias=True) if self.container else None,
                 self.label,
+                list(self.devices),
             ],
             sort_keys=True,
         )
@@ -176,7 +183,7 @@ class VLLMServer:
         self.startup_s: float | None = None
         self._process: ManagedProcess | None = None
         self._endpoint: Endpoint | None = None
-        self._container: Container | None = None
+        self._resources = ExitStack()  # what the running server holds: its process, its container
 
     @property
     def pid(self) -> int | None:
@@ -192,17 +199,17 @@ class VLLMServer:
     def argv(self, port: int) -> list[str]:
         return [self.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
 
-    def _container_argv(self, port: int, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-        """Start the plan's container (its cards: the leased ones); return the `docker exec` of the server inside
-        it and the environment docker runs with: the server's variables are passed by name, their values only
-        in docker's environment (never on a command line `ps` shows)."""
+    def _cards(self) -> list[int]:
+        """The cards a container is given: the leased ones, else the plan's, else the first."""
+        return list(self.config.devices) or list(self.config.spec.devices or (0,))
+
+    def container_argv(self, container: Container, port: int, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+        """The `docker exec` of the server inside `container` and the environment docker runs with: the server's
+        variables are passed by name, their values only in docker's environment (never on a command line `ps`
+        shows). The container sees its cards renumbered from 0, so no visibility variable is passed."""
         assert self.config.container is not None
-        env = dict(env)
-        visible = env.pop("ASCEND_RT_VISIBLE_DEVICES", None)  # the container sees its cards renumbered from 0
-        cards = [int(n) for n in visible.split(",")] if visible else list(self.config.spec.devices or (0,))
-        self._container = Container(self.config.container, cards).__enter__()
         inner = [self.config.container.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
-        return self._container.exec_argv(inner, env_names=list(env)), {**os.environ, **env}
+        return container.exec_argv(inner, env_names=list(env)), {**os.environ, **env}
 
     def __enter__(self) -> VLLMServer:
         port = self.config.spec.port or free_port(self.host)
@@ -214,31 +221,29 @@ class VLLMServer:
             )
         key = api_key_of(self.config)
         endpoint = Endpoint(f"http://{self.host}:{port}", self.config.served_model_name, key)
-        server_env = {**dict(self.config.env), **({"VLLM_API_KEY": key} if key else {})}
-        if self.config.container is not None:
-            argv, env = self._container_argv(port, server_env)
-        else:
-            argv, env = self.argv(port), {**os.environ, **server_env}
-        process = ManagedProcess(argv, self.log_path, env=env, nice=self.config.spec.nice, cpus=self.config.spec.cpus)
-        started = time.monotonic()
-        try:
-            process.__enter__()
-        except BaseException:
-            self._remove_container()
-            raise
+        secret = {"VLLM_API_KEY": key} if key else {}
+        # Whatever fails before the server is ready undoes what was started (process stopped, container removed).
+        with ExitStack() as starting:
+            if self.config.container is not None:
+                container = starting.enter_context(Container(self.config.container, self._cards()))
+                argv, env = self.container_argv(container, port, {**dict(self.config.env), **secret})
+            else:
+                argv, env = self.argv(port), {**os.environ, **self.config.process_env(), **secret}
+            process = ManagedProcess(
+                argv, self.log_path, env=env, nice=self.config.spec.nice, cpus=self.config.spec.cpus
+            )
+            started = time.monotonic()
+            starting.enter_context(process)
+            try:
+                entry = wait_until_ready(endpoint, self.config.spec.startup_timeout_s, process.returncode)
+                if self.config.container is None:
+                    require_own_listener(port, process.pid)
+            except NotReady as exc:
+                raise ServerStartError(
+                    f"vLLM server ({self.log_path}): {exc}", process.log_tail(LOG_TAIL_LINES)
+                ) from None
+            self._resources = starting.pop_all()
         self._process = process
-        try:
-            entry = wait_until_ready(endpoint, self.config.spec.startup_timeout_s, process.returncode)
-            if self.config.container is None:
-                require_own_listener(port, process.pid)
-        except BaseException as exc:
-            log_tail = process.log_tail(LOG_TAIL_LINES)
-            process.stop()
-            self._process = None
-            self._remove_container()
-            if isinstance(exc, NotReady):
-                raise ServerStartError(f"vLLM server ({self.log_path}): {exc}", log_tail) from None
-            raise
         self.startup_s = time.monotonic() - started
         self._endpoint = Endpoint(endpoint.base_url, endpoint.model, endpoint.api_key, entry.get("max_model_len"))
         return self
@@ -270,18 +275,10 @@ class VLLMServer:
         self.stop()
 
     def stop(self) -> None:
-        try:
-            if self._process is not None:
-                self._process.stop()
-                self._process = None
-        finally:
-            self._remove_container()
-            self._endpoint = None
-
-    def _remove_container(self) -> None:
-        if self._container is not None:
-            self._container.__exit__(None, None, None)
-            self._container = None
+        """Stop the server's process group, then remove its container; safe to call again."""
+        self._process, self._endpoint = None, None
+        resources, self._resources = self._resources, ExitStack()
+        resources.close()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The end of the server's log, also after it stopped (failure reports read it late)."""

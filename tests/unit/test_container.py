@@ -107,8 +107,8 @@ def test_a_server_in_a_container_that_dies_removes_the_container(docker_log: Pat
     spec = ServerSpec(
         served_model_name="q", startup_timeout_s=30, devices=(2,), extra_args=("--api-key", "canary-key-1234")
     )
-    env = (("ASCEND_RT_VISIBLE_DEVICES", "2"), ("PYTORCH_NPU_ALLOC_CONF", "max_split_size_mb:256"))
-    config = ServerConfig("npu", Path("/data/models/q"), spec, env, SPEC)
+    env = (("PYTORCH_NPU_ALLOC_CONF", "max_split_size_mb:256"),)
+    config = ServerConfig("npu", Path("/data/models/q"), spec, env, SPEC, devices=(2,))  # card 2 leased
     with pytest.raises(ServerStartError, match="exited with code 126") as info, VLLMServer(config, tmp_path / "s.log"):
         pass
     assert "OCI runtime exec failed" in info.value.log_tail

@@ -188,7 +188,7 @@ def test_instances_get_their_port_devices_role_and_rank_table(tmp_path: Path) ->
     table = write_rank_table(plan, tmp_path)
     prefill, decode = instance_configs(plan, Path("/m"), tmp_path, table)
     for config, port, devices, role in ((prefill, 8100, "0,1", "kv_producer"), (decode, 8200, "2,3", "kv_consumer")):
-        env = dict(config.env)
+        env = config.process_env()
         assert env["ASCEND_RT_VISIBLE_DEVICES"] == devices
         assert env[RANK_TABLE_ENV] == str(table)
         assert env[HCCL_IF_IP_ENV] == "10.155.111.140"
@@ -234,10 +234,16 @@ def test_instances_start_and_stop_together(tmp_path: Path) -> None:
     assert Recorder.events == ["start 8100", "start 8200", "stop 8200", "stop 8100"]
 
 
-def test_a_failed_instance_stops_the_ones_already_up(tmp_path: Path) -> None:
+def test_a_failed_instance_stops_the_ones_already_up_and_frees_their_cards(tmp_path: Path) -> None:
     Recorder.events, Recorder.fail_port = [], 8200
-    with pytest.raises(ServerStartError), Deployment(_configs(tmp_path), tmp_path, Recorder):
+    deployment = Deployment(_configs(tmp_path), tmp_path, Recorder, lease_dir=tmp_path / "leases")
+    with pytest.raises(ServerStartError), deployment:
         pass
+    assert Recorder.events == ["start 8100", "stop 8100"]
+    assert deployment.servers == []
+    with DeviceLease(tmp_path / "leases", "npu", [0, 1, 2, 3], 4, timeout_s=1):
+        pass  # every card is free again
+    deployment.stop()  # a second stop does nothing
     assert Recorder.events == ["start 8100", "stop 8100"]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.platform.environment import device_environment
 from harness.runtime.leases import DeviceLease, LeaseError
 
 # A process that leases 2 of 4 NPUs, marks when it holds them, holds them `hold` seconds and reports what it had.
@@ -67,12 +68,12 @@ def test_a_killed_holder_frees_its_devices(tmp_path: Path) -> None:
         victim.wait(timeout=30)
     with DeviceLease(folder, "npu", [0, 1, 2, 3], 4, timeout_s=5) as lease:
         assert lease.devices == [0, 1, 2, 3]
-        assert lease.env() == {"ASCEND_RT_VISIBLE_DEVICES": "0,1,2,3"}
+        assert device_environment("npu", lease.devices) == {"ASCEND_RT_VISIBLE_DEVICES": "0,1,2,3"}
 
 
 def _fail_inside(lease: DeviceLease) -> None:
     with lease:
-        assert lease.env() == {"CUDA_VISIBLE_DEVICES": "5"}
+        assert device_environment("gpu", lease.devices) == {"CUDA_VISIBLE_DEVICES": "5"}
         raise RuntimeError("planted")
 
 

@@ -92,7 +92,7 @@ def test_a_failed_start_is_not_retried_per_test(tmp_path: Path) -> None:
 class EnvRecordingServer(FakeServer):
     def __enter__(self) -> FakeServer:
         self.events.append(
-            f"start {self.config.served_model_name} {dict(self.config.env).get('ASCEND_RT_VISIBLE_DEVICES')}"
+            f"start {self.config.served_model_name} {self.config.process_env().get('ASCEND_RT_VISIBLE_DEVICES')}"
         )
         if self.fail:
             raise ServerStartError("planted start failure", "log tail")
@@ -146,4 +146,4 @@ def test_a_failed_start_releases_its_lease(tmp_path: Path) -> None:
         pool.get(npu("a", (0, 1), tp=2))
     with DeviceLease(tmp_path / "l", "npu", [0, 1], 2, timeout_s=1):
         pass
-    assert "ASCEND_RT_VISIBLE_DEVICES" not in dict(config("cpu-server").env), "cpu servers lease nothing"
+    assert "ASCEND_RT_VISIBLE_DEVICES" not in config("cpu-server").process_env(), "cpu servers lease nothing"
