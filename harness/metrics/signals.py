@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from harness.gates.verdict import Verdict
+
 Counters = Mapping[str, float]
 
 PREFIX_NAMES = (
@@ -59,8 +61,9 @@ def _by_position(before: Counters, after: Counters, drafts: float | None) -> lis
 
 def prefix_cache_verdict(
     shared: float | None, control: float | None, prefix_tokens: int, prompt_tokens: int, block_size: int = 16
-) -> tuple[bool, str]:
-    """Is the prefix cache hit *because* the prompts share a prefix? (ok, message)
+) -> Verdict:
+    """Is the prefix cache hit *because* the prompts share a prefix? A Verdict on `prefix_cache_hit_rate`: the
+    shared workload's rate against the control's, `change` the absolute gain.
 
     `shared` is the hit rate of the workload whose prompts share `prefix_tokens`, `control` that of the same
     lengths without a shared prefix (fresh prompts). Whole blocks of the prefix can be hit, so the most a prompt
@@ -68,15 +71,29 @@ def prefix_cache_verdict(
     control, which itself must stay under a quarter of it (a control that hits the cache means the prompts were
     not fresh, and any hit rate of the shared workload would prove nothing).
     """
-    if shared is None or control is None:
-        return False, f"hit rate not measured (shared prefix: {shared}, control: {control})"
     reachable = (prefix_tokens // block_size) * block_size / prompt_tokens
+
+    def judged(ok: bool, message: str) -> Verdict:
+        gain = None if shared is None or control is None else shared - control
+        return Verdict(
+            "prefix_cache_hit_rate",
+            "pass" if ok else "fail",
+            message,
+            change=gain,
+            absolute=True,
+            baseline_mean=control,
+            candidate_mean=shared,
+            numbers={"reachable": reachable},
+        )
+
+    if shared is None or control is None:
+        return judged(False, f"hit rate not measured (shared prefix: {shared}, control: {control})")
     numbers = (
         f"hit rate {shared:.1%} with a shared {prefix_tokens}-token prefix, {control:.1%} without "
         f"(at most {reachable:.1%} of prompt tokens can be hit)"
     )
     if control > reachable / 4:
-        return False, f"{numbers}: the control hits the cache, so the prompts are not fresh"
+        return judged(False, f"{numbers}: the control hits the cache, so the prompts are not fresh")
     if shared - control < reachable / 2:
-        return False, f"{numbers}: the shared prefix gains less than half of what it could"
-    return True, numbers
+        return judged(False, f"{numbers}: the shared prefix gains less than half of what it could")
+    return judged(True, numbers)

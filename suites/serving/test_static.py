@@ -11,16 +11,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from harness.bench.cases import LoadSettings, StaticCase
 from harness.bench.measure import measure_static, profiled_static_window
+from harness.bench.workloads import ImageWorkload, PrefixWorkload, closed_case
 from harness.config.plan import Plan
-from harness.load.samples import Sample
-from harness.load.synthetic import image_samples, prefix_samples, vision_support
+from harness.load.synthetic import vision_support
 from harness.load.tokens import Tokens
-from harness.load.vision import ImagePromptCounter, PromptCount
 from harness.metrics.signals import prefix_cache_verdict
 from harness.plugins.recording import RecordCase
 from harness.profile.fixtures import Profiler
@@ -62,13 +60,7 @@ def test_prefix_caching(
     spec = plan.suites.prefix
     if spec is None:
         pytest.skip("the plan has no suites.prefix workload")
-    case = StaticCase(
-        spec.parallel_num, spec.prompt_tokens, spec.output_tokens, -(-spec.num_prompts // spec.parallel_num)
-    )
-
-    def shared(rng: np.random.Generator, count: int) -> list[Sample]:
-        return prefix_samples(served_tokens, count, spec.prefix_tokens, spec.prompt_tokens, spec.output_tokens, rng)
-
+    case, shared = closed_case(spec), PrefixWorkload(spec, served_tokens)
     result = measure_static(
         endpoint, served_tokens, case, load, repeats, shared, suite="serving.prefix", progress=record_case.progress
     )
@@ -80,11 +72,11 @@ def test_prefix_caching(
     hits = result.checks["server"].get("prefix_cache_hit_rate")
     if hits is None:
         pytest.skip("the server exports no prefix-cache counters (is prefix caching off?)")
-    ok, message = prefix_cache_verdict(
+    verdict = prefix_cache_verdict(
         hits, control.checks["server"].get("prefix_cache_hit_rate"), spec.prefix_tokens, spec.prompt_tokens
     )
-    result.checks["prefix_cache"] = {"ok": ok, "message": message}
-    assert ok, message
+    result.checks["prefix_cache"] = verdict.as_json()
+    assert verdict.ok, verdict.message
 
 
 def test_multimodal(
@@ -103,33 +95,18 @@ def test_multimodal(
     reason = vision_support(served_model)
     if reason is not None:
         pytest.skip(f"multimodal workload skipped: {reason}")
-    case = StaticCase(
-        spec.parallel_num, spec.prompt_tokens, spec.output_tokens, -(-spec.num_prompts // spec.parallel_num)
-    )
-
-    # The image-token audit: what the server counts for each prompt, from the model's own processor.
-    counter = ImagePromptCounter(served_model)
-    counts: list[PromptCount] = []
-
-    def served_len(prompt: str, images: tuple[str, ...]) -> int:
-        counts.append(counter.count(prompt, images))
-        return counts[-1].served
-
-    def with_images(rng: np.random.Generator, count: int) -> list[Sample]:
-        return image_samples(
-            served_tokens, count, spec.prompt_tokens, spec.output_tokens, spec.height, spec.width, rng, served_len
-        )
-
+    with_images = ImageWorkload(spec, served_tokens, served_model)  # counts what the server will, for the audit
     chat = dataclasses.replace(load, route="chat")
     result = measure_static(
-        endpoint, served_tokens, case, chat, repeats, with_images, "serving.multimodal", record_case.progress
+        endpoint,
+        served_tokens,
+        closed_case(spec),
+        chat,
+        repeats,
+        with_images,
+        "serving.multimodal",
+        record_case.progress,
     )
-    image_tokens = sorted({c.image for c in counts})
-    result.config.update(
-        height=spec.height,
-        width=spec.width,
-        image_tokens_per_request=image_tokens[0] if len(image_tokens) == 1 else image_tokens,
-        mean_text_tokens_per_request=float(np.mean([c.text for c in counts])),
-    )
+    result.config.update(with_images.config())
     record_case(result)
     check_case(result, result.config["num_requests"])

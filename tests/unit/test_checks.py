@@ -150,16 +150,17 @@ def test_bunched_events_are_measured() -> None:
 
 def test_prefix_cache_check_against_its_control() -> None:
     """192 of 256 tokens shared (75% reachable in 16-token blocks)."""
-    ok, message = prefix_cache_verdict(0.70, 0.0, 192, 256)
-    assert ok, message
+    verdict = prefix_cache_verdict(0.70, 0.0, 192, 256)
+    assert verdict.ok, verdict.message
+    assert verdict.change == pytest.approx(0.70)
     # The old check (hit rate > 0) passed when repeats resent identical prompts: the control then hits as well.
-    ok, message = prefix_cache_verdict(0.70, 0.65, 192, 256)
-    assert not ok
-    assert "not fresh" in message
-    ok, message = prefix_cache_verdict(0.20, 0.0, 192, 256)
-    assert not ok, "a prefix cache that barely hits is not working"
-    assert "less than half" in message
-    assert not prefix_cache_verdict(None, 0.0, 192, 256)[0]
+    verdict = prefix_cache_verdict(0.70, 0.65, 192, 256)
+    assert verdict.failed
+    assert "not fresh" in verdict.message
+    verdict = prefix_cache_verdict(0.20, 0.0, 192, 256)
+    assert verdict.failed, "a prefix cache that barely hits is not working"
+    assert "less than half" in verdict.message
+    assert prefix_cache_verdict(None, 0.0, 192, 256).failed
 
 
 # vLLM 0.32's speculative-decoding counters, as its /metrics writes them (names and labels read in

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.bench.cases import StaticCase
+from harness.bench.workloads import PrefixWorkload, closed_case
+from harness.config.suites import PrefixSpec
 from harness.load.convert import LengthDistribution, generate_records, to_sharegpt
 from harness.load.datasets import DatasetError, load_dataset, select
 from harness.load.samples import Sample, payload
@@ -171,3 +174,22 @@ def test_to_sharegpt_names_a_missing_field() -> None:
 def test_length_distribution_is_validated() -> None:
     with pytest.raises(ValueError, match="min <= max"):
         LengthDistribution(10, 1, 20, 5)
+
+
+def test_the_prefix_workload_shares_a_prefix_within_a_measurement_and_not_across(tokens: Tokens) -> None:
+    spec = PrefixSpec.model_validate({"prefix-tokens": 24, "prompt-tokens": 32, "num-prompts": 10, "parallel-num": 4})
+    assert closed_case(spec) == StaticCase(4, 32, 16, 3), "whole waves covering num-prompts"
+    workload = PrefixWorkload(spec, tokens)
+    first, second = workload(np.random.default_rng(1), 3), workload(np.random.default_rng(2), 3)
+    shared = _common_start([s.prompt for s in first])
+    assert tokens.prompt_len(shared) >= 23, "one measurement's prompts share the 24-token prefix"
+    assert len(_common_start([first[0].prompt, second[0].prompt])) < 8, "another measurement has its own"
+    assert all(tokens.prompt_len(s.prompt) == 32 for s in first + second)
+
+
+def _common_start(texts: list[str]) -> str:
+    """The longest text every one of `texts` starts with."""
+    start = texts[0]
+    while not all(t.startswith(start) for t in texts):
+        start = start[:-1]
+    return start
