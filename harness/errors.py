@@ -25,7 +25,8 @@ one of them is in this tree (tests/unit/test_error_tree.py fails on one that is 
     │   ├── LockTimeout                   a cache lock not released in time (harness.runtime.locks)
     │   ├── ContainerError                docker refused to start or remove a container (harness.runtime.container)
     │   ├── MetadataBlockError            the metadata address could not be blocked (harness.runtime.metadata)
-    │   └── DeviceIpError                 a card's IP could not be read (harness.deploy.device_ips)
+    │   ├── DeviceIpError                 a card's IP could not be read (harness.deploy.device_ips)
+    │   └── PreflightError                npu-smi or docker could not be read (harness.platform.readings)
     └── a measurement that could not finish
         ├── WorkerFailed                  a client worker died or did not answer in time (harness.load.workers)
         ├── AccuracyError                 no meaningful score: lm-eval failed, no log-probs (harness.accuracy.evaluate)

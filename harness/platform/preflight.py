@@ -8,9 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from harness.config.plan import Plan
 from harness.platform.npu_smi import NpuSmiInfo
 
 NIC_VARIABLES = ("HCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "TP_SOCKET_IFNAME")
+
+
+def planned_devices(plan: Plan) -> list[int]:
+    """The cards the plan will use on this node: its deployment's node 0 instances', its server's devices, or the
+    first tensor x pipeline ones."""
+    if plan.deployment is not None:
+        return sorted({d for node in plan.deployment.nodes[:1] for i in node.instances for d in i.devices})
+    if plan.server.devices:
+        return list(plan.server.devices)
+    return list(range(plan.server.tensor_parallel_size * plan.server.pipeline_parallel_size))
 
 
 def unhealthy_chips(info: NpuSmiInfo) -> list[str]:

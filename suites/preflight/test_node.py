@@ -7,7 +7,6 @@ failure says what is wrong and what to do. They only make sense on an Ascend nod
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import pytest
 
 from harness.config.plan import Plan, PlatformName
 from harness.platform import preflight
-from harness.platform.npu_smi import NpuSmiInfo, parse_info
+from harness.platform.npu_smi import NpuSmiInfo
+from harness.platform.readings import PreflightError, docker_problems, read_npu_smi
 from harness.runtime.container import DRIVER_MOUNTS, Container
 
 pytestmark = [pytest.mark.preflight, pytest.mark.platforms("npu")]
@@ -27,26 +27,12 @@ def ascend_plan(target_platform: PlatformName, plan: Plan) -> Plan:
     return plan
 
 
-def plan_devices(plan: Plan) -> list[int]:
-    """The cards the plan will use: its deployment's, its server's devices, or the first tensor x pipeline ones."""
-    if plan.deployment is not None:
-        return sorted({d for node in plan.deployment.nodes[:1] for i in node.instances for d in i.devices})
-    if plan.server.devices:
-        return list(plan.server.devices)
-    return list(range(plan.server.tensor_parallel_size * plan.server.pipeline_parallel_size))
-
-
 @pytest.fixture
 def smi(ascend_plan: Plan) -> NpuSmiInfo:
-    timeout = ascend_plan.suites.preflight.smi_timeout_s
     try:
-        done = subprocess.run(["npu-smi", "info"], capture_output=True, text=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        pytest.fail("npu-smi is not on PATH: install the Ascend driver package (it ships npu-smi)", pytrace=False)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"npu-smi info did not answer within {timeout:.0f} s: the driver is hung; reboot the node")
-    assert done.returncode == 0, f"npu-smi info failed ({done.returncode}): {done.stderr.strip()[-500:]}"
-    return parse_info(done.stdout)
+        return read_npu_smi(ascend_plan.suites.preflight.smi_timeout_s)
+    except PreflightError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def test_every_chip_is_healthy(smi: NpuSmiInfo) -> None:
@@ -64,25 +50,22 @@ def test_expected_card_count(ascend_plan: Plan, smi: NpuSmiInfo) -> None:
 
 
 def test_planned_cards_run_no_foreign_processes(ascend_plan: Plan, smi: NpuSmiInfo) -> None:
-    problems = preflight.foreign_processes(smi, plan_devices(ascend_plan))
+    problems = preflight.foreign_processes(smi, preflight.planned_devices(ascend_plan))
     assert not problems, "\n".join(problems)
 
 
 def test_planned_cards_have_free_hbm(ascend_plan: Plan, smi: NpuSmiInfo) -> None:
-    problems = preflight.short_of_hbm(smi, plan_devices(ascend_plan), ascend_plan.suites.preflight.min_free_hbm_mb)
+    problems = preflight.short_of_hbm(
+        smi, preflight.planned_devices(ascend_plan), ascend_plan.suites.preflight.min_free_hbm_mb
+    )
     assert not problems, "\n".join(problems)
 
 
 def test_docker_answers_when_the_plan_uses_containers(ascend_plan: Plan) -> None:
     if ascend_plan.container is None:
         pytest.skip("the plan runs no container")
-    assert shutil.which("docker"), "docker is not on PATH: install docker (the plan runs its server in a container)"
-    done = subprocess.run(
-        ["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, (
-        f"the docker daemon does not answer: {done.stderr.strip()[-300:]} (start it: systemctl start docker)"
-    )
+    problems = docker_problems()
+    assert not problems, "\n".join(problems)
 
 
 PROBE_METADATA = (
@@ -96,7 +79,7 @@ def test_containers_cannot_reach_the_metadata_address(ascend_plan: Plan) -> None
     spec = ascend_plan.container
     if spec is None:
         pytest.skip("the plan runs no container")
-    with Container(spec, plan_devices(ascend_plan)[:1]) as container:
+    with Container(spec, preflight.planned_devices(ascend_plan)[:1]) as container:
         done = subprocess.run(
             container.exec_argv([spec.python, "-c", PROBE_METADATA]), capture_output=True, text=True, timeout=60
         )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pytest
+
+from harness.config.plan import Plan
 from harness.platform import preflight
 from harness.platform.npu_smi import parse_info
+from harness.platform.readings import PreflightError, docker_problems, read_npu_smi
 
 DATA = Path(__file__).parent / "data" / "npu_smi"
 QUIRKS = parse_info((DATA / "info_910b4_processes_quirks.txt").read_text())  # NPU 1 is "Warning", processes on 0
@@ -58,3 +63,45 @@ def test_a_reachable_metadata_address_is_a_problem_with_the_fix() -> None:
     assert preflight.metadata_reachable(connected=False, blocked=True) == []
     assert "set container.block-metadata: true" in preflight.metadata_reachable(connected=True, blocked=False)[0]
     assert "did not hold" in preflight.metadata_reachable(connected=True, blocked=True)[0]
+
+
+CAT, SLEEP = shutil.which("cat"), shutil.which("sleep")
+
+
+def _tool(folder: Path, name: str, body: str) -> None:
+    """A fake command on PATH, the only thing on it (the real tools cannot be made to hang or fail on demand)."""
+    script = folder / name
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+
+
+def test_npu_smi_is_read_and_each_failure_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(PreflightError, match="npu-smi is not on PATH: install the Ascend driver"):
+        read_npu_smi(5)
+    _tool(tmp_path, "npu-smi", f"{CAT} {DATA / 'info_910b4_processes_quirks.txt'}")
+    assert read_npu_smi(5) == QUIRKS
+    _tool(tmp_path, "npu-smi", "echo 'dcmi module initialize failed' >&2; exit 8")
+    with pytest.raises(PreflightError, match=r"npu-smi info failed \(8\): dcmi module initialize failed"):
+        read_npu_smi(5)
+    _tool(tmp_path, "npu-smi", f"exec {SLEEP} 30")
+    with pytest.raises(PreflightError, match="did not answer within 1 s: the driver is hung"):
+        read_npu_smi(1)
+
+
+def test_docker_that_is_missing_or_not_answering_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert docker_problems() == ["docker is not on PATH: install docker (the plan runs its server in a container)"]
+    _tool(tmp_path, "docker", "echo 'Cannot connect to the Docker daemon' >&2; exit 1")
+    assert "Cannot connect to the Docker daemon" in docker_problems()[0]
+    _tool(tmp_path, "docker", "echo 27.1.1")
+    assert docker_problems() == []
+
+
+def test_the_planned_devices_are_the_servers_or_the_first_parallel_ones() -> None:
+    base = {"name": "p", "platform": "npu", "model": {"path": "/m"}}
+    assert preflight.planned_devices(Plan.model_validate(base)) == [0]
+    tp4 = {**base, "server": {"tensor-parallel-size": 4}}
+    assert preflight.planned_devices(Plan.model_validate(tp4)) == [0, 1, 2, 3]
+    chosen = {**base, "server": {"tensor-parallel-size": 2, "devices": [6, 7]}}
+    assert preflight.planned_devices(Plan.model_validate(chosen)) == [6, 7]
