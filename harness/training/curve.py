@@ -40,6 +40,10 @@ class LossCurve:
     def losses(self) -> list[float]:
         return [p.loss for p in self.points if p.loss is not None]
 
+    def series(self) -> list[list[float | None]]:
+        """[[step, loss], ...]: the curve as a case document's plot series."""
+        return [[p.step, p.loss] for p in self.points]
+
     def losses_only(self) -> LossCurve:
         """Steps and losses without timing or counters: what a reviewable reference curve keeps."""
         return LossCurve(
@@ -74,3 +78,8 @@ class TrainedRun:
     wall_s: float | None
     folder: Path
     reused: bool = False  # read back from the cache: not a new measurement (baselines must not count it again)
+
+    def case_config(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """A training case's configuration: the run (launcher, log, checkpoint, reused) and its `settings`."""
+        run = {"launcher": self.launcher, "log": str(self.log_path), "checkpoint": str(self.checkpoint)}
+        return {**run, "reused_run": self.reused, **settings}

@@ -28,20 +28,6 @@ from harness.training.tiny_trainer import tiny_config, train_process
 pytestmark = pytest.mark.training
 
 
-def loss_series(curve: LossCurve) -> list[list[float | None]]:
-    return [[p.step, p.loss] for p in curve.points]
-
-
-def run_config(run: TrainedRun, spec: TrainingSpec) -> dict[str, object]:
-    return {
-        "launcher": run.launcher,
-        "log": str(run.log_path),
-        "checkpoint": str(run.checkpoint),
-        "reused_run": run.reused,
-        **spec.model_dump(by_alias=True),
-    }
-
-
 def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, record_case: RecordCase) -> None:
     curve, spec = trained_run.curve, training_spec
     verdicts = {
@@ -58,7 +44,7 @@ def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, re
         CaseResult(
             suite="training.convergence",
             case_id=trained_run.launcher,
-            config=run_config(trained_run, spec),
+            config=trained_run.case_config(spec.model_dump(by_alias=True)),
             metrics={
                 FIRST_LOSS: losses[0] if losses else None,
                 FINAL_LOSS: losses[-1] if losses else None,
@@ -66,7 +52,7 @@ def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, re
                 "wall_s": trained_run.wall_s,
             },
             checks={name: v.as_json() for name, v in verdicts.items()},
-            series={"loss": loss_series(curve)},
+            series={"loss": curve.series()},
         )
     )
     failed = [f"{name}: {v.message}" for name, v in verdicts.items() if not v.ok]
@@ -98,7 +84,7 @@ def test_loss_follows_the_reference(
                 "matched_steps": verdict.numbers.get("matched_steps"),
             },
             checks={"alignment": verdict.as_json()},
-            series={"loss": loss_series(trained_run.curve), "reference": loss_series(reference)},
+            series={"loss": trained_run.curve.series(), "reference": reference.series()},
         )
     )
     assert verdict.ok, f"the loss curve departs from {path}: {verdict.message}"

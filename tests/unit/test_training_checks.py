@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from harness.training import checks
-from harness.training.curve import LossCurve, LossPoint
+from harness.training.curve import LossCurve, LossPoint, TrainedRun
 
 
 def curve(losses: list[float], **fields: object) -> LossCurve:
@@ -113,3 +114,11 @@ def test_accuracy_gain_passes_when_every_score_rose_enough_and_fails_on_a_plante
     assert not unchanged.ok
     assert unchanged.message.startswith("exact_match rose by less than +0.1")
     assert not checks.accuracy_gain({}, min_gain=0.1).ok
+
+
+def test_a_run_describes_itself_for_its_case() -> None:
+    run = curve([3.0, 2.0, 1.5])
+    assert run.series() == [[1, 3.0], [2, 2.0], [3, 1.5]]
+    trained = TrainedRun("tiny", Path("/c"), run, Path("/log"), 1.0, Path("/f"), reused=True)
+    config = trained.case_config({"max-steps": 3})
+    assert config == {"launcher": "tiny", "log": "/log", "checkpoint": "/c", "reused_run": True, "max-steps": 3}
