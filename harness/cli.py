@@ -34,6 +34,7 @@ from harness.deploy import command as deploy_command
 from harness.errors import HarnessError
 from harness.load import command as dataset_command
 from harness.report import command as report_command
+from harness.report import trends as trends_command
 from harness.runtime.interrupt import sigterm_interrupts, wait_until_interrupted
 from harness.training.parsers import PARSERS
 
@@ -146,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy_command.add_parser(commands)
     probe_command.add_parser(commands)
     report_command.add_parser(commands)
+    trends_command.add_parser(commands)
 
     train = commands.add_parser("train", help="training logs").add_subparsers(dest="train_command", required=True)
     parse = train.add_parser("parse-log", help="a training log's loss curve as JSON")

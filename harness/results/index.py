@@ -163,6 +163,26 @@ class RunIndex:
         keys = ("run_id", "plan", "platform", "started", "finished", "status", "directory")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    def measured(self, plan: str, metric: str, last: int) -> list[Measured]:
+        """`metric` of every case of the last `last` finished runs of `plan` (passed or failed; not interrupted
+        runs, whose cases may be cut short), oldest run first."""
+        runs = [r for r in self.runs(plan, limit=10 * last) if r["status"] in ("passed", "failed")][:last]
+        if not runs:
+            return []
+        marks = ",".join("?" for _ in runs)
+        query = (
+            "SELECT r.run_id, r.started, c.suite, c.case_id, c.valid, c.metrics FROM cases c "
+            f"JOIN runs r ON r.run_id = c.run_id WHERE r.run_id IN ({marks}) ORDER BY r.started, c.suite, c.case_id"
+        )
+        with self._db() as db:
+            rows = db.execute(query, [r["run_id"] for r in runs]).fetchall()
+        found = []
+        for run_id, started, suite, case_id, valid, text in rows:
+            metrics = json.loads(text)
+            if metric in metrics:
+                found.append(Measured(run_id, started, suite, case_id, bool(valid), metrics[metric]))
+        return found
+
     def trend(self, suite: str, case_id: str, metric: str, plan: str | None, last: int) -> list[TrendPoint]:
         """`metric` of one case over the last `last` runs of `plan` that measured it, oldest first."""
         query = (
@@ -177,6 +197,18 @@ class RunIndex:
         return [
             TrendPoint(run_id, started, json.loads(metrics).get(metric)) for run_id, started, metrics in reversed(rows)
         ]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One case's value of a metric in one run (for `llmqual trends`)."""
+
+    run_id: str
+    started: float
+    suite: str
+    case_id: str
+    valid: bool
+    value: float | None
 
 
 def _verdict(document: dict[str, Any]) -> str | None:
