@@ -15,13 +15,11 @@ import pytest
 
 from harness.accuracy.plan_cases import include_folder, plan_tasks
 from harness.accuracy.tasks import TaskError, check_tasks, known_tasks
-from harness.bench.cases import DynamicCase, StaticCase
 from harness.bench.from_plan import plan_dynamic_cases, plan_static_cases
-from harness.config.ab import ABComparison
 from harness.config.plan import PLATFORMS, Plan, PlatformName
 from harness.config.plans import Plans
 from harness.config.suites import TaskSpec
-from harness.diffusion.cases import DiffusionCase, plan_diffusion_cases
+from harness.diffusion.cases import plan_diffusion_cases
 from harness.errors import HarnessError, PlanError
 from harness.paths import cache_root
 from harness.platform.detect import detect
@@ -133,45 +131,27 @@ def plan(request: pytest.FixtureRequest, target_platform: PlatformName) -> Plan:
     return found
 
 
-def _case(request: pytest.FixtureRequest, section: str) -> Any:
-    if request.param is None:
-        pytest.skip(f"the plan for this platform has no suites.{section} cases")
-    return request.param
+def _case_fixture(name: str, section: str, what: str) -> Any:
+    """The fixture `name` of CASE_SOURCES: the case of this variant, or a skip saying the plan has none."""
+
+    def case(request: pytest.FixtureRequest, target_platform: PlatformName) -> Any:
+        if request.param is None:
+            pytest.skip(f"the plan for this platform has no suites.{section} cases")
+        return request.param
+
+    case.__doc__ = what
+    return pytest.fixture(name=name)(case)
 
 
-@pytest.fixture
-def static_case(request: pytest.FixtureRequest, target_platform: PlatformName) -> StaticCase:
-    """One case of the plan's static suite."""
-    case: StaticCase = _case(request, "static")
-    return case
-
-
-@pytest.fixture
-def dynamic_case(request: pytest.FixtureRequest, target_platform: PlatformName) -> DynamicCase:
-    """One case of the plan's dynamic suite."""
-    case: DynamicCase = _case(request, "dynamic")
-    return case
-
-
-@pytest.fixture
-def ab_comparison(request: pytest.FixtureRequest, target_platform: PlatformName) -> ABComparison:
-    """One comparison of the plan's A/B section."""
-    case: ABComparison = _case(request, "ab")
-    return case
-
-
-@pytest.fixture
-def diffusion_case(request: pytest.FixtureRequest, target_platform: PlatformName) -> DiffusionCase:
-    """One resolution x steps x batch case of the plan's diffusion suite."""
-    case: DiffusionCase = _case(request, "diffusion")
-    return case
-
-
-@pytest.fixture
-def accuracy_case(request: pytest.FixtureRequest, target_platform: PlatformName) -> TaskSpec:
-    """One task of the plan's accuracy suite."""
-    case: TaskSpec = _case(request, "accuracy")
-    return case
+static_case = _case_fixture("static_case", "static", "One case of the plan's static suite (a StaticCase).")
+dynamic_case = _case_fixture("dynamic_case", "dynamic", "One case of the plan's dynamic suite (a DynamicCase).")
+ab_comparison = _case_fixture("ab_comparison", "ab", "One comparison of the plan's A/B section (an ABComparison).")
+diffusion_case = _case_fixture(
+    "diffusion_case",
+    "diffusion",
+    "One resolution x steps x batch case of the plan's diffusion suite (a DiffusionCase).",
+)
+accuracy_case = _case_fixture("accuracy_case", "accuracy", "One task of the plan's accuracy suite (a TaskSpec).")
 
 
 @pytest.hookimpl(trylast=True)
