@@ -132,3 +132,24 @@ def test_docs_point_only_inside_the_repository(document: str) -> None:
     assert not re.search(r"DESIGN\.md|STYLE\.md|\.\./shared|team repo", text), f"{document} points outside the repo"
     for linked in re.findall(r"`(docs/[\w./-]+\.md)`", text):
         assert (REPO / linked).is_file(), f"{document} links {linked}, which does not exist"
+
+
+def named_paths(text: str) -> list[str]:
+    """The repository paths a document names in backticks (`harness/...`, `suites/...`), placeholders left out."""
+    found = re.findall(r"`((?:harness|suites|tests|fixtures|scripts|docs)/[\w./-]+)", text)
+    return sorted({p.rstrip(".:/") for p in found if not re.search(r"[A-Z]{3,}|<", p)})
+
+
+@pytest.mark.parametrize("document", ["README.md", "fixtures/plans/README.md", *sorted(
+    f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")
+)])  # fmt: skip
+def test_docs_name_files_that_exist(document: str) -> None:
+    missing = [p for p in named_paths((REPO / document).read_text()) if not (REPO / p).exists()]
+    assert not missing, f"{document} names files that do not exist: {missing}"
+
+
+def test_a_named_file_that_moved_is_found() -> None:
+    assert named_paths("see `harness/session.py` and `harness/plugin.py`, `tools/NAME/check`") == [
+        "harness/plugin.py",
+        "harness/session.py",
+    ]
