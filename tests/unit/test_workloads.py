@@ -28,10 +28,7 @@ def test_random_prompts_have_exactly_the_asked_length(tokens: Tokens, length: in
 
 def test_prefix_prompts_share_their_prefix_and_keep_their_length(tokens: Tokens) -> None:
     samples = prefix_samples(tokens, 4, 48, 64, 4, np.random.default_rng(0))
-    first = samples[0].prompt
-    prefix = next(
-        p for p in (first[:i] for i in range(len(first), 0, -1)) if all(s.prompt.startswith(p) for s in samples)
-    )
+    prefix = _common_start([s.prompt for s in samples])
     assert tokens.prompt_len(prefix) >= 47, "the shared text is the 48-token prefix (a merge may move one token)"
     assert [tokens.prompt_len(s.prompt) for s in samples] == [64] * 4
 
