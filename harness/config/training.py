@@ -66,6 +66,9 @@ class LlamaFactorySpec(Frozen):
     reward_model: str | None = Field(None, description="required by stage ppo")
     pref_beta: float = Field(0.1, gt=0)
     extra: dict[str, str | int | float | bool] = Field(default_factory=dict, description="further YAML keys")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="variables of the training process (e.g. the CPU's reproducible kernels)"
+    )
     command: list[str] = Field(
         default_factory=lambda: ["llamafactory-cli", "train"],
         min_length=1,

@@ -163,7 +163,7 @@ def test_training_raised_accuracy(
         pytest.skip("the plan sets no suites.training.eval-task")
     if trained_run.checkpoint is None:
         pytest.skip("the run left no checkpoint to serve")
-    settings = EvalSettings(batch_size=16)
+    settings = EvalSettings(batch_size=16, log_samples=True)
     out = llmqual_run.directory / "training" / "accuracy"
     base = base_model(plan, model_cache)
     before = scores(evaluate_checkpoint(base, task, lm_eval_include, settings, out / "untrained"))

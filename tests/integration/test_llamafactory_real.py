@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.accuracy.paired import pair, read_answers
 from tests.integration.procs import REPO, run_plan
 
 pytestmark = pytest.mark.integration
@@ -60,7 +61,19 @@ def test_a_llamafactory_sft_run_is_parsed_checked_served_and_evaluated(llamafact
     served = by_suite["accuracy.lm_eval"]["metrics"]["llmqual_arith_gen/exact_match,strict-match"]
     gained = by_suite["training.accuracy"]["metrics"]
     assert gained["exact_match,strict-match/untrained"] == 0.0
-    assert gained["exact_match,strict-match/trained"] >= 0.1, "the fine-tuning taught the facts"
-    # The same checkpoint scored by vLLM (served) and by transformers (in process) agrees within the score's noise
-    # (100 questions: a stderr of about 0.05).
-    assert served == pytest.approx(gained["exact_match,strict-match/trained"], abs=0.1)
+    # The run is reproducible on any x86-64 CPU (the plan's env) and memorises the facts (final loss 0.0025:
+    # the answer's token carries about 0.997), so it is far from the edge of what it learnt: 1.00 here and under
+    # every emulated CPU (docs/training.md). Below 0.9 the training, not the machine, changed.
+    assert gained["exact_match,strict-match/trained"] >= 0.9, "the fine-tuning taught the facts"
+    assert served >= 0.9
+
+    # The same checkpoint answered the same questions by vLLM (served) and by transformers (in process): compared
+    # per question, not as two scores. Their float32 arithmetic differs only in rounding, so a greedy answer can
+    # differ only at a near tie; on this checkpoint none was seen (100 of 100 alike). Five are allowed.
+    paired = pair(
+        read_answers(run / "accuracy/lm_eval/llmqual_arith_gen/lm_eval_samples.jsonl", "exact_match"),
+        read_answers(run / "training/accuracy/trained/lm_eval_samples.jsonl", "exact_match"),
+    )
+    print(f"\nserved vs in process: {paired.describe()}")
+    assert paired.questions == 100
+    assert paired.agreement >= 0.95, paired.describe()

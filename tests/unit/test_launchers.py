@@ -106,8 +106,8 @@ def test_llamafactory_runs_and_its_log_is_parsed(tmp_path: Path, model: Path, mo
     # The fake reads the YAML it is given (as LLaMA-Factory does) and writes the sample log into output_dir.
     executable(
         bin_dir / "fake-llamafactory-cli",
-        f"#!/usr/bin/env python3\nimport sys, yaml, shutil\nconfig = yaml.safe_load(open(sys.argv[2]))\n"
-        f"print('fake LLaMA-Factory', sys.argv[1], config['stage'])\n"
+        f"#!/usr/bin/env python3\nimport os, sys, yaml, shutil\nconfig = yaml.safe_load(open(sys.argv[2]))\n"
+        f"print('fake LLaMA-Factory', sys.argv[1], config['stage'], os.environ.get('MKL_CBWR'))\n"
         f"shutil.copy({str(LF_LOG)!r}, config['output_dir'] + '/trainer_log.jsonl')\n",
     )
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -117,6 +117,7 @@ def test_llamafactory_runs_and_its_log_is_parsed(tmp_path: Path, model: Path, mo
         dataset=None,
         data={"path": str(data), "formatting": "sharegpt"},
         command=["fake-llamafactory-cli", "train"],
+        env={"MKL_CBWR": "COMPATIBLE"},
         **{"deepspeed-zero": 2},
     )
     launch = launchers.prepare(spec, model, Path, tmp_path / "out", "plan.yaml")
@@ -129,10 +130,10 @@ def test_llamafactory_runs_and_its_log_is_parsed(tmp_path: Path, model: Path, mo
         "ranking": False,
         "columns": {"messages": "conversations"},
     }
-    assert launch.env == {"FORCE_TORCHRUN": "1"}
+    assert launch.env == {"MKL_CBWR": "COMPATIBLE", "FORCE_TORCHRUN": "1"}, "the plan's variables and torchrun's"
     run = launchers.run_launch(launch, timeout_s=60)
     assert run.curve.points == parse_log(LF_LOG.read_text()).points
-    assert "fake LLaMA-Factory train sft" in launch.console.read_text()
+    assert "fake LLaMA-Factory train sft COMPATIBLE" in launch.console.read_text(), "the run saw the plan's env"
 
 
 def test_synthetic_data_and_a_command_relative_to_the_plan(tmp_path: Path, model: Path) -> None:
