@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Outcome = Literal["pass", "fail", "inconclusive"]
+# pass and fail: the check decided. inconclusive: it measured but could not decide (noise above the resolution).
+# not_shown: it ran but could not show what it checks here (no KV arrived, a counter the server does not export);
+# never a pass (docs/results.md says how each outcome rolls up).
+Outcome = Literal["pass", "fail", "inconclusive", "not_shown"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class Verdict:
 
 
 def overall(verdicts: Sequence[Verdict]) -> Outcome | None:
-    """fail if any fails, else inconclusive if any is, else pass; None when nothing was judged."""
+    """fail if any fails, else not_shown if any is, else inconclusive if any is, else pass; None when nothing was
+    judged."""
     outcomes = {v.outcome for v in verdicts}
-    order: tuple[Outcome, ...] = ("fail", "inconclusive", "pass")
+    order: tuple[Outcome, ...] = ("fail", "not_shown", "inconclusive", "pass")
     return next((outcome for outcome in order if outcome in outcomes), None)

@@ -73,11 +73,11 @@ def prefix_cache_verdict(
     """
     reachable = (prefix_tokens // block_size) * block_size / prompt_tokens
 
-    def judged(ok: bool, message: str) -> Verdict:
+    def judged(ok: bool | None, message: str) -> Verdict:
         gain = None if shared is None or control is None else shared - control
         return Verdict(
             "prefix_cache_hit_rate",
-            "pass" if ok else "fail",
+            "not_shown" if ok is None else "pass" if ok else "fail",
             message,
             change=gain,
             absolute=True,
@@ -86,8 +86,8 @@ def prefix_cache_verdict(
             numbers={"reachable": reachable},
         )
 
-    if shared is None or control is None:
-        return judged(False, f"hit rate not measured (shared prefix: {shared}, control: {control})")
+    if shared is None or control is None:  # the server exports no prefix-cache counters: nothing to judge by
+        return judged(None, f"hit rate not measured (shared prefix: {shared}, control: {control})")
     numbers = (
         f"hit rate {shared:.1%} with a shared {prefix_tokens}-token prefix, {control:.1%} without "
         f"(at most {reachable:.1%} of prompt tokens can be hit)"

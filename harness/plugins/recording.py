@@ -5,8 +5,10 @@ before its gate can fail the test, so nothing measured is lost.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +108,14 @@ class RecordCase:
     the result is on disk, and only when the plan's `gates.enforce` is on. `record_case.progress(result)` writes a
     case still being measured (a `partial` document, no CSV row, no verdict), so stopping mid-case loses nothing
     already measured; the whole case replaces it.
+
+    A verdict set on a result after it was written never reaches the report: `unwritten()` names every recorded
+    case whose checks, gates or validity changed since, and the fixture fails the test with it.
     """
 
     def __init__(self, request: pytest.FixtureRequest, plan: Plan, sink: CaseSink, run: Run) -> None:
         self.request, self.plan, self.sink, self.run = request, plan, sink, run
+        self.recorded: list[tuple[CaseResult, str]] = []
         baselines = request.config.stash.setdefault(BASELINES_KEY, {})
         if plan.source not in baselines:
             baselines[plan.source] = load_baseline(plan.baseline_path())
@@ -134,6 +140,7 @@ class RecordCase:
         # A suite may bring its own verdicts (accuracy); these are enforced only as the plan says.
         result.gates = result.gates + [v.as_json() | {"enforced": plan.gates.enforce} for v in verdicts]
         document = self.sink.write(result, csv_kind, plan.platform)
+        self.recorded.append((result, _verdict_state(result)))
         self._index(document, self.sink.written[-1], overall(verdicts))
         for verdict in verdicts:  # shown in junit.xml as the test's properties
             node.user_properties.append((f"gate {result.case_id} {verdict.metric}", verdict.outcome))
@@ -142,15 +149,52 @@ class RecordCase:
             pytest.fail("regression against the baseline:\n" + "\n".join(failed), pytrace=False)
         return document
 
+    def unwritten(self) -> list[str]:
+        """The recorded cases changed after they were written, each with what changed."""
+        late = []
+        for result, written in self.recorded:
+            changed = _changes(json.loads(written), json.loads(_verdict_state(result)))
+            if changed:
+                late.append(f"{result.suite} {result.case_id}: {', '.join(changed)}")
+        return late
+
+
+def _changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    changed = []
+    for part, value in now.items():
+        old = before[part]
+        if isinstance(value, dict) and isinstance(old, dict):
+            changed += [f"{part}.{key}" for key in sorted(old.keys() | value.keys()) if old.get(key) != value.get(key)]
+        elif old != value:
+            changed.append(part)
+    return changed
+
+
+def _verdict_state(result: CaseResult) -> str:
+    """What a reader judges a case by, as written: its checks, gates and validity."""
+    state = {"checks": result.checks, "gates": result.gates, "valid": [result.valid, result.invalid_reasons]}
+    return json.dumps(state, sort_keys=True, default=str)
+
 
 def policy_of(plan: Plan) -> GatePolicy:
     return plan.gates.policy()
 
 
 @pytest.fixture
-def record_case(request: pytest.FixtureRequest, plan: Plan, case_sink: CaseSink, llmqual_run: Run) -> RecordCase:
-    """Records cases as they are measured (RecordCase)."""
-    return RecordCase(request, plan, case_sink, llmqual_run)
+def record_case(
+    request: pytest.FixtureRequest, plan: Plan, case_sink: CaseSink, llmqual_run: Run
+) -> Iterator[RecordCase]:
+    """Records cases as they are measured (RecordCase); fails the test if a verdict was set after its case was
+    written (it would be missing from the case file, cases.json and the report)."""
+    recorder = RecordCase(request, plan, case_sink, llmqual_run)
+    yield recorder
+    late = recorder.unwritten()
+    if late:
+        pytest.fail(
+            "a verdict was set after its case was written, so the report lacks it; call record_case after the "
+            "checks:\n  " + "\n  ".join(late),
+            pytrace=False,
+        )
 
 
 @pytest.fixture

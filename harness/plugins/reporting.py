@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 from harness.fingerprint import fingerprint
 from harness.plugins.markers import MARKERS
 from harness.plugins.stash import INDEX_KEY, PLANS_KEY, POOL_KEY, SINK_KEY
-from harness.report.summary import suite_lines
+from harness.report.summary import overall_verdict, suite_lines
 from harness.results.sink import case_line
 from harness.run import Run
 from harness.secrets import scrub_folder
@@ -47,7 +47,7 @@ class RunRecorder:
             {
                 "nodeid": report.nodeid,
                 "phase": report.when,
-                "outcome": report.outcome,
+                "outcome": _outcome(report),
                 "duration_s": round(report.duration, 3),
                 "markers": sorted(k for k in report.keywords if k in MARKERS),
                 "detail": str(report.longrepr)[-2000:] if report.failed or report.skipped else None,
@@ -107,7 +107,10 @@ class RunRecorder:
             index.finish_run(self.run.directory.name, status, environment, plan.name if plan else None, platform)
         scrub_folder(self.run.directory)  # junit.xml and logs, written by others: no secret stays in the folder
         data = load_run(self.run.directory)
-        self.lines = suite_lines(summarise(data))
+        summaries = summarise(data)
+        self.lines = suite_lines(summaries)
+        if summaries:  # a run of suites (not of the harness's own tests) has a verdict
+            self.lines.append(f"overall: {overall_verdict(summaries, data.incomplete)}")
         self.report_path = write_report(data, index)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -135,3 +138,11 @@ class RunRecorder:
         outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.summary["outcomes"].items()))
         terminalreporter.write_line(f"outcomes: {outcomes or 'no tests recorded'}")
         terminalreporter.write_line(f"report: {self.report_path or self.summary_path.parent}")
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    """pytest's outcome, with an expected failure told apart from a skip (pytest reports both as skipped): an
+    xfail is a check that did not show what it checks, never a pass nor a test that did not apply."""
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    return report.outcome

@@ -20,7 +20,7 @@ from harness.errors import HarnessError
 from harness.gates.gate import GatePolicy
 from harness.report.html import write_report
 from harness.report.rundata import RunData, load_run, resolve_run
-from harness.report.summary import suite_lines, summarise
+from harness.report.summary import overall_verdict, suite_lines, summarise
 from harness.results.baseline import RunBaseline, case_key, compare_samples, gated_values, load_baseline, save_baseline
 from harness.results.baseline import update as update_baseline
 from harness.results.index import RunIndex
@@ -33,10 +33,12 @@ def _run(args: argparse.Namespace, given: str) -> RunData:
 def _cmd_report(args: argparse.Namespace) -> int:
     run = _run(args, args.run_ref)
     path = write_report(run, RunIndex(Path(args.reports)))
-    for line in suite_lines(summarise(run)):
+    summaries = summarise(run)
+    for line in suite_lines(summaries):
         print(line)
     if run.incomplete:
         print(f"INCOMPLETE: {run.incomplete}")
+    print(f"overall: {overall_verdict(summaries, run.incomplete)}")
     print(f"report: {path}")
     return 0
 

@@ -26,7 +26,7 @@ from harness.report.learning import accuracy_section, training_section
 from harness.report.profile import profile_section
 from harness.report.rundata import RunData
 from harness.report.serving import serving_section
-from harness.report.summary import gate_outcome, summarise
+from harness.report.summary import gate_outcome, overall_verdict, summarise
 from harness.report.svg import Series, line_chart
 from harness.results.case import write_json
 from harness.results.index import RunIndex
@@ -40,7 +40,8 @@ table{border-collapse:collapse;margin:8px 0;font-size:.9em}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f4f4f4;cursor:pointer} td.text,th.text{text-align:left}
 .PASS{color:#116611;font-weight:bold} .FAIL,.fail{color:#b00;font-weight:bold}
-.INCONCLUSIVE,.inconclusive,.WARN,.INCOMPLETE{color:#a60;font-weight:bold} .SKIPPED,.NOT{color:#666}
+.INCONCLUSIVE,.inconclusive,.WARN,.INCOMPLETE,.NOT-SHOWN,.not_shown{color:#a60;font-weight:bold}
+.SKIPPED,.NOT-RUN{color:#666}
 svg.plot{width:100%;max-width:760px;height:auto;display:block;margin:12px 0;font-size:11px}
 pre{background:#f8f8f8;padding:8px;overflow-x:auto;font-size:.85em;white-space:pre-wrap}
 """
@@ -85,15 +86,17 @@ def verdict_section(run: RunData) -> str:
 
     rows = [
         [
-            f'<span class="{s.verdict.split()[0]}">{s.verdict}</span>',
+            f'<span class="{s.verdict.replace(" ", "-")}">{s.verdict}</span>',
             s.suite,
             counts(s.tests),
             counts(s.gates),
+            counts(s.checks).replace("_", " "),
             s.numbers(),
         ]
         for s in summarise(run)
     ]
-    head = "".join(f"<th class='text'>{h}</th>" for h in ("verdict", "suite", "tests", "gates", "key numbers"))
+    columns = ("verdict", "suite", "tests", "gates", "checks", "key numbers")
+    head = "".join(f"<th class='text'>{h}</th>" for h in columns)
     body = "".join(
         f"<tr><td class='text'>{r[0]}</td>"
         + "".join(f"<td class='text'>{escape(str(v) if v else '')}</td>" for v in r[1:])
@@ -174,11 +177,8 @@ def failures_section(run: RunData) -> str:
 
 def render(run: RunData, index: RunIndex | None = None) -> str:
     plan = next(iter(run.summary.get("plan_names", {}).values()), None)
-    verdicts = {s.verdict for s in summarise(run)}
-    overall = next((v for v in ("FAIL", "WARN", "INCONCLUSIVE", "PASS") if v in verdicts), "NOT RUN")
     incomplete = run.incomplete
-    if incomplete and overall != "FAIL":  # a run that did not finish cannot pass
-        overall = "INCOMPLETE"
+    overall = overall_verdict(summarise(run), incomplete)
     finished = run.summary.get("finished")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished)) if finished else "unfinished"
     note = f" <strong>{escape(incomplete)}</strong>." if incomplete else ""
@@ -186,7 +186,7 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
         [
             f"<h1>llmqual qualification report: {escape(plan or 'no plan')}</h1>",
             f"<p>Run <code>{escape(run.run_id)}</code>, finished {escape(when)}. Overall: "
-            f'<span class="{overall.split()[0]}">{overall}</span>.{note}</p>',
+            f'<span class="{overall.replace(" ", "-")}">{overall}</span>.{note}</p>',
             verdict_section(run),
             environment_section(run),
             serving_section(run),

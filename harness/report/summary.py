@@ -2,14 +2,24 @@
 with. Pure: it reads a RunData.
 
 A suite is the `suite` of the case documents a test wrote (serving.static, accuracy.lm_eval, training.alignment,
-...), or the test's module for tests that write none (smoke, preflight). Its verdict is FAIL when a test failed or
-an enforced gate failed, WARN when a gate the plan does not enforce failed, INCONCLUSIVE when a gate could not
-decide, PASS when tests passed, SKIPPED when all skipped.
+...), or the test's module for tests that write none (smoke, preflight). It counts three things: its tests'
+outcomes (passed, failed, xfailed, skipped), its gates (regression verdicts) and its checks (the verdicts a suite
+writes into a case's `checks`: prefix cache, KV transfer, training checks). Its verdict, first rule that holds:
+
+  FAIL         a test failed, or a gate or check failed
+  WARN         a gate the plan does not enforce failed
+  NOT SHOWN    a test was an expected failure (xfail), or a gate or check could not show what it checks here
+  INCONCLUSIVE a gate or check measured but could not decide
+  PASS         tests passed (skipped ones beside them did not apply to the plan; they are counted, never passed)
+  SKIPPED      every test skipped
+The run's overall verdict is the first of FAIL, WARN, NOT SHOWN, INCONCLUSIVE, PASS that any suite has
+(`overall_verdict`); a run that did not finish is INCOMPLETE unless it already failed.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +27,8 @@ from harness.metric_names import OUTPUT_THROUGHPUT, P99_TTFT_MS
 from harness.report.rundata import RunData
 
 UNENFORCED_FAIL = "fail (not enforced)"
+NOT_SHOWN = "not_shown"
+ORDER = ("FAIL", "WARN", "NOT SHOWN", "INCONCLUSIVE", "PASS")
 
 
 def gate_outcome(gate: dict[str, Any]) -> str:
@@ -28,27 +40,48 @@ def gate_outcome(gate: dict[str, Any]) -> str:
     return UNENFORCED_FAIL if gate["outcome"] == "fail" and not gate.get("enforced", True) else str(gate["outcome"])
 
 
+def check_outcomes(document: dict[str, Any]) -> list[str]:
+    """The outcomes of the verdicts among a case's checks (an entry with a `metric` and an `outcome`)."""
+    checks = document.get("checks") or {}
+    return [
+        str(check["outcome"])
+        for check in checks.values()
+        if isinstance(check, dict) and "outcome" in check and "metric" in check
+    ]
+
+
 @dataclass
 class SuiteSummary:
     suite: str
     tests: Counter[str] = field(default_factory=Counter)
     gates: Counter[str] = field(default_factory=Counter)
+    checks: Counter[str] = field(default_factory=Counter)
     documents: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
-        if self.tests["failed"] or self.gates["fail"]:
+        if self.tests["failed"] or self.gates["fail"] or self.checks["fail"]:
             return "FAIL"
         if self.gates[UNENFORCED_FAIL]:
             return "WARN"
-        if self.gates["inconclusive"]:
+        if self.tests["xfailed"] or self.gates[NOT_SHOWN] or self.checks[NOT_SHOWN]:
+            return "NOT SHOWN"
+        if self.gates["inconclusive"] or self.checks["inconclusive"]:
             return "INCONCLUSIVE"
-        if self.tests["passed"]:
+        if self.tests["passed"] or self.tests["xpassed"]:
             return "PASS"
         return "SKIPPED" if self.tests["skipped"] else "NOT RUN"
 
     def numbers(self) -> str:
         return key_numbers(self.suite, self.documents)
+
+
+def overall_verdict(summaries: Iterable[SuiteSummary], incomplete: str | None = None) -> str:
+    """The run's verdict: the first of ORDER any suite has; NOT RUN when no suite passed or failed anything; a run
+    that did not finish (`incomplete` says why) cannot pass: INCOMPLETE unless it already failed."""
+    verdicts = {s.verdict for s in summaries}
+    found = next((v for v in ORDER if v in verdicts), "NOT RUN")
+    return "INCOMPLETE" if incomplete and found != "FAIL" else found
 
 
 def test_outcomes(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -78,6 +111,7 @@ def summarise(run: RunData) -> list[SuiteSummary]:
         summary.suite = document["suite"]
         summary.documents.append(document)
         summary.gates.update(gate_outcome(g) for g in document.get("gates", []))
+        summary.checks.update(check_outcomes(document))
     for nodeid, outcome in test_outcomes(run.records).items():
         module = _module(nodeid)
         names = {d["suite"] for d in by_test.get(nodeid, [])} or ({module} if module else set())
@@ -126,10 +160,12 @@ def suite_lines(summaries: list[SuiteSummary]) -> list[str]:
     for s in summaries:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(s.tests.items()))
         gates = ", ".join(f"{n} {k}" for k, n in sorted(s.gates.items()))
+        checks = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(s.checks.items()))
         numbers = s.numbers()
         lines.append(
             f"{s.verdict:<12} {s.suite}: {counts or 'no tests'}"
             + (f"; gates {gates}" if gates else "")
+            + (f"; checks {checks}" if checks else "")
             + (f"; {numbers}" if numbers else "")
         )
     return lines

@@ -41,6 +41,21 @@ def finite(curve: LossCurve) -> Verdict:
     return _judged("finite", True, f"all {len(curve.points)} losses are finite")
 
 
+def completed(curve: LossCurve, expected_steps: int) -> Verdict:
+    """The run logged its configured last step: a run that stopped early (a crash its launcher did not report, a
+    kill) is no converged run, whatever its loss did until then."""
+    last = max((p.step for p in curve.points), default=0)
+    numbers: dict[str, float | None] = {"last_step": float(last), "expected_steps": float(expected_steps)}
+    if last < expected_steps:
+        return _judged(
+            "completed",
+            False,
+            f"the run stopped at step {last} of {expected_steps}: it ended early (see its console log)",
+            numbers=numbers,
+        )
+    return _judged("completed", True, f"the run reached step {last} of {expected_steps}", numbers=numbers)
+
+
 def decreasing(curve: LossCurve, window_fraction: float = 0.2, min_relative_drop: float = 0.05) -> Verdict:
     """The median loss of the last part of the run is below that of the first part by `min_relative_drop`.
 

@@ -78,6 +78,7 @@ class TrainedRun:
     wall_s: float | None
     folder: Path
     reused: bool = False  # read back from the cache: not a new measurement (baselines must not count it again)
+    expected_steps: int | None = None  # the steps the run was configured for; None when not known (a given log)
 
     def case_config(self, settings: dict[str, Any]) -> dict[str, Any]:
         """A training case's configuration: the run (launcher, log, checkpoint, reused) and its `settings`."""

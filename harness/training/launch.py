@@ -30,6 +30,7 @@ class Launch:
     log_format: str
     checkpoint: Path | None
     written: tuple[Path, ...]  # files the harness generated for this launch
+    expected_steps: int | None = None  # the steps the run is configured for (None: the framework decides)
 
 
 Resolve = Callable[[str], Path]  # a path from the plan, resolved against the plan's folder

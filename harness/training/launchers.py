@@ -10,6 +10,7 @@ checked by `prepare` before the process starts, with the plan key to fix named.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,4 +63,15 @@ def run_launch(launch: Launch, timeout_s: float) -> TrainedRun:
         raise TrainingError(f"{launch.launcher} finished but wrote no log at {launch.log}") from exc
     except LogFormatError as exc:
         raise TrainingError(f"{launch.launcher}'s log {launch.log}: {exc}") from exc
-    return TrainedRun(launch.launcher, launch.checkpoint, curve, launch.log, wall_s, launch.console.parent)
+    expected = _planned_steps(launch.log.parent / "trainer_state.json") or launch.expected_steps
+    folder = launch.console.parent
+    return TrainedRun(launch.launcher, launch.checkpoint, curve, launch.log, wall_s, folder, expected_steps=expected)
+
+
+def _planned_steps(trainer_state: Path) -> int | None:
+    """The `max_steps` a transformers Trainer (LLaMA-Factory's) planned, from the trainer_state.json it writes."""
+    try:
+        planned = json.loads(trainer_state.read_text(encoding="utf-8")).get("max_steps")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return planned if isinstance(planned, int) and planned > 0 else None

@@ -166,6 +166,7 @@ def prepare_llamafactory(training: TrainingSpec, model: Path, resolve: Resolve, 
         "llamafactory",
         out,
         tuple(written),
+        spec.max_steps,  # None: epochs decide; the trainer_state.json it writes says how many (run_launch)
     )
 
 

@@ -13,6 +13,7 @@ from harness.training.launch import Launch, LaunchConfigError, Resolve, require_
 
 ASSIGNMENT = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 PLACEHOLDER = re.compile(r"""^["']?your\b""", re.I)  # "your model save ckpt path", as the scripts ship
+TRAIN_ITERS = re.compile(r"--train-iters[=\s]+[\"']?(?P<value>\$\{?\w+\}?|\d+)")
 
 
 def set_script_vars(script: str, values: Mapping[str, str]) -> tuple[str, set[str]]:
@@ -33,6 +34,18 @@ def unset_placeholders(script: str) -> list[str]:
     return [
         m["name"] for line in script.splitlines() if (m := ASSIGNMENT.match(line)) and PLACEHOLDER.match(m["value"])
     ]
+
+
+def train_iters(script: str) -> int | None:
+    """The `--train-iters` the script passes, a literal or a variable it assigns; None if unknown."""
+    match = TRAIN_ITERS.search(script)
+    if match is None:
+        return None
+    value = match["value"]
+    if value.startswith("$"):
+        assigned = {m["name"]: m["value"] for line in script.splitlines() if (m := ASSIGNMENT.match(line))}
+        value = assigned.get(value.strip("${}"), "").split("#")[0].strip().strip("\"'")
+    return int(value) if value.isdigit() else None
 
 
 def prepare_mindspeed(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
@@ -60,7 +73,8 @@ def prepare_mindspeed(training: TrainingSpec, model: Path, resolve: Resolve, out
     checkpoint = values.get(spec.checkpoint_var)
     return Launch(
         "mindspeed",
-        ["bash", str(copy)],
+        # The guides' scripts end in `torchrun ... | tee logs/...`: without pipefail a crashed torchrun exits 0.
+        ["bash", "-o", "pipefail", str(copy)],
         values,  # exported too: parts of the scripts read them as ${NAME:-default}
         resolve(spec.workdir) if spec.workdir else script.parent,
         out / "console.log",
@@ -68,4 +82,5 @@ def prepare_mindspeed(training: TrainingSpec, model: Path, resolve: Resolve, out
         "megatron",
         Path(checkpoint) if checkpoint else None,
         (copy,),
+        train_iters(text),  # after the plan's values are set
     )

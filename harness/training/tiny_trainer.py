@@ -192,7 +192,7 @@ def trained_run(base_model: Path, cache: Path, config: TrainConfig) -> TrainedRu
     state = folder / "trainer_state.json"
     curve = parse_log(state.read_text(), "hf")
     wall_s = float((folder / "wall_s.txt").read_text())
-    return TrainedRun("tiny", folder / "final", curve, state, wall_s, folder, reused)
+    return TrainedRun("tiny", folder / "final", curve, state, wall_s, folder, reused, config.max_steps)
 
 
 def main(argv: list[str]) -> int:

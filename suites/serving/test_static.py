@@ -65,17 +65,18 @@ def test_prefix_caching(
         endpoint, served_tokens, case, load, repeats, shared, suite="serving.prefix", progress=record_case.progress
     )
     result.config["prefix_tokens"] = spec.prefix_tokens
-    record_case(result)
-    check_case(result, result.config["num_requests"])
+    record_case.progress(result)  # on disk before the control is measured
     control = measure_static(endpoint, served_tokens, case, load, 1, suite="serving.prefix-control")
-    check_case(control, control.config["num_requests"])
     hits = result.checks["server"].get("prefix_cache_hit_rate")
-    if hits is None:
-        pytest.skip("the server exports no prefix-cache counters (is prefix caching off?)")
     verdict = prefix_cache_verdict(
         hits, control.checks["server"].get("prefix_cache_hit_rate"), spec.prefix_tokens, spec.prompt_tokens
     )
     result.checks["prefix_cache"] = verdict.as_json()
+    record_case(result)  # with its verdict
+    check_case(result, result.config["num_requests"])
+    check_case(control, control.config["num_requests"])
+    if hits is None:
+        pytest.skip("the server exports no prefix-cache counters (is prefix caching off?)")
     assert verdict.ok, verdict.message
 
 

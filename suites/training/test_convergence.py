@@ -39,6 +39,8 @@ def test_loss_converges(trained_run: TrainedRun, training_spec: TrainingSpec, re
     }
     if spec.final_loss_below is not None:
         verdicts["final_loss"] = checks.final_below(curve, spec.final_loss_below)
+    if trained_run.expected_steps is not None:
+        verdicts["completed"] = checks.completed(curve, trained_run.expected_steps)
     losses = curve.losses()
     record_case(
         CaseResult(

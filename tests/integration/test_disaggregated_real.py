@@ -5,6 +5,7 @@ gives, and every instance and the proxy gone afterwards."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -30,6 +31,10 @@ def test_a_cpu_1p1d_serves_the_suites_through_the_proxy_and_leaves_nothing(tmp_p
     assert done.returncode == 0, output[-4000:]
     assert "9 passed" in done.stdout, output[-3000:]
     assert "1 xfailed" in done.stdout, "the transfer check fails on CPU, as expected there"
+    assert re.search(
+        r"XFAIL .*test_kv_is_transferred.* no KV transferred \(\d+ tokens queried, 0 got\): vLLM's CPU build",
+        done.stdout,
+    ), "the xfail names its symptom"
     assert tagged_processes(tag) == [], "instances and proxy stopped"
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and p.name[0].isdigit()]
     logs = run / "logs" / "deployment-cpu-tiny-pd"
@@ -38,8 +43,23 @@ def test_a_cpu_1p1d_serves_the_suites_through_the_proxy_and_leaves_nothing(tmp_p
     assert transfer["metrics"]["external_prefix_cache_queries"] > 0, "the consumer asked its connector"
     assert transfer["metrics"]["external_prefix_cache_hits"] == 0, "and got nothing: the CPU build's known fault"
     assert transfer["checks"]["served_by"] == ["prefill=http://127.0.0.1:18100 decode=http://127.0.0.1:18200"]
+    assert transfer["checks"]["kv_transfer"]["outcome"] == "not_shown"
+    assert "vLLM's CPU build 0.32 loads no KV" in transfer["checks"]["kv_transfer"]["message"]
     same = json.loads((run / "disaggregated" / "same-answers.json").read_text())
-    assert same["metrics"] == {"prompts": 8, "different_answers": 0}
+    assert same["metrics"] == {"prompts": 8, "different_answers": 0, "kv_transferred_tokens": 0}
+    assert same["checks"]["same_answers"]["outcome"] == "not_shown", "equal answers without KV moved show nothing"
+    # Never PASS for what was not shown: the suite, the run, the terminal, the report and `llmqual report`.
+    assert "NOT SHOWN    disaggregated: 1 passed, 1 xfailed; checks 2 not shown" in done.stdout, output[-3000:]
+    assert "overall: NOT SHOWN" in done.stdout
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert 'Overall: <span class="NOT-SHOWN">NOT SHOWN</span>' in html
+    assert "<span class=\"NOT-SHOWN\">NOT SHOWN</span></td><td class='text'>disaggregated</td>" in html
+    listed = subprocess.run(
+        [str(REPO / ".venv/bin/llmqual"), "report", run.name, "--reports", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "overall: NOT SHOWN" in listed.stdout
     static = [json.loads(p.read_text()) for p in (run / "serving" / "static").glob("*.json")]
     assert [s["metrics"]["completed"] for s in static] == [8], "the static case went through the proxy"
     assert static[0]["config"]["deployment"] == "1P1D"

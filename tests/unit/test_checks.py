@@ -160,7 +160,9 @@ def test_prefix_cache_check_against_its_control() -> None:
     verdict = prefix_cache_verdict(0.20, 0.0, 192, 256)
     assert verdict.failed, "a prefix cache that barely hits is not working"
     assert "less than half" in verdict.message
-    assert prefix_cache_verdict(None, 0.0, 192, 256).failed
+    unmeasured = prefix_cache_verdict(None, 0.0, 192, 256)
+    assert unmeasured.outcome == "not_shown", "no counters: nothing shown, neither a pass nor a fail"
+    assert not unmeasured.ok
 
 
 # vLLM 0.32's speculative-decoding counters, as its /metrics writes them (names and labels read in

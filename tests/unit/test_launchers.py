@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from harness.config.training import LlamaFactorySpec, TrainingSpec
 from harness.errors import PlanError, TrainingError
 from harness.runtime.process import group_members
-from harness.training import launchers, llamafactory
+from harness.training import launchers, llamafactory, mindspeed
 from harness.training.parsers import parse_log
 
 DATA = Path(__file__).parent / "data" / "training"
@@ -108,7 +108,8 @@ def test_llamafactory_runs_and_its_log_is_parsed(tmp_path: Path, model: Path, mo
         bin_dir / "fake-llamafactory-cli",
         f"#!/usr/bin/env python3\nimport os, sys, yaml, shutil\nconfig = yaml.safe_load(open(sys.argv[2]))\n"
         f"print('fake LLaMA-Factory', sys.argv[1], config['stage'], os.environ.get('MKL_CBWR'))\n"
-        f"shutil.copy({str(LF_LOG)!r}, config['output_dir'] + '/trainer_log.jsonl')\n",
+        f"shutil.copy({str(LF_LOG)!r}, config['output_dir'] + '/trainer_log.jsonl')\n"
+        "open(config['output_dir'] + '/trainer_state.json', 'w').write('{\"max_steps\": 9999}')\n",
     )
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     data = tmp_path / "sft.json"
@@ -133,6 +134,7 @@ def test_llamafactory_runs_and_its_log_is_parsed(tmp_path: Path, model: Path, mo
     assert launch.env == {"MKL_CBWR": "COMPATIBLE", "FORCE_TORCHRUN": "1"}, "the plan's variables and torchrun's"
     run = launchers.run_launch(launch, timeout_s=60)
     assert run.curve.points == parse_log(LF_LOG.read_text()).points
+    assert run.expected_steps == 9999, "the steps the trainer planned, from its trainer_state.json"
     assert "fake LLaMA-Factory train sft COMPATIBLE" in launch.console.read_text(), "the run saw the plan's env"
 
 
@@ -201,6 +203,35 @@ def test_mindspeed_script_runs_with_the_plans_variables(tmp_path: Path, model: P
     assert run.curve.format == "megatron"
     assert repr(run.curve.points) == repr(parse_log(MEGATRON_LOG.read_text()).points), "NaN losses included"
     assert run.checkpoint == tmp_path / "ckpt"
+
+
+# The guides' scripts end in `torchrun ... | tee logs/...`: the pipeline's status is tee's unless pipefail is on.
+CRASH_THROUGH_TEE = """#!/bin/bash
+TRAIN_ITERS=2000
+GPT_ARGS="
+    --micro-batch-size 1 \\
+    --train-iters ${TRAIN_ITERS} \\
+"
+mkdir -p logs
+(cat "$DATA_PATH"; echo 'RuntimeError: NPU out of memory'; exit 1) | tee logs/train.log
+"""
+
+
+def test_a_run_that_crashes_inside_a_tee_pipeline_fails(tmp_path: Path, model: Path) -> None:
+    script = tmp_path / "pretrain_tee.sh"
+    script.write_text(CRASH_THROUGH_TEE)
+    spec = mindspeed_spec(script, DATA_PATH=str(MEGATRON_LOG), TRAIN_ITERS=10)
+    launch = launchers.prepare(spec, model, Path, tmp_path / "out", "plan.yaml")
+    assert launch.expected_steps == 10, "the plan's TRAIN_ITERS, as the script passes it to --train-iters"
+    with pytest.raises(TrainingError, match=r"exited with 1(.|\n)*NPU out of memory"):
+        launchers.run_launch(launch, timeout_s=60)
+
+
+def test_train_iters_is_read_as_the_script_passes_it() -> None:
+    assert mindspeed.train_iters("GPT_ARGS='--train-iters 2000 --lr 1e-5'") == 2000
+    assert mindspeed.train_iters('N=300  # set by llmqual\nA="--train-iters=$N"') == 300
+    assert mindspeed.train_iters("A='--train-iters ${UNSET}'") is None
+    assert mindspeed.train_iters("torchrun pretrain_gpt.py") is None
 
 
 def test_a_failing_run_reports_its_log_tail(tmp_path: Path, model: Path) -> None:

@@ -167,6 +167,35 @@ def test_measured(record_case):
 """
 
 
+LATE_VERDICT = """
+from harness.results.case import CaseResult
+
+def test_checked_after_writing(record_case):
+    result = CaseResult("serving.prefix", "p", {}, {"output_throughput": 51.0})
+    record_case(result)
+    result.checks["prefix_cache"] = {"outcome": "pass"}
+
+def test_checked_then_written(record_case):
+    result = CaseResult("serving.prefix", "q", {}, {"output_throughput": 51.0})
+    result.checks["prefix_cache"] = {"outcome": "pass"}
+    record_case(result)
+"""
+
+
+def test_a_verdict_set_after_its_case_was_written_fails_the_test(project: pytest.Pytester) -> None:
+    """The planted fault of the prefix suite: a check set after record_case never reaches the case file."""
+    project.makepyfile(test_late=LATE_VERDICT)
+    result = project.runpytest_subprocess("test_late.py", "-m", "cpu", "--reports-dir", "out")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*a verdict was set after its case was written*", "*serving.prefix p: checks.prefix_cache"]
+    )
+    late = json.loads((project.path / "out/latest/serving/prefix/p.json").read_text())
+    assert "prefix_cache" not in late["checks"], "what the guard is for: the file lacks the late verdict"
+    on_time = json.loads((project.path / "out/latest/serving/prefix/q.json").read_text())
+    assert on_time["checks"]["prefix_cache"] == {"outcome": "pass"}
+
+
 @pytest.mark.parametrize("enforce", [True, False])
 def test_a_gate_fails_the_test_only_when_enforced_and_after_writing(project: pytest.Pytester, enforce: bool) -> None:
     plan = project.path / "fixtures/plans/cpu-tiny.yaml"

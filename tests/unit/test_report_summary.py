@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.report.summary import UNENFORCED_FAIL, SuiteSummary, gate_outcome
+from harness.report.summary import UNENFORCED_FAIL, SuiteSummary, check_outcomes, gate_outcome, overall_verdict
 
 
 def test_a_planted_fault_caught_is_not_a_failure_of_the_run() -> None:
@@ -24,3 +24,52 @@ def test_unexpected_verdicts_count_as_before() -> None:
     assert gate_outcome({"outcome": "fail", "enforced": False}) == UNENFORCED_FAIL
     assert gate_outcome({"outcome": "fail"}) == "fail"
     assert gate_outcome({"outcome": "inconclusive", "enforced": True}) == "inconclusive"
+
+
+def _suite(tests: dict[str, int], gates: tuple[str, ...] = (), checks: tuple[str, ...] = ()) -> SuiteSummary:
+    summary = SuiteSummary("s")
+    summary.tests.update(tests)
+    summary.gates.update(gates)
+    summary.checks.update(checks)
+    return summary
+
+
+def test_nothing_shown_rolls_up_into_pass() -> None:
+    """An xfail, a not_shown check, an inconclusive gate: each keeps the suite and the run from PASS."""
+    assert _suite({"passed": 3}).verdict == "PASS"
+    assert _suite({"passed": 3, "skipped": 1}).verdict == "PASS", "a test that did not apply is counted, not passed"
+    assert _suite({"passed": 1, "xfailed": 1}).verdict == "NOT SHOWN"
+    assert _suite({"passed": 2}, checks=("pass", "not_shown")).verdict == "NOT SHOWN"
+    assert _suite({"passed": 2}, gates=("not_shown",)).verdict == "NOT SHOWN"
+    assert _suite({"passed": 2}, gates=("inconclusive",)).verdict == "INCONCLUSIVE"
+    assert _suite({"passed": 2}, checks=("inconclusive",)).verdict == "INCONCLUSIVE"
+    assert _suite({"passed": 2}, checks=("fail",)).verdict == "FAIL", "a failed check fails though its test passed"
+    assert _suite({"passed": 1, "xfailed": 1}, gates=(UNENFORCED_FAIL,)).verdict == "WARN"
+    assert _suite({"skipped": 2}).verdict == "SKIPPED"
+    assert _suite({"xpassed": 1}).verdict == "PASS"
+
+
+def test_the_runs_verdict_is_its_worst_suites() -> None:
+    passing, unshown, undecided = (
+        _suite({"passed": 1}),
+        _suite({"xfailed": 1}),
+        _suite({"passed": 1}, ("inconclusive",)),
+    )
+    assert overall_verdict([passing]) == "PASS"
+    assert overall_verdict([passing, undecided]) == "INCONCLUSIVE"
+    assert overall_verdict([passing, undecided, unshown]) == "NOT SHOWN"
+    assert overall_verdict([passing, unshown, _suite({"failed": 1})]) == "FAIL"
+    assert overall_verdict([_suite({"skipped": 1})]) == "NOT RUN"
+    assert overall_verdict([passing], incomplete="interrupted by SIGINT") == "INCOMPLETE"
+    assert overall_verdict([_suite({"failed": 1})], incomplete="interrupted") == "FAIL"
+
+
+def test_verdicts_among_a_cases_checks_are_counted() -> None:
+    document = {
+        "checks": {
+            "kv_transfer": {"metric": "external_prefix_cache_hits", "outcome": "not_shown"},
+            "served_by": ["prefill=a decode=b"],
+            "server": {"prefix_cache_hit_rate": 0.5},
+        }
+    }
+    assert check_outcomes(document) == ["not_shown"]

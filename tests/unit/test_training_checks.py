@@ -122,3 +122,12 @@ def test_a_run_describes_itself_for_its_case() -> None:
     trained = TrainedRun("tiny", Path("/c"), run, Path("/log"), 1.0, Path("/f"), reused=True)
     config = trained.case_config({"max-steps": 3})
     assert config == {"launcher": "tiny", "log": "/log", "checkpoint": "/c", "reused_run": True, "max-steps": 3}
+
+
+def test_a_run_that_stopped_before_its_configured_steps_fails() -> None:
+    curve = LossCurve("hf", [LossPoint(step, 5.0 / step) for step in range(1, 41)])
+    stopped = checks.completed(curve, 50)
+    assert stopped.failed
+    assert "stopped at step 40 of 50" in stopped.message
+    assert checks.completed(curve, 40).ok
+    assert checks.completed(LossCurve("hf", []), 10).failed, "no steps at all"
