@@ -61,7 +61,9 @@ class FakeOpenAIServer:
     text_not_string, bad_usage. Non-streamed requests get prompt log-probs, except in modes no_logprobs and
     body_not_object (the body is a JSON list). Mode apig is fast behind an API gateway: every route answers 401
     without the X-Apig-AppCode header APP_CODE. Mode spec is fast with three tokens per event after the first,
-    as a speculative-decoding server streams.
+    as a speculative-decoding server streams. Mode paced sends max_tokens events of "x" 2 ms apart (a stream
+    whose per-token latency can be measured); fast sends them in one write, as a starved API process flushes a
+    burst (TPOT and ITL unmeasurable).
     """
 
     APP_CODE = "fake-app-code-0123456789"
@@ -96,6 +98,13 @@ class FakeOpenAIServer:
             events = [chunk_event("x")] + [chunk_event("xxx") for _ in range((n - 1) // 3)]
             events[-1] = chunk_event("x" * (1 if len(events) == 1 else 3), "length")
             await response.write(b"".join(events) + usage_event(5, 1 + 3 * (len(events) - 1)) + DONE)
+            return response
+        if self.mode == "paced":
+            n = int(body.get("max_tokens", 16))
+            for i in range(n):
+                await response.write(chunk_event("x", "length" if i == n - 1 else None))
+                await asyncio.sleep(0.002)
+            await response.write(usage_event(5, n) + DONE)
             return response
         if self.mode in ("fast", "apig"):
             n = int(body.get("max_tokens", 16))

@@ -31,7 +31,7 @@ from harness.load.tokens import Tokens
 from harness.load.workers import run_sharded
 from harness.metrics.audit import Asked, token_audit
 from harness.metrics.health import client_health
-from harness.metrics.serving import SLO, summarise
+from harness.metrics.serving import SLO, completed, per_token_unmeasurable, summarise
 from harness.metrics.signals import server_signals
 from harness.metrics.spec import acceptance_summary
 from harness.results.case import CaseResult
@@ -182,6 +182,8 @@ def measure(
             "client": {"valid": health.valid and not worker_reasons, **health.numbers, "workers": workers},
             "token_audit": audit,
             "server": signals,
+            # why TPOT and ITL are null, when they are not measurements (bunched delivery); None when measured
+            "per_token_unmeasurable": per_token_unmeasurable(completed(records)),
         },
         invalid_reasons=[*health.reasons, *worker_reasons],
         records=records if settings.save_records else None,

@@ -7,12 +7,12 @@ waiting for a concurrency slot afterwards is queue time, a property of the workl
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.client.openai import RequestRecord
 from harness.config.suites import LoadSpec
+from harness.metrics.serving import bunched_fraction
 from harness.metrics.stats import describe, percentile
 
 
@@ -45,19 +45,6 @@ def send_rate(records: Sequence[RequestRecord]) -> float | None:
     if len(times) < 2 or times[-1] <= times[0]:
         return None
     return (len(times) - 1) / (times[-1] - times[0])
-
-
-BUNCHED_GAP_S = 50e-6
-
-
-def bunched_fraction(records: Sequence[RequestRecord]) -> float | None:
-    """Share of inter-event gaps under 50 µs: events that reached the client together, not as generated.
-
-    A server whose API process is starved (vLLM's CPU engine busy-polling on two cores) sends a stream's events
-    in one burst; TTFT and ITL then describe delivery, not generation. Reported beside the metrics, not judged.
-    """
-    gaps = [b - a for r in records for a, b in itertools.pairwise(r.content_times)]
-    return sum(g < BUNCHED_GAP_S for g in gaps) / len(gaps) if gaps else None
 
 
 def client_health(

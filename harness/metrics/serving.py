@@ -58,6 +58,34 @@ def itls(record: RequestRecord) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
 
 
+BUNCHED_GAP_S = 50e-6
+# From this share of bunched gaps on, TPOT and ITL are not measured (null): most tokens reached the client together
+# with another, so the gaps between them are delivery (a starved API process flushing a burst), not generation. At
+# 100% every request's tokens arrive in one burst and TPOT would read 0 ms.
+UNMEASURABLE_BUNCHED_FRACTION = 0.5
+
+
+def bunched_fraction(records: Sequence[RequestRecord]) -> float | None:
+    """Share of inter-event gaps under 50 µs: events that reached the client together, not as generated.
+
+    A server whose API process is starved (vLLM's CPU engine busy-polling on two cores) sends a stream's events
+    in one burst; TTFT and ITL then describe delivery, not generation.
+    """
+    gaps = [gap for r in records for gap in itls(r)]
+    return sum(g < BUNCHED_GAP_S for g in gaps) / len(gaps) if gaps else None
+
+
+def per_token_unmeasurable(records: Sequence[RequestRecord]) -> str | None:
+    """Why TPOT and ITL of these requests are not measurements, or None when they are."""
+    fraction = bunched_fraction(records)
+    if fraction is None or fraction < UNMEASURABLE_BUNCHED_FRACTION:
+        return None
+    return (
+        f"{fraction:.0%} of stream events arrived within {BUNCHED_GAP_S * 1e6:.0f} µs of the previous one (bunched; "
+        f"from {UNMEASURABLE_BUNCHED_FRACTION:.0%} on, TPOT and ITL are delivery, not generation)"
+    )
+
+
 def meets(record: RequestRecord, slo: SLO) -> bool:
     """Whether a completed request met every SLO given (a request with one token has TPOT 0, as in vLLM)."""
     checks = ((ttft(record), slo.ttft_ms), (tpot(record) or 0.0, slo.tpot_ms), (e2el(record), slo.e2el_ms))
@@ -123,7 +151,11 @@ def summarise(records: Sequence[RequestRecord], slo: SLO | None = None) -> Summa
         ),
     }
     summary.update(describe([v for r in done if (v := ttft(r)) is not None], "ttft"))
-    summary.update(describe([v for r in done if (v := tpot(r)) is not None], "tpot"))
-    summary.update(describe([gap for r in done for gap in itls(r)], "itl"))
+    unmeasurable = per_token_unmeasurable(done)
+    per_token = [] if unmeasurable else done  # null, never the 0 ms of a burst
+    if unmeasurable and slo.tpot_ms is not None:  # a TPOT objective cannot be judged either
+        summary[REQUEST_GOODPUT] = None
+    summary.update(describe([v for r in per_token if (v := tpot(r)) is not None], "tpot"))
+    summary.update(describe([gap for r in per_token for gap in itls(r)], "itl"))
     summary.update(describe([v for r in done if (v := e2el(r)) is not None], "e2el"))
     return summary

@@ -87,13 +87,17 @@ def serving_section(run: RunData) -> str:
         P99_TPOT_MS,
         MEAN_E2EL_MS,
     ]
-    rows = [
-        [d["suite"], _through(d), "yes" if d.get("valid", True) else "INVALID"] + [d["metrics"].get(k) for k in keys]
-        for d in run.of("serving.")
-    ]
+    rows = [[d["suite"], _through(d), _validity(d)] + [d["metrics"].get(k) for k in keys] for d in run.of("serving.")]
     parts.append(table(["suite", "case", "valid", *keys], rows))
     return "".join(parts)
 
 
 def _label_rate(rate: float) -> str:
     return f"{rate:g}"
+
+
+def _validity(document: dict[str, Any]) -> str:
+    """yes, INVALID (the client fell behind), or yes with TPOT/ITL not measured (bunched delivery)."""
+    if not document.get("valid", True):
+        return "INVALID"
+    return "yes; TPOT/ITL not measured (bunched)" if document.get("checks", {}).get("per_token_unmeasurable") else "yes"

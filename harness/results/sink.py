@@ -101,6 +101,9 @@ def case_line(document: dict[str, Any]) -> str:
         body = ", ".join(shown) or "no metrics"
     if document.get("config", {}).get("deployment"):
         body += f" [through the {document['config']['deployment']} deployment]"
+    unmeasurable = document.get("checks", {}).get("per_token_unmeasurable")
+    if unmeasurable:
+        body += f" [TPOT/ITL NOT MEASURED: {unmeasurable}]"
     if not document["valid"]:
         body += " [INVALID: " + "; ".join(document["invalid_reasons"]) + "]"
     if document.get("partial"):

@@ -22,6 +22,7 @@ from harness.load.samples import Sample
 from harness.load.tokens import Tokens
 from harness.metrics.health import ClientLimits
 from harness.plugins.progress import TerminalProgress
+from harness.results.baseline import RunBaseline, update
 from harness.results.case import CaseResult, read_case
 from harness.results.sink import CaseSink, case_line
 from tests.fakes import fake_server_thread
@@ -88,6 +89,29 @@ def test_a_dynamic_case_against_a_fast_stream(tokens: Tokens, tmp_path: Path) ->
     assert len(result.records) == 20
     document = CaseSink.for_run(tmp_path, {}).write(result, "dynamic")
     assert document["config"]["dataset"] == "unit"
+
+
+def test_a_stream_delivered_in_one_burst_has_no_tpot_not_zero(tokens: Tokens, tmp_path: Path) -> None:
+    """The planted fault: every token of every request in one write (the fake's fast mode), as a starved API
+    process sends them. TPOT and ITL are null, the case says why, a baseline takes none of it; the same case
+    streamed 2 ms per token is measured (the control)."""
+    with fake_server_thread("fast") as endpoint:
+        bunched = run_static(endpoint, tokens, StaticCase(2, 8, 16, 2), LoadSettings())
+    with fake_server_thread("paced") as endpoint:
+        paced = run_static(endpoint, tokens, StaticCase(2, 8, 16, 2), LoadSettings())
+    assert bunched.metrics["completed"] == 4
+    assert bunched.checks["client"]["bunched_event_fraction"] == 1.0
+    assert {k: v for k, v in bunched.metrics.items() if "tpot" in k or "itl" in k} == dict.fromkeys(
+        [k for k in bunched.metrics if "tpot" in k or "itl" in k]
+    ), "every TPOT and ITL statistic null"
+    assert bunched.metrics["mean_ttft_ms"] is not None, "TTFT and E2EL are still measured"
+    assert "100% of stream events arrived within 50 µs" in bunched.checks["per_token_unmeasurable"]
+    document = CaseSink.for_run(tmp_path, {}).write(bunched, "static")
+    assert "TPOT mean missing [TPOT/ITL NOT MEASURED: 100% of stream events" in case_line(document)
+    baseline = update(RunBaseline("p", "cpu", None), "r1", [document], keep=10)
+    assert "mean_tpot_ms" not in baseline.cases["serving.static/p2-in8-out16"], "no baseline from a burst"
+    assert paced.checks["per_token_unmeasurable"] is None
+    assert paced.metrics["mean_tpot_ms"] >= 2.0, "each token at least the fake's 2 ms after the previous"
 
 
 def test_progress_is_reported_per_request_and_repeats_are_kept(tokens: Tokens) -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from harness.client.openai import RequestRecord
 from harness.metrics.audit import Asked, token_audit
-from harness.metrics.health import ClientLimits, bunched_fraction, client_health
+from harness.metrics.health import ClientLimits, client_health
+from harness.metrics.serving import bunched_fraction
 from harness.metrics.signals import prefix_cache_verdict, server_signals
 from harness.server.prometheus import counter_totals
 from tests.unit.records import done
