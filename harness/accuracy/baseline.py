@@ -59,14 +59,41 @@ def check(score: Score, baseline: Reference, k: float, floor: float) -> Verdict:
 
 
 def against_baselines(
-    found: list[Score], baselines: dict[str, dict[str, Reference]], k: float, floor: float
+    found: list[Score],
+    baselines: dict[str, dict[str, Reference]],
+    k: float,
+    floor: float,
+    recorded_for: str | None = None,
+    model: str | None = None,
 ) -> list[Verdict]:
-    """A Verdict for each score that has a baseline; scores without one are not judged."""
-    return [
-        check(score, reference, k, floor)
-        for score in found
-        if (reference := baselines.get(score.task, {}).get(score.metric)) is not None
-    ]
+    """A Verdict for each score that has a baseline; scores without one are not judged. A baseline recorded for
+    another model (`recorded_for` against the evaluated `model`) judges nothing: each verdict is inconclusive and
+    says so, as a throughput baseline from another device does."""
+    paired = [(s, r) for s in found if (r := baselines.get(s.task, {}).get(s.metric)) is not None]
+    if recorded_for and model and recorded_for != model:
+        return [
+            Verdict(
+                f"{score.task}/{score.metric}",
+                "inconclusive",
+                f"{score.task} {score.metric}: the baseline was recorded for model {recorded_for!r}, this run "
+                f"evaluated {model!r}: no verdict across models; record a baseline for {model!r} and point "
+                "suites.accuracy.baselines at it",
+                absolute=True,
+                baseline_mean=reference.value,
+                candidate_mean=score.value,
+            )
+            for score, reference in paired
+        ]
+    return [check(score, reference, k, floor) for score, reference in paired]
+
+
+def baseline_model(path: Path) -> str | None:
+    """The model a baseline file was recorded for (its `model:`), None when it names none or does not exist."""
+    if not path.exists():
+        return None
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    model = data.get("model") if isinstance(data, dict) else None
+    return str(model) if model else None
 
 
 def against_reference(reference: Score, candidate: Score, k: float, floor: float) -> Verdict:

@@ -18,6 +18,7 @@ from typing import Any
 from harness.config.plan import load_plan
 from harness.errors import HarnessError
 from harness.gates.gate import GatePolicy
+from harness.gates.verdict import Verdict
 from harness.report.html import write_report
 from harness.report.rundata import RunData, load_run, resolve_run
 from harness.report.summary import overall_verdict, suite_lines, summarise
@@ -60,12 +61,19 @@ def _cmd_baseline_update(args: argparse.Namespace) -> int:
     baseline = load_baseline(path) or RunBaseline(plan.name, plan.platform, environment.get("device"))
     if baseline.plan != plan.name:
         raise HarnessError(f"{path} is the baseline of plan {baseline.plan!r}, not {plan.name!r}; give --out")
+    if run.incomplete:
+        raise HarnessError(f"run {run.run_id} is no baseline: {run.incomplete}; record a run that finished")
     measured = [d for d in run.documents if gated_values(d)]
-    if not measured:
-        raise HarnessError(f"run {run.run_id} has no gated measurement to record (did the suites run?)")
     updated = update_baseline(baseline, run.run_id, measured, plan.gates.keep_samples)
+    taken = sum(1 for key, entry in updated.cases.items() if entry != baseline.cases.get(key))
+    if not taken:
+        invalid = sum(1 for d in measured if not d.get("valid", True))
+        raise HarnessError(
+            f"run {run.run_id} has no valid gated measurement to record ({len(measured)} gated cases, {invalid} "
+            "invalid: the client fell behind); nothing was written"
+        )
     save_baseline(path, updated)
-    print(f"{path}: {len(measured)} cases from run {run.run_id} ({len(updated.runs)} runs recorded)")
+    print(f"{path}: {taken} cases from run {run.run_id} ({len(updated.runs)} runs recorded)")
     return 0
 
 
@@ -88,6 +96,19 @@ def _policy(args: argparse.Namespace, run: RunData) -> tuple[GatePolicy, str]:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     a, b = _run(args, args.run_a), _run(args, args.run_b)
+    ids = {"A": a.identity(), "B": b.identity()}
+    for side, run in (("A", a), ("B", b)):
+        facts = ids[side]
+        print(f"{side} = {run.run_id}: plan {facts['plan']}, model {facts['model']}, device {facts['device']}")
+        if run.incomplete:
+            print(f"{side} IS INCOMPLETE: {run.incomplete}; only the cases it finished are compared")
+    differ = [k for k in ("plan", "model") if ids["A"][k] != ids["B"][k]]
+    if differ and not args.allow_different:
+        raise HarnessError(
+            f"runs {a.run_id} and {b.run_id} measured different {' and '.join(differ)}s "
+            f"({'; '.join(ids['A'][k] + ' vs ' + ids['B'][k] for k in differ)}): their difference is no regression. "
+            "Compare runs of one plan and model, or pass --allow-different to see the numbers without verdicts"
+        )
     policy, source = _policy(args, b)
     print(
         f"gates: {source}: tolerance {policy.tolerance:.0%}, a pass rules out {policy.detect:.0%}, "
@@ -96,12 +117,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rows = compare_samples(_samples(a), _samples(b), policy)
     if not rows:
         raise HarnessError(f"runs {a.run_id} and {b.run_id} share no gated case")
-    devices = [run.summary.get("environment", {}).get("device") for run in (a, b)]
-    if devices[0] != devices[1]:  # no verdict across devices: the numbers are shown, the verdicts withheld
-        print(f"A ran on {devices[0] or 'an unknown device'}, B on {devices[1] or 'an unknown device'}: no verdict")
+    withheld = [k for k in ("plan", "model", "device") if ids["A"][k] != ids["B"][k]]
+    if withheld:  # the numbers are shown, the verdicts withheld
+        print(f"DIFFERENT {', '.join(withheld).upper()}: no verdict across them, every row is inconclusive")
         rows = [(key, dataclasses.replace(r, outcome="inconclusive")) for key, r in rows]
     header = f"{'case':<34} {'metric':<22} {'A mean':>12} {'B mean':>12} {'change':>8}  verdict"
-    print(f"A = {a.run_id}, B = {b.run_id}\n{header}\n{'-' * len(header)}")
+    print(f"{header}\n{'-' * len(header)}")
     for key, result in rows:
         change = "" if result.change is None else f"{result.change:+.2%}"
         resolution = "" if result.resolution is None else f", resolution {result.resolution:.1%}"
@@ -111,7 +132,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         )
     outcomes = [r.outcome for _, r in rows]
     print(", ".join(f"{outcomes.count(o)} {o}" for o in ("pass", "fail", "inconclusive")))
+    if not withheld and set(outcomes) == {"inconclusive"}:
+        print(undecided_reason([r for _, r in rows], policy))
     return 1 if "fail" in outcomes else 0
+
+
+def undecided_reason(verdicts: list[Verdict], policy: GatePolicy) -> str:
+    """One line on why no verdict was reached, and what would decide."""
+    resolutions = sorted(r.resolution for r in verdicts if r.resolution is not None)
+    if not resolutions:
+        return "every verdict is inconclusive: no comparison had enough measurements (see each row's reason)"
+    median = resolutions[len(resolutions) // 2]
+    return (
+        f"every verdict is inconclusive: these runs resolve a change of {median:.1%} (median over metrics) where a "
+        f"pass must rule out {policy.detect:.0%} (run-to-run drift {policy.between_runs:.0%} included); to decide, "
+        "compare the builds interleaved in one run (the plan's ab section), raise gates.repeats, or use a quieter host"
+    )
 
 
 def _num(value: float | None) -> str:
@@ -139,6 +175,11 @@ def add_parser(commands: Any) -> None:
     compare.add_argument("run_b", help="the run judged")
     compare.add_argument("--reports", default="reports")
     compare.add_argument("--plan", default=None, help="whose gates judge (default: the plan run B used)")
+    compare.add_argument(
+        "--allow-different",
+        action="store_true",
+        help="show runs of different plans or models side by side (no verdicts; refused without it)",
+    )
     for name, meaning in (("tolerance", "a regression must be worse than this"), ("detect", "a pass rules out this")):
         compare.add_argument(f"--{name}", type=float, default=None, help=f"{meaning} (default: the plan's)")
     compare.add_argument("--confidence", type=float, default=None, help="of each bound (default: the plan's)")

@@ -36,6 +36,19 @@ class RunData:
         cut = [d["case_id"] for d in self.documents if d.get("partial")]
         return f"cases cut short: {', '.join(cut)}" if cut else None
 
+    def identity(self) -> dict[str, str]:
+        """What a run measured, for telling whether two runs can be compared: its plan, model and device."""
+        plans = sorted(set((self.summary.get("plan_names") or {}).values()))
+        models = sorted({str(m) for d in self.documents if (m := d.get("config", {}).get("model"))})
+        if not models:
+            models = sorted({str(s["model"]) for s in self.summary.get("servers", []) if s.get("model")})
+        device = (self.summary.get("environment") or {}).get("device")
+        return {
+            "plan": ", ".join(plans) or "unknown",
+            "model": ", ".join(models) or "unknown",
+            "device": str(device or "unknown"),
+        }
+
 
 def distribution(records: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Per-request TTFT and end-to-end latency (ms) of the requests that completed, for histograms."""

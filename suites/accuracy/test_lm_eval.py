@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.accuracy.baseline import against_baselines, load_baselines
+from harness.accuracy.baseline import against_baselines, baseline_model, load_baselines
 from harness.accuracy.evaluate import cli_arguments, evaluate
 from harness.accuracy.in_engine import engine_environment, engine_model_args, evaluate_in_engine, lm_eval_arguments
 from harness.accuracy.plan_cases import eval_settings
@@ -60,7 +60,9 @@ def test_lm_eval(
     assert found, f"lm-eval reported no metric for {accuracy_case.name}"
 
     baselines = load_baselines(plan.relative(spec.baselines)) if spec.baselines else {}
-    verdicts = against_baselines(found, baselines, spec.k, spec.floor)
+    recorded_for = baseline_model(plan.relative(spec.baselines)) if spec.baselines else None
+    served_name = model if spec.model != "vllm" else plan.server.served_model_name
+    verdicts = against_baselines(found, baselines, spec.k, spec.floor, recorded_for, served_name)
     result = CaseResult(
         suite="accuracy.lm_eval",
         case_id=accuracy_case.id,

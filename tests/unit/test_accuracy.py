@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.accuracy.baseline import Reference, against_baselines, against_reference, check, load_baselines
+from harness.accuracy.baseline import (
+    Reference,
+    against_baselines,
+    against_reference,
+    baseline_model,
+    check,
+    load_baselines,
+)
 from harness.accuracy.evaluate import AccuracyError, EvalSettings, cli_arguments, probe_prompt_logprobs
 from harness.accuracy.offline_data import arithmetic_records, write
 from harness.accuracy.scores import Score, scores
@@ -79,6 +86,21 @@ def test_only_scores_with_a_baseline_are_judged() -> None:
     verdicts = against_baselines(found, {"t": {"acc,none": Reference(0.5, 0.02)}}, k=2.0, floor=0.01)
     assert [(v.metric, v.outcome) for v in verdicts] == [("t/acc,none", "fail")]
     assert verdicts[0].allowed == pytest.approx(0.04)
+
+
+def test_a_baseline_of_another_model_judges_nothing(tmp_path: Path) -> None:
+    """The planted fault: tiny-llama's baseline applied to another served model failed it as a regression."""
+    path = tmp_path / "tiny-llama.yaml"
+    path.write_text("model: tiny-llama\ntasks:\n  t:\n    acc,none: {value: 0.9, stderr: 0.02}\n")
+    found = [Score("t", "acc,none", 0.40, 0.02)]
+    recorded_for = baseline_model(path)
+    assert recorded_for == "tiny-llama"
+    same = against_baselines(found, load_baselines(path), 2.0, 0.01, recorded_for, "tiny-llama")
+    assert [v.outcome for v in same] == ["fail"]
+    other = against_baselines(found, load_baselines(path), 2.0, 0.01, recorded_for, "qwen2.5-7b")
+    assert [v.outcome for v in other] == ["inconclusive"]
+    assert "recorded for model 'tiny-llama', this run evaluated 'qwen2.5-7b'" in other[0].message
+    assert baseline_model(tmp_path / "missing.yaml") is None
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ def static_doc(case_id: str, throughputs: list[float], valid: bool = True) -> di
     return result.document({"platform": "cpu", "device": "test cpu"})
 
 
-def write_run(reports: Path, run_id: str, documents: list[dict[str, Any]], plan: Path) -> Path:
+def write_run(reports: Path, run_id: str, documents: list[dict[str, Any]], plan: Path, **summary_facts: Any) -> Path:
     run = reports / run_id
     for document in documents:
         write_json(run / "serving" / "static" / f"{document['case_id']}.json", document)
@@ -57,7 +57,7 @@ def write_run(reports: Path, run_id: str, documents: list[dict[str, Any]], plan:
         "plans": {"cpu": str(plan)},
         "plan_names": {"cpu": "cpu-tiny"},
         "environment": {"platform": "cpu", "device": "test cpu"},
-    }
+    } | summary_facts
     (run / "run.json").write_text(json.dumps(summary))
     return run
 
@@ -162,6 +162,9 @@ def test_compare_and_baseline_commands(tmp_path: Path, capsys: pytest.CaptureFix
     assert "gates: the gates of plan cpu-tiny: tolerance 15%, a pass rules out 30%, confidence 99%, " in out
     assert "run-to-run drift 20%" in out
     assert re.search(r"output_throughput .* -19\.98%  INCONCLUSIVE \(n=4/4, resolution [0-9]{3}\.[0-9]%\)", out), out
+    assert "A = a: plan cpu-tiny, model unknown, device test cpu" in out
+    assert re.search(r"every verdict is inconclusive: these runs resolve a change of [0-9.]+% .* rule out 30%", out)
+    assert "the plan's ab section" in out
     assert main(["compare", "a", "b", "--reports", str(reports), "--between-runs", "0"]) == 1, "on steady hardware"
     out = capsys.readouterr().out
     assert "serving.static/p4" in out
@@ -179,6 +182,40 @@ def test_compare_and_baseline_commands(tmp_path: Path, capsys: pytest.CaptureFix
     assert (reports / "b" / "report.html").is_file()
     assert "report:" in capsys.readouterr().out
     assert main(["report", "nope", "--reports", str(reports)]) == 2
+
+
+def model_doc(case_id: str, throughputs: list[float], model: str) -> dict[str, Any]:
+    return static_doc(case_id, throughputs) | {"config": {"model": model}}
+
+
+def test_compare_refuses_runs_of_different_plans_or_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports, plan = tmp_path / "reports", REPO / "fixtures/plans/cpu-tiny.yaml"
+    write_run(reports, "a", [model_doc("p4", [100.0, 101.0], "tiny-llama")], plan)
+    write_run(reports, "b", [model_doc("p4", [90.0, 91.0], "qwen2.5-7b")], plan)
+    write_run(reports, "c", [model_doc("p4", [90.0, 91.0], "tiny-llama")], plan, plan_names={"cpu": "cpu-other"})
+    assert main(["compare", "a", "b", "--reports", str(reports)]) == 2
+    err = capsys.readouterr().err
+    assert "measured different models (tiny-llama vs qwen2.5-7b)" in err
+    assert "--allow-different" in err
+    assert main(["compare", "a", "c", "--reports", str(reports)]) == 2
+    assert "different plans (cpu-tiny vs cpu-other)" in capsys.readouterr().err
+    assert main(["compare", "a", "b", "--reports", str(reports), "--allow-different", "--between-runs", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "B = b: plan cpu-tiny, model qwen2.5-7b, device test cpu" in out
+    assert "DIFFERENT MODEL: no verdict across them" in out
+    assert "FAIL" not in out
+
+
+def test_no_baseline_from_an_interrupted_or_invalid_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reports, plan, out = tmp_path / "reports", REPO / "fixtures/plans/cpu-tiny.yaml", tmp_path / "baseline.yaml"
+    write_run(reports, "cut", [static_doc("p4", [100.0, 101.0])], plan, exit_status=2)
+    write_run(reports, "invalid", [static_doc("p4", [100.0, 101.0], valid=False)], plan, exit_status=0)
+    update_args = ["baseline", "update", "--reports", str(reports), "--plan", str(plan), "--out", str(out)]
+    assert main([*update_args[:2], "cut", *update_args[2:]]) == 2
+    assert "run cut is no baseline: the run was interrupted" in capsys.readouterr().err
+    assert main([*update_args[:2], "invalid", *update_args[2:]]) == 2
+    assert "no valid gated measurement to record (1 gated cases, 1 invalid" in capsys.readouterr().err
+    assert not out.exists(), "nothing written"
 
 
 def test_a_reused_training_run_is_not_a_new_baseline_sample() -> None:
