@@ -30,6 +30,7 @@ one of them is in this tree (tests/unit/test_error_tree.py fails on one that is 
     └── a measurement that could not finish
         ├── WorkerFailed                  a client worker died or did not answer in time (harness.load.workers)
         ├── AccuracyError                 no meaningful score: lm-eval failed, no log-probs (harness.accuracy.evaluate)
+        ├── ProbeFailed                   a probe's length failed, not for not fitting (harness.capacity.probe)
         ├── ProfileError                  the profiler did not start, stop or write (harness.profile.capture)
         ├── DiffusionError                the diffusion pipeline's worker failed (harness.diffusion.pipeline)
         └── ComfyUIError                  ComfyUI refused a workflow or failed to run it (harness.diffusion.comfyui)

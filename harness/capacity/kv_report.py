@@ -8,6 +8,10 @@ Two lines matter (vLLM 0.32 `vllm/v1/core/kv_cache_utils.py`; vllm-ascend uses t
   len (16384), (1.0 GiB KV cache is needed, which is larger than the available KV cache memory (0.99 GiB). Based on
   the available memory, the estimated maximum model length is 16256. ...`: its own admission check, and its own
   estimate of the longest length that would fit.
+
+A start that ran out of memory before that check (torch's `OutOfMemoryError`, "NPU out of memory", the CPU's
+"Cannot allocate memory") is the other refusal a probe may count as "does not fit" (`start_oom`). Any other failed
+start says nothing about the length.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from dataclasses import dataclass
 _SIZE = re.compile(
     r"KV cache size: (?P<tokens>[\d,]+) tokens, Maximum concurrency for (?P<length>[\d,]+) tokens per request: "
     r"(?P<concurrency>[\d.]+)x"
+)
+_OOM = re.compile(
+    r"^.*(?:OutOfMemoryError|[CNG]PU out of memory|out of memory\. Tried to allocate|Cannot allocate memory).*$", re.M
 )
 _REFUSAL = re.compile(
     r"To serve at least one request with the model's max seq len \((?P<length>\d+)\), \((?P<needed>[\d.]+) GiB KV "
@@ -70,3 +77,9 @@ def kv_refusal(log: str) -> KVRefusal | None:
         int(estimate) if estimate else None,
         found[0],
     )
+
+
+def start_oom(log: str) -> str | None:
+    """The line of a server log that says the start ran out of memory, or None."""
+    found = _OOM.search(log)
+    return found[0].strip() if found else None

@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from harness.bench.cases import LoadSettings, StaticCase
 from harness.bench.execute import run_static
-from harness.capacity.kv_report import kv_capacity, kv_refusal
+from harness.capacity.kv_report import kv_capacity, kv_refusal, start_oom
 from harness.capacity.memory import CapacityInputError, Memory, check_fits_at_start, memories
 from harness.capacity.search import Attempt, Bounds, Search, search
 from harness.capacity.table import ProbeRow, write_table
@@ -36,7 +37,7 @@ from harness.model.resolve import base_model
 from harness.model.tiny import ensure_tiny_model
 from harness.runtime.leases import LeaseError
 from harness.server.pool import ServerPool
-from harness.server.vllm import ServerConfig
+from harness.server.vllm import ServerConfig, VLLMServer
 
 
 def probe_config(base: ServerConfig, cards: int, memory: Memory, length: int, startup_s: float) -> ServerConfig:
@@ -74,8 +75,27 @@ def _bench(spec: CapacitySpec, length: int, seed: int) -> tuple[StaticCase, Load
     return case, settings
 
 
-def attempt_length(pool: ServerPool, config: ServerConfig, tokens: Tokens, spec: CapacitySpec, seed: int) -> Attempt:
-    """Start the server at `config`'s length and benchmark it; whatever happens, the server is stopped after."""
+class Starts(Protocol):
+    """What a probe needs of a server pool (ServerPool): start a configuration, say where it logs, stop it."""
+
+    def get(self, config: ServerConfig) -> VLLMServer: ...
+
+    def log_path(self, config: ServerConfig) -> Path: ...
+
+    def close(self) -> None: ...
+
+
+class ProbeFailed(HarnessError):
+    """A length could not be tried for a reason that says nothing about whether it fits (a failed start that is
+    not vLLM's refusal or an out-of-memory, no cards, a failed benchmark): the probe stops rather than count it
+    as the limit, naming the length and the log."""
+
+
+def attempt_length(pool: Starts, config: ServerConfig, tokens: Tokens, spec: CapacitySpec, seed: int) -> Attempt:
+    """Start the server at `config`'s length and benchmark it; whatever happens, the server is stopped after.
+
+    Only vLLM's own KV admission refusal or an out-of-memory at start count as "does not fit"; every other failure
+    raises ProbeFailed (a probe that counted it would understate the maximum and pass)."""
     length = config.spec.max_model_len
     assert length is not None
     started = time.monotonic()
@@ -84,13 +104,18 @@ def attempt_length(pool: ServerPool, config: ServerConfig, tokens: Tokens, spec:
         server = pool.get(config)
     except ServerStartError as exc:
         text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-        refusal = kv_refusal(text)
+        refusal, oom = kv_refusal(text), start_oom(text)
         took = time.monotonic() - started
         if refusal is not None:
             return Attempt(length, False, refusal.line, took, None, refusal.estimated_max_len, True)
-        return Attempt(length, False, f"the server did not start: {str(exc).splitlines()[0]}", took)
+        if oom is not None:
+            return Attempt(length, False, f"out of memory at start: {oom}", took)
+        raise ProbeFailed(
+            f"max-model-len {length}: the server failed to start for a reason that is neither vLLM's KV refusal nor "
+            f"an out-of-memory ({str(exc).splitlines()[0]}); see {log}"
+        ) from exc
     except LeaseError as exc:
-        return Attempt(length, False, f"no cards to lease: {exc}", time.monotonic() - started)
+        raise ProbeFailed(f"max-model-len {length}: no cards to lease ({exc})") from exc
     try:
         capacity = kv_capacity(log.read_text(encoding="utf-8", errors="replace"))
         case, settings = _bench(spec, length, seed)
@@ -99,19 +124,20 @@ def attempt_length(pool: ServerPool, config: ServerConfig, tokens: Tokens, spec:
         try:
             result = run_static(server.endpoint, tokens, case, settings, samples, suite="capacity")
         except HarnessError as exc:
-            return Attempt(length, False, f"the benchmark at this length failed: {exc}", time.monotonic() - started)
+            raise ProbeFailed(f"max-model-len {length}: the benchmark failed ({exc}); see {log}") from exc
         problems = list(result.checks["token_audit"]["problems"])
         if result.metrics["completed"] != case.parallel:
             problems.insert(0, f"failed requests: {result.metrics['failures']}")
-        took = time.monotonic() - started
-        kv_tokens = capacity.tokens if capacity else None
         if problems:
-            failed = "the benchmark at this length failed: " + "; ".join(problems)
-            return Attempt(length, False, failed, took, kv_tokens)
+            raise ProbeFailed(
+                f"max-model-len {length}: the server started but the benchmark failed ({'; '.join(problems)}); "
+                f"see {log}"
+            )
+        kv_tokens = capacity.tokens if capacity else None
         served = f"started; {case.parallel} x {case.prompt_tokens}+{case.output_tokens} tokens served"
         if capacity is not None:
             served += f"; KV cache {capacity.tokens:,} tokens ({capacity.concurrency:.2f}x this length)"
-        return Attempt(length, True, served, took, kv_tokens)
+        return Attempt(length, True, served, time.monotonic() - started, kv_tokens)
     finally:
         pool.close()
 
@@ -171,10 +197,17 @@ def _probe(
     with ServerPool(out / "logs", max_live=1, log_prefix=f"tp{cards}-{memory.slug}-") as pool:
 
         def attempt(length: int) -> Attempt:
-            startup = min(base.spec.startup_timeout_s, max(1.0, ends - time.monotonic()))
+            # The server gets its whole start-up deadline: a start cut short by the probe's deadline would say
+            # nothing about the length (ProbeFailed), so the probe's deadline is checked between starts only.
             progress(f"{where}: max-model-len {length} ...")
-            config = probe_config(base, cards, memory, length, startup)
-            return attempt_length(pool, config, tokens, spec, plan.suites.load.seed)
+            config = probe_config(base, cards, memory, length, base.spec.startup_timeout_s)
+            try:
+                return attempt_length(pool, config, tokens, spec, plan.suites.load.seed)
+            except ProbeFailed as exc:
+                with (out / "attempts.jsonl").open("a", encoding="utf-8") as f:
+                    f.write(json.dumps({"cards": cards, "memory": memory.label, "length": length, "error": str(exc)}))
+                    f.write("\n")
+                raise
 
         def tried(result: Attempt) -> None:
             progress(f"{where}: {result.length} {'serves' if result.fits else 'does not serve'} ({result.reason})")

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from harness.capacity.kv_report import kv_capacity, kv_refusal
 from harness.capacity.memory import CapacityInputError, check_fits_at_start, kv_bytes_per_token
+from harness.capacity.probe import ProbeFailed, attempt_length
 from harness.capacity.search import Attempt, Bounds, search
 from harness.capacity.table import ProbeRow, read_table, table_csv, write_table
 from harness.config.capacity import CapacitySpec
-from harness.config.plan import load_plan
+from harness.config.plan import ServerSpec, load_plan
+from harness.errors import ServerStartError
+from harness.load.tokens import Tokens
+from harness.runtime.leases import LeaseError
+from harness.server.endpoint import Endpoint
+from harness.server.vllm import ServerConfig
+from tests.fakes import fake_server_thread
 
 # vLLM 0.32's lines, as a CPU server with VLLM_CPU_KVCACHE_SPACE=1 and a 64 KiB-per-token model wrote them here.
 STARTED = (
@@ -155,3 +164,68 @@ def test_the_table_is_written_after_each_probe(tmp_path: Path) -> None:
     assert (tmp_path / "capacity.csv").read_text() == text
     assert read_table(tmp_path)[0]["max_model_len_k"] == "15K"
     assert read_table(tmp_path / "none") == []
+
+
+class PlantedPool:
+    """A server pool whose start fails as planted (its log written as vLLM would), or that serves through a fake
+    endpoint: the probe's reading of a failed length, without engines."""
+
+    def __init__(self, tmp: Path, log: str = "", fails: Exception | None = None, endpoint: Endpoint | None = None):
+        self.log, self.fails, self.endpoint = tmp / "server.log", fails, endpoint
+        self.log.write_text(log)
+        self.closed = False
+
+    def log_path(self, config: ServerConfig) -> Path:
+        return self.log
+
+    def get(self, config: ServerConfig) -> Any:
+        if self.fails is not None:
+            raise self.fails
+        return SimpleNamespace(endpoint=self.endpoint)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _attempt(pool: PlantedPool, tokens: Tokens) -> Attempt:
+    bench = {"prompt-tokens": 5, "output-tokens": 4, "parallel-num": 2}  # the fake reports 5 prompt tokens
+    spec = CapacitySpec.model_validate({"bench": bench})
+    config = ServerConfig("cpu", Path("/m"), ServerSpec(served_model_name="m", max_model_len=4096))
+    return attempt_length(pool, config, tokens, spec, seed=0)
+
+
+def test_only_vllms_refusal_or_an_out_of_memory_counts_as_not_fitting(tmp_path: Path, tokens: Tokens) -> None:
+    refused = _attempt(PlantedPool(tmp_path, REFUSED, ServerStartError("exited with 1")), tokens)
+    assert (refused.fits, refused.refused_by_engine) == (False, True)
+    oom_line = "torch.OutOfMemoryError: CPU out of memory. Tried to allocate 2.00 GiB"
+    oom = _attempt(PlantedPool(tmp_path, f"INFO loading\n{oom_line}\n", ServerStartError("exited with 1")), tokens)
+    assert oom.fits is False
+    assert oom.reason == f"out of memory at start: {oom_line}"
+
+
+@pytest.mark.parametrize(
+    ("pool_of", "fragment"),
+    [
+        (lambda tmp: PlantedPool(tmp, "ImportError: no module\n", ServerStartError("exited with 1")), "neither vLLM's"),
+        (lambda tmp: PlantedPool(tmp, "", ServerStartError("not ready within 12 s")), "not ready within 12 s"),
+        (lambda tmp: PlantedPool(tmp, "", LeaseError("cards 0-7 held by pid 4242")), "no cards to lease"),
+    ],
+)
+def test_any_other_failed_start_stops_the_probe_naming_the_length(
+    tmp_path: Path, tokens: Tokens, pool_of: Any, fragment: str
+) -> None:
+    pool = pool_of(tmp_path)
+    with pytest.raises(ProbeFailed, match=f"max-model-len 4096: .*{fragment}"):
+        _attempt(pool, tokens)
+
+
+def test_a_failed_benchmark_at_a_length_that_started_stops_the_probe(tmp_path: Path, tokens: Tokens) -> None:
+    with fake_server_thread("http500") as endpoint:
+        pool = PlantedPool(tmp_path, STARTED, endpoint=endpoint)
+        with pytest.raises(ProbeFailed, match=r"max-model-len 4096: the server started but the benchmark failed"):
+            _attempt(pool, tokens)
+    assert pool.closed, "the server is stopped whatever happened"
+    with fake_server_thread("fast") as endpoint:
+        served = _attempt(PlantedPool(tmp_path, STARTED, endpoint=endpoint), tokens)
+    assert served.fits
+    assert served.kv_tokens == 16384
