@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 from harness.fingerprint import fingerprint
 from harness.plugins.markers import MARKERS
 from harness.plugins.stash import INDEX_KEY, PLANS_KEY, POOL_KEY, SINK_KEY
-from harness.report.summary import overall_verdict, suite_lines
+from harness.report.summary import UNDECIDED, UNDECIDED_EXIT, overall_verdict, suite_lines
 from harness.results.sink import case_line
 from harness.run import Run
 from harness.secrets import scrub_folder
@@ -33,6 +33,7 @@ class RunRecorder:
         self.report_path: Path | None = None
         self.summary: dict[str, Any] = {}
         self.lines: list[str] = []
+        self.overall: str | None = None  # the run's verdict (harness.report.summary), when suites ran
         self.finish_error: str | None = None
 
     @property
@@ -66,6 +67,8 @@ class RunRecorder:
             self.finish_error = f"{type(exc).__name__}: {exc}"
             if session.exitstatus == pytest.ExitCode.OK:  # a run without its report is no green run
                 session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if session.exitstatus == pytest.ExitCode.OK and self.overall in UNDECIDED:
+            session.exitstatus = UNDECIDED_EXIT  # nothing failed, but not everything was shown: not a green run
 
     def _finish(self, exitstatus: int) -> None:
         from harness.report.html import write_report
@@ -110,7 +113,9 @@ class RunRecorder:
         summaries = summarise(data)
         self.lines = suite_lines(summaries)
         if summaries:  # a run of suites (not of the harness's own tests) has a verdict
-            self.lines.append(f"overall: {overall_verdict(summaries, data.incomplete)}")
+            self.overall = overall_verdict(summaries, data.incomplete)
+            undecided = f" (exit {UNDECIDED_EXIT}: no test failed, but not everything was shown)"
+            self.lines.append(f"overall: {self.overall}" + (undecided if self.overall in UNDECIDED else ""))
         self.report_path = write_report(data, index)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -29,6 +29,10 @@ from harness.report.rundata import RunData
 UNENFORCED_FAIL = "fail (not enforced)"
 NOT_SHOWN = "not_shown"
 ORDER = ("FAIL", "WARN", "NOT SHOWN", "INCONCLUSIVE", "PASS")
+# pytest's exit status of a run where no test failed but the verdict is NOT SHOWN or INCONCLUSIVE: not 0, which
+# CI reads as "qualified", and not pytest's own codes (1 failed, 2 interrupted, 3 internal, 4 usage, 5 no tests).
+UNDECIDED_EXIT = 6
+UNDECIDED = ("NOT SHOWN", "INCONCLUSIVE")
 
 
 def gate_outcome(gate: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ def test_a_cpu_1p1d_serves_the_suites_through_the_proxy_and_leaves_nothing(tmp_p
         cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-4000:]
+    assert done.returncode == 6, output[-4000:]  # nothing failed, but the KV transfer was not shown: not green
     assert "9 passed" in done.stdout, output[-3000:]
     assert "1 xfailed" in done.stdout, "the transfer check fails on CPU, as expected there"
     assert re.search(

@@ -196,6 +196,35 @@ def test_a_verdict_set_after_its_case_was_written_fails_the_test(project: pytest
     assert on_time["checks"]["prefix_cache"] == {"outcome": "pass"}
 
 
+UNDECIDED_RUN = """
+import pytest
+from harness.results.case import CaseResult
+
+def test_undecided_comparison(record_case):
+    gate = {"metric": "output_throughput", "outcome": "inconclusive", "message": "resolution 40% > 30%"}
+    record_case(CaseResult("serving.ab", "flags", {}, {}, gates=[gate]))
+
+def test_expected_failure(record_case):  # a platform fixture: the test runs under -m cpu
+    pytest.xfail("the platform's one known symptom")
+"""
+
+
+@pytest.mark.parametrize(
+    ("selected", "verdict"), [("test_undecided_comparison", "INCONCLUSIVE"), ("test_expected_failure", "NOT SHOWN")]
+)
+def test_a_run_nothing_failed_in_but_not_everything_was_shown_is_not_green(
+    project: pytest.Pytester, selected: str, verdict: str
+) -> None:
+    """An A/B comparison without `expect` that could not decide, or an xfail, passes no test and fails none: the
+    run's verdict says what it is, and its exit status is 6, not 0."""
+    suite = project.path / "suites" / "serving" / "test_undecided.py"  # a suite's module names its suite
+    suite.parent.mkdir(parents=True)
+    suite.write_text(UNDECIDED_RUN)
+    result = project.runpytest_subprocess(f"{suite}::{selected}", "-m", "cpu", "--reports-dir", "out")
+    assert result.ret == 6
+    result.stdout.fnmatch_lines([f"overall: {verdict} (exit 6: no test failed, but not everything was shown)"])
+
+
 @pytest.mark.parametrize("enforce", [True, False])
 def test_a_gate_fails_the_test_only_when_enforced_and_after_writing(project: pytest.Pytester, enforce: bool) -> None:
     plan = project.path / "fixtures/plans/cpu-tiny.yaml"
