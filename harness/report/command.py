@@ -24,7 +24,7 @@ from harness.report.rundata import RunData, load_run, resolve_run
 from harness.report.summary import overall_verdict, suite_lines, summarise
 from harness.results.baseline import RunBaseline, case_key, compare_samples, gated_values, load_baseline, save_baseline
 from harness.results.baseline import update as update_baseline
-from harness.results.index import RunIndex
+from harness.results.index import RunIndex, drifts_of
 
 
 def _run(args: argparse.Namespace, given: str) -> RunData:
@@ -114,7 +114,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         f"gates: {source}: tolerance {policy.tolerance:.0%}, a pass rules out {policy.detect:.0%}, "
         f"confidence {policy.confidence:.0%}, run-to-run drift {policy.between_runs:.0%}"
     )
-    rows = compare_samples(_samples(a), _samples(b), policy)
+    metrics = {m for d in b.documents for m in gated_values(d)}
+    measure = not args.plan_drift and args.between_runs is None  # a drift given on the command line is used as given
+    drifts = drifts_of(RunIndex(Path(args.reports)), ids["B"]["plan"], sorted(metrics)) if measure else {}
+    for drift in drifts.values():
+        print(f"{drift.metric}: {drift.describe()}, instead of the plan's {policy.between_runs:.0%}")
+    rows = compare_samples(_samples(a), _samples(b), policy, drifts)
     if not rows:
         raise HarnessError(f"runs {a.run_id} and {b.run_id} share no gated case")
     withheld = [k for k in ("plan", "model", "device") if ids["A"][k] != ids["B"][k]]
@@ -185,5 +190,10 @@ def add_parser(commands: Any) -> None:
     compare.add_argument("--confidence", type=float, default=None, help="of each bound (default: the plan's)")
     compare.add_argument(
         "--between-runs", type=float, default=None, help="run-to-run drift of a run's mean (default: the plan's)"
+    )
+    compare.add_argument(
+        "--plan-drift",
+        action="store_true",
+        help="use the plan's drift even where this host's past runs measured one (--between-runs implies it)",
     )
     compare.set_defaults(run=_cmd_compare)

@@ -17,7 +17,8 @@ update RUN` appends a run's measurements; the file is meant to be reviewed in a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
+from harness.gates.drift import MIN_RUNS, Drift, plan_constant
 from harness.gates.gate import GatePolicy, gate
 from harness.gates.policy import GATED_METRICS
 from harness.gates.verdict import Verdict
@@ -163,12 +165,30 @@ def judge(
 
 
 def compare_samples(
-    a: dict[str, dict[str, Sequence[float | None]]], b: dict[str, dict[str, Sequence[float | None]]], policy: GatePolicy
+    a: dict[str, dict[str, Sequence[float | None]]],
+    b: dict[str, dict[str, Sequence[float | None]]],
+    policy: GatePolicy,
+    drifts: Mapping[str, Drift] | None = None,
 ) -> list[tuple[str, Verdict]]:
-    """Gate every (case, metric) present in both: `a` is the reference, `b` the candidate."""
-    return [
-        (key, gate(metric, a[key][metric], b[key][metric], policy))
-        for key in sorted(set(a) & set(b))
-        for metric in a[key]
-        if metric in b[key]
-    ]
+    """Gate every (case, metric) present in both: `a` is the reference, `b` the candidate. A metric with a
+    measured drift (harness.gates.drift) is judged with it instead of the policy's between_runs; each verdict
+    says which it used."""
+    drifts = drifts or {}
+    rows = []
+    for key in sorted(set(a) & set(b)):
+        for metric in (m for m in a[key] if m in b[key]):
+            drift = drifts.get(metric)
+            used = dataclasses.replace(policy, between_runs=drift.bound) if drift else policy
+            verdict = gate(metric, a[key][metric], b[key][metric], used)
+            source = drift.describe() if drift else plan_constant(policy.between_runs, f"fewer than {MIN_RUNS} runs")
+            rows.append(
+                (
+                    key,
+                    dataclasses.replace(
+                        verdict,
+                        message=f"{verdict.message}; {source}",
+                        numbers={**verdict.numbers, "between_runs": used.between_runs},
+                    ),
+                )
+            )
+    return rows

@@ -19,12 +19,13 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.gates.drift import Drift, measured_drift
 from harness.gates.verdict import Verdict, overall
 from harness.results.case import case_files
 
@@ -151,22 +152,23 @@ class RunIndex:
                 ),
             )
 
-    def runs(self, plan: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest runs (of `plan`), newest first (interrupted runs reconciled first)."""
+    def runs(self, plan: str | None = None, limit: int = 20, host: str | None = None) -> list[dict[str, Any]]:
+        """The newest runs (of `plan`, on `host`), newest first (interrupted runs reconciled first)."""
         self.reconcile()
         query = "SELECT run_id, plan, platform, started, finished, status, directory FROM runs"
-        args: tuple[Any, ...] = ()
-        if plan is not None:
-            query, args = query + " WHERE plan = ?", (plan,)
+        where = [(f, v) for f, v in (("plan", plan), ("host", host)) if v is not None]
+        args: tuple[Any, ...] = tuple(v for _, v in where)
+        if where:
+            query += " WHERE " + " AND ".join(f"{f} = ?" for f, _ in where)
         with self._db() as db:
             rows = db.execute(query + " ORDER BY started DESC LIMIT ?", (*args, limit)).fetchall()
         keys = ("run_id", "plan", "platform", "started", "finished", "status", "directory")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
-    def measured(self, plan: str, metric: str, last: int) -> list[Measured]:
+    def measured(self, plan: str, metric: str, last: int, host: str | None = None) -> list[Measured]:
         """`metric` of every case of the last `last` finished runs of `plan` (passed or failed; not interrupted
-        runs, whose cases may be cut short), oldest run first."""
-        runs = [r for r in self.runs(plan, limit=10 * last) if r["status"] in ("passed", "failed")][:last]
+        runs, whose cases may be cut short; only `host`'s when given), oldest run first."""
+        runs = [r for r in self.runs(plan, 10 * last, host) if r["status"] in ("passed", "failed")][:last]
         if not runs:
             return []
         marks = ",".join("?" for _ in runs)
@@ -221,3 +223,18 @@ def _last_write(directory: Path) -> float | None:
     """When anything in a run folder was last written."""
     times = [p.stat().st_mtime for p in directory.rglob("*") if p.is_file()] if directory.is_dir() else []
     return max(times, default=None)
+
+
+def drifts_of(index: RunIndex, plan: str, metrics: Iterable[str], last: int = 20) -> dict[str, Drift]:
+    """Each metric's drift measured over `plan`'s last finished runs on this host (harness.gates.drift); metrics
+    with too few runs are left out (the plan's constant applies)."""
+    found = {}
+    for metric in metrics:
+        per_case: dict[str, list[float]] = {}
+        for m in index.measured(plan, metric, last, socket.gethostname()):
+            if m.valid and isinstance(m.value, int | float):
+                per_case.setdefault(f"{m.suite}/{m.case_id}", []).append(float(m.value))
+        drift = measured_drift(metric, per_case)
+        if drift is not None:
+            found[metric] = drift
+    return found
