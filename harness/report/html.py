@@ -19,6 +19,7 @@ from harness.metric_names import (
     REQUEST_THROUGHPUT,
     TOKENS_PER_S_PER_CARD,
 )
+from harness.report.ab import ab_section
 from harness.report.capacity import capacity_section, sla_section
 from harness.report.cells import table
 from harness.report.diffusion import diffusion_section
@@ -190,6 +191,7 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
             verdict_section(run),
             environment_section(run),
             serving_section(run),
+            ab_section(run),
             accuracy_section(run),
             training_section(run),
             diffusion_section(run),

