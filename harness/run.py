@@ -33,6 +33,7 @@ class Run:
     directory: Path
     records: list[dict[str, Any]] = field(default_factory=list)
     write_error: str | None = None  # the first failed append to results.jsonl (disk full, folder gone)
+    previous_latest: Path | None = None  # what `latest` named before this run took it
 
     @classmethod
     def create(cls, reports_dir: Path, run_id: str) -> Run:
@@ -47,13 +48,29 @@ class Run:
                 "pass another folder with --reports-dir"
             ) from exc
         latest = reports_dir / "latest"
+        previous = None
         try:
+            if latest.is_symlink():
+                previous = latest.readlink()
             if latest.is_symlink() or latest.exists():
                 latest.unlink()
             latest.symlink_to(run_id, target_is_directory=True)
         except OSError:
             pass  # a filesystem without symlinks still gets the run folder
-        return cls(directory)
+        return cls(directory, previous_latest=previous)
+
+    def give_back_latest(self) -> Path | None:
+        """Point `latest` back at the run it named before this one (a run that ran nothing must not replace the
+        last run that did); the run it now names, or None when there was none."""
+        latest = self.directory.parent / "latest"
+        if self.previous_latest is None or not (self.directory.parent / self.previous_latest).is_dir():
+            return None
+        try:
+            latest.unlink(missing_ok=True)
+            latest.symlink_to(self.previous_latest, target_is_directory=True)
+        except OSError:
+            return None
+        return self.directory.parent / self.previous_latest
 
     @property
     def log_dir(self) -> Path:

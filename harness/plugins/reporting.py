@@ -20,6 +20,8 @@ from harness.results.sink import case_line
 from harness.run import Run
 from harness.secrets import scrub_folder
 
+RUN_STATUS = {0: "passed", 2: "interrupted", 5: "no tests"}  # pytest's exit status -> the run's; else "failed"
+
 
 class RunRecorder:
     """Writes each test's outcome to the run folder as it happens; at the end the run summary, the index entry,
@@ -34,6 +36,7 @@ class RunRecorder:
         self.summary: dict[str, Any] = {}
         self.lines: list[str] = []
         self.overall: str | None = None  # the run's verdict (harness.report.summary), when suites ran
+        self.latest_note: str | None = None  # why reports/latest does not name this run
         self.finish_error: str | None = None
 
     @property
@@ -87,6 +90,7 @@ class RunRecorder:
             "started": self.started,
             "finished": time.time(),
             "exit_status": int(exitstatus),
+            "status": RUN_STATUS.get(int(exitstatus), "failed"),
             "outcomes": counts,
             "plans": {p: plan.source for p, plan in plans.items()},
             "plan_names": {p: plan.name for p, plan in plans.items()},
@@ -105,7 +109,7 @@ class RunRecorder:
         self.summary_path = self.run.write_summary(self.summary)
         index = self.config.stash.get(INDEX_KEY, None)
         if index is not None:
-            status = {0: "passed", 2: "interrupted", 5: "no tests"}.get(int(exitstatus), "failed")
+            status = self.summary["status"]
             plan = next(iter(plans.values()), None)
             index.finish_run(self.run.directory.name, status, environment, plan.name if plan else None, platform)
         scrub_folder(self.run.directory)  # junit.xml and logs, written by others: no secret stays in the folder
@@ -115,8 +119,15 @@ class RunRecorder:
         if summaries:  # a run of suites (not of the harness's own tests) has a verdict
             self.overall = overall_verdict(summaries, data.incomplete)
             undecided = f" (exit {UNDECIDED_EXIT}: no test failed, but not everything was shown)"
-            self.lines.append(f"overall: {self.overall}" + (undecided if self.overall in UNDECIDED else ""))
+            why = f" ({data.incomplete})" if self.overall == "INCOMPLETE" else ""
+            self.lines.append(f"overall: {self.overall}" + (undecided if self.overall in UNDECIDED else why))
         self.report_path = write_report(data, index)
+        ran = {"passed", "failed", "xfailed", "xpassed"} & counts.keys()
+        if not ran and self.summary["status"] in ("passed", "no tests"):  # every test skipped, or none collected
+            kept = self.run.give_back_latest()
+            self.latest_note = (
+                f"this run ran no test: reports/latest still points at {kept.name}" if kept else "this run ran no test"
+            )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         problems = [p for p in (self.run.write_error, self.finish_error) if p]
@@ -140,9 +151,16 @@ class RunRecorder:
             terminalreporter.write_line(case_line(document))
         for line in self.lines:
             terminalreporter.write_line(line)
+        if self.summary["status"] == "interrupted":
+            terminalreporter.write_line(
+                f"INTERRUPTED: the run was stopped before it finished; what it measured is in {self.run.directory}",
+                yellow=True,
+            )
         outcomes = ", ".join(f"{n} {k}" for k, n in sorted(self.summary["outcomes"].items()))
         terminalreporter.write_line(f"outcomes: {outcomes or 'no tests recorded'}")
         terminalreporter.write_line(f"report: {self.report_path or self.summary_path.parent}")
+        if self.latest_note:
+            terminalreporter.write_line(self.latest_note)
 
 
 def _outcome(report: pytest.TestReport) -> str:

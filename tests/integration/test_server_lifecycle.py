@@ -225,6 +225,8 @@ def test_an_interrupted_run_stops_the_server(tag: str, tmp_path: Path, sig: sign
                 proc.kill()
     assert proc.returncode != 0
     assert b"KeyboardInterrupt" in output
+    assert b"INTERRUPTED: the run was stopped before it finished" in output, output[-2000:]
+    assert json.loads((tmp_path / "out" / "latest" / "run.json").read_text())["status"] == "interrupted"
 
 
 def test_a_server_that_cannot_start_fails_fast_with_its_log(tag: str, tmp_path: Path) -> None:

@@ -53,6 +53,16 @@ def test_npu_variants_skip_with_the_reason_and_exit_zero(project: pytest.Pyteste
     assert result.ret == 0
 
 
+def test_a_run_that_ran_nothing_leaves_latest_at_the_last_run_that_did(project: pytest.Pytester) -> None:
+    """`pytest -m npu` on a CPU machine skips everything; reports/latest kept pointing at it ("Overall: NOT RUN")."""
+    assert project.runpytest_subprocess("-m", "cpu", "--reports-dir", "out").ret == 0
+    ran = (project.path / "out" / "latest").resolve()
+    skipped = project.runpytest_subprocess("-m", "npu", "--reports-dir", "out")
+    skipped.stdout.fnmatch_lines([f"this run ran no test: reports/latest still points at {ran.name}"])
+    assert (project.path / "out" / "latest").resolve() == ran
+    assert len([p for p in (project.path / "out").iterdir() if p.is_dir() and not p.is_symlink()]) == 2, "both kept"
+
+
 def test_each_platform_is_a_marked_variant(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess("--collect-only", "-q")
     result.stdout.fnmatch_lines(
