@@ -53,9 +53,10 @@ def _cmd_platform(args: argparse.Namespace) -> int:
 def _cmd_plan_check(args: argparse.Namespace) -> int:
     for path in args.files:
         plan = load_plan(path)
-        if args.runnable:
+        if not args.schema_only:
             plan.check_runnable()
-        print(f"{path}: ok ({plan.name}, platform {plan.platform})")
+        checked = "keys and values only" if args.schema_only else "keys, values and this machine"
+        print(f"{path}: ok ({plan.name}, platform {plan.platform}; {checked})")
     return 0
 
 
@@ -128,7 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="plan files").add_subparsers(dest="plan_command", required=True)
     check = plan.add_parser("check", help="validate plans")
     check.add_argument("files", nargs="+")
-    check.add_argument("--runnable", action="store_true", help="also check model paths exist on this machine")
+    check.add_argument(
+        "--schema-only",
+        action="store_true",
+        help="check keys and values only, not this machine (model paths, baselines, cores): for a plan written for "
+        "another node",
+    )
     check.set_defaults(run=_cmd_plan_check)
 
     model = commands.add_parser("model", help="models").add_subparsers(dest="model_command", required=True)
