@@ -27,7 +27,7 @@ from harness.bench.measure import measure_dynamic, measure_static
 from harness.bench.outputs import CaseOutputs
 from harness.bench.protocol import CALIBRATIONS
 from harness.capacity import sla_command
-from harness.config.suites import LoadSpec
+from harness.config.suites import LoadSpec, rate_problem
 from harness.errors import EndpointError
 from harness.load.datasets import LOADERS, DatasetError, load_dataset, select
 from harness.load.samples import Sample
@@ -44,8 +44,9 @@ def _help(field: str) -> str | None:
 
 def _rate(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"a request rate must be positive or inf, got {text}")
+    problem = rate_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

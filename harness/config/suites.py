@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.config.base import Frozen
 from harness.config.capacity import CapacitySpec
@@ -124,6 +123,23 @@ class DynamicSpec(Frozen):
     fixed_output_len: int | None = Field(None, ge=1)
     slo: SLOSpec = SLOSpec()
 
+    @field_validator("request_rate")
+    @classmethod
+    def _rates(cls, rates: tuple[float, ...]) -> tuple[float, ...]:
+        for rate in rates:
+            problem = rate_problem(rate)
+            if problem:
+                raise ValueError(problem)
+        return rates
+
+    @field_validator("num_prompts")
+    @classmethod
+    def _counts(cls, counts: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [n for n in counts if n < 1]
+        if bad:
+            raise ValueError(f"{bad[0]} prompts: each case sends at least 1")
+        return counts
+
     @model_validator(mode="after")
     def _pairs(self) -> DynamicSpec:
         if len(self.request_rate) != len(self.num_prompts):
@@ -131,9 +147,14 @@ class DynamicSpec(Frozen):
                 f"request-rate has {len(self.request_rate)} entries and num-prompts {len(self.num_prompts)}: "
                 "they are paired one to one, give both lists the same length"
             )
-        if any(not (r > 0) or math.isnan(r) for r in self.request_rate) or min(self.num_prompts) < 1:
-            raise ValueError("request rates must be positive (inf sends all at once) and num-prompts at least 1")
         return self
+
+
+def rate_problem(rate: float) -> str | None:
+    """Why `rate` is not a request rate (the plan's and `llmqual bench`'s one rule), or None."""
+    if rate > 0:  # NaN is not
+        return None
+    return f"{rate:g} is not a request rate: give requests per second above 0, or inf to send all at once"
 
 
 class PrefixSpec(Frozen):
