@@ -131,27 +131,27 @@ def plan(request: pytest.FixtureRequest, target_platform: PlatformName) -> Plan:
     return found
 
 
-def _case_fixture(name: str, section: str, what: str) -> Any:
-    """The fixture `name` of CASE_SOURCES: the case of this variant, or a skip saying the plan has none."""
+def _case_fixture(name: str, key: str, what: str) -> Any:
+    """The fixture `name` of CASE_SOURCES: the case of this variant, or a skip naming the plan key it comes from."""
 
     def case(request: pytest.FixtureRequest, target_platform: PlatformName) -> Any:
         if request.param is None:
-            pytest.skip(f"the plan for this platform has no suites.{section} cases")
+            pytest.skip(f"the plan for this platform has no {key}")
         return request.param
 
     case.__doc__ = what
     return pytest.fixture(name=name)(case)
 
 
-static_case = _case_fixture("static_case", "static", "One case of the plan's static suite (a StaticCase).")
-dynamic_case = _case_fixture("dynamic_case", "dynamic", "One case of the plan's dynamic suite (a DynamicCase).")
-ab_comparison = _case_fixture("ab_comparison", "ab", "One comparison of the plan's A/B section (an ABComparison).")
+static_case = _case_fixture("static_case", "suites.static section", "One case of the static suite (a StaticCase).")
+dynamic_case = _case_fixture("dynamic_case", "suites.dynamic section", "One case of the dynamic suite (a DynamicCase).")
+ab_comparison = _case_fixture("ab_comparison", "ab.comparisons", "One comparison of the A/B section (an ABComparison).")
 diffusion_case = _case_fixture(
     "diffusion_case",
-    "diffusion",
+    "suites.diffusion section",
     "One resolution x steps x batch case of the plan's diffusion suite (a DiffusionCase).",
 )
-accuracy_case = _case_fixture("accuracy_case", "accuracy", "One task of the plan's accuracy suite (a TaskSpec).")
+accuracy_case = _case_fixture("accuracy_case", "suites.accuracy.tasks", "One task of the accuracy suite (a TaskSpec).")
 
 
 @pytest.hookimpl(trylast=True)
