@@ -60,7 +60,12 @@ def configure_plans(config: pytest.Config) -> Plans:
             config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
 
     try:
-        plans = Plans.from_option(config.rootpath, config.getoption("--plan"), on_load=warn_of_foreign_baseline)
+        plans = Plans.from_option(
+            config.rootpath,
+            config.getoption("--plan"),
+            on_load=warn_of_foreign_baseline,
+            runs_here=lambda platform: bool(config.getoption("--endpoint")) or detect(platform).available,
+        )
     except HarnessError as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[PLANS_KEY] = plans

@@ -60,6 +60,17 @@ def test_a_given_plan_replaces_the_defaults_and_skips_the_other_platforms(tmp_pa
     assert "mine.yaml targets cpu, not gpu" in reason
 
 
+def test_a_plan_for_a_platform_absent_here_is_not_refused_for_this_machine(tmp_path: Path) -> None:
+    """`pytest -m npu --plan npu-....yaml` on a CPU machine failed on model.path before saying there is no NPU."""
+    given = tmp_path / "npu.yaml"
+    given.write_text("name: n\nplatform: npu\nmodel: {path: /data/models/qwen}\n")
+    plans = Plans.from_option(tmp_path, str(given), runs_here=lambda platform: platform == "cpu")
+    assert plans.given is not None
+    assert plans.given.platform == "npu"
+    with pytest.raises(PlanError, match=r"npu.yaml: model.path"):  # where the NPU is, the machine is checked
+        Plans.from_option(tmp_path, str(given), runs_here=lambda platform: True)
+
+
 def test_a_default_plan_that_cannot_run_is_refused_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("name: b\nplatform: cpu\nmodel: {path: nowhere}\n")
     plans = Plans(tmp_path, defaults={"cpu": "broken.yaml"})
