@@ -227,7 +227,9 @@ def token_check_lines(document: dict[str, Any]) -> list[str]:
     asked, served = audit.get("requested_output_tokens"), audit.get("server_output_tokens")
     line = (
         f"token check: {audit.get('requests_audited')} requests asked for {asked} output tokens, the server "
-        f"returned {served} (re-tokenised {audit.get('retokenised_output_tokens')})"
+        f"counted {served} (its usage.completion_tokens); re-tokenising the text it streamed gives "
+        f"{audit.get('retokenised_output_tokens')} (a cross-check only: a tokenizer can merge into fewer tokens "
+        "what the model generated one by one)"
     )
     if audit.get("returned_min") is not None:
         line += f"; per request {audit['returned_min']}-{audit['returned_max']}"

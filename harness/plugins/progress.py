@@ -1,8 +1,15 @@
-"""Progress of long serving cases on the terminal, and the load settings that carry it to the cases."""
+"""Progress of long serving cases on the terminal, and the load settings that carry it to the cases.
+
+On a terminal, a line at most every 15 s; in a log (not a TTY), one line per measurement when it ends. Other
+libraries' progress bars (lm-eval's and transformers' tqdm) are turned off when the output is not a terminal:
+each of their updates would be a line of the log.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -17,8 +24,15 @@ from harness.plugins.stash import PROGRESS_KEY
 class TerminalProgress:
     """Progress of long cases on the terminal, through pytest's capture: at most one line per `every_s`."""
 
-    def __init__(self, config: pytest.Config, every_s: float = 15.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        config: pytest.Config,
+        every_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+        tty: bool | None = None,
+    ):
         self.config, self.every_s, self.clock = config, every_s, clock
+        self.tty = sys.stdout.isatty() if tty is None else tty
         self.started: dict[str, float] = {}
         self.last = clock()
 
@@ -27,7 +41,10 @@ class TerminalProgress:
         if done == 1 or case_id not in self.started:  # a measurement (or a repeat) begins
             self.started[case_id] = now
         started = self.started[case_id]
-        if now - self.last < self.every_s:
+        if not self.tty:  # a log file or CI: one line per measurement, when it ends, never a stream of updates
+            if done != total:
+                return
+        elif now - self.last < self.every_s:
             return
         self.last = now
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -46,3 +63,8 @@ def load(request: pytest.FixtureRequest, plan: Plan) -> LoadSettings:
         request.config.stash[PROGRESS_KEY] = printer
     progress = request.config.stash[PROGRESS_KEY]
     return dataclasses.replace(load_settings(plan), progress=progress)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not sys.stdout.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")  # children inherit it (lm-eval in the engine, training runs)

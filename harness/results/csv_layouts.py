@@ -120,11 +120,14 @@ def columns(kind: str, spec_decode: bool = False, deployment: bool = False) -> l
     )
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, layout: Layout) -> str:
+    """A value as the layout writes it: the AscendCloud tools write floats as Python prints them (`512.0`, kept
+    for whatever parses their files); the English twin writes a whole number without `.0`."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return str(round(value, 4))
+        rounded = round(value, 4)
+        return str(int(rounded)) if layout != "ascendcloud" and rounded.is_integer() else str(rounded)
     return str(value)
 
 
@@ -132,8 +135,8 @@ def header(cols: list[Column], layout: Layout) -> list[str]:
     return [cn if layout == "ascendcloud" else en for cn, en, _ in cols]
 
 
-def row(cols: list[Column], doc: Doc) -> list[str]:
-    return [_cell(get(doc)) for _, _, get in cols]
+def row(cols: list[Column], doc: Doc, layout: Layout = "ascendcloud") -> list[str]:
+    return [_cell(get(doc), layout) for _, _, get in cols]
 
 
 def append_row(path: Path, cols: list[Column], layout: Layout, doc: Doc) -> None:
@@ -144,7 +147,7 @@ def append_row(path: Path, cols: list[Column], layout: Layout, doc: Doc) -> None
     new = not path.exists() or path.stat().st_size == 0
     if new:
         writer.writerow(header(cols, layout))
-    writer.writerow(row(cols, doc))
+    writer.writerow(row(cols, doc, layout))
     encoding = "utf-8-sig" if new and layout == "ascendcloud" else "utf-8"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding=encoding, newline="") as f:

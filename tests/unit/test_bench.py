@@ -139,7 +139,7 @@ def test_terminal_progress_is_throttled() -> None:
     plugins = {"terminalreporter": Reporter(), "capturemanager": Capture()}
     config = types.SimpleNamespace(pluginmanager=types.SimpleNamespace(get_plugin=plugins.get))
     now = [0.0]
-    progress = TerminalProgress(config, every_s=10.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    progress = TerminalProgress(config, every_s=10.0, clock=lambda: now[0], tty=True)  # type: ignore[arg-type]
     for second in range(1, 36):
         now[0] = float(second)
         progress("p4-in64-out32", second, 100)
@@ -148,6 +148,14 @@ def test_terminal_progress_is_throttled() -> None:
         progress("p4-in64-out32", second - 35, 100)
     expected = [(10, 9), (20, 19), (30, 29), (5, 4), (15, 14)]  # (requests done, seconds since this repeat began)
     assert lines == [f"  ... p4-in64-out32: {n}/100 requests in {s} s" for n, s in expected]
+
+    lines.clear()  # in a log (not a TTY): one line per measurement, when it ends
+    logged = TerminalProgress(config, every_s=10.0, clock=lambda: now[0], tty=False)  # type: ignore[arg-type]
+    for _repeat in range(2):
+        for done in range(1, 41):
+            now[0] += 1.0
+            logged("p4-in64-out32", done, 40)
+    assert lines == ["  ... p4-in64-out32: 40/40 requests in 39 s"] * 2
 
 
 def test_a_case_stopped_after_two_of_three_repeats_keeps_them_on_disk(tokens: Tokens, tmp_path: Path) -> None:

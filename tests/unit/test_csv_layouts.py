@@ -63,3 +63,10 @@ def test_dynamic_header_and_speculative_columns() -> None:
     spec = header(columns("static", spec_decode=True), "ascendcloud")
     assert spec[-5:] == ["投机接受率TP90", "投机接受率TP99", "投机最大接受率", "投机最小接受率", "投机平均接受率"]
     assert len(columns("dynamic", spec_decode=True)) == len(DYNAMIC)
+
+
+def test_the_english_twin_writes_whole_lengths_without_a_point(tmp_path: Path) -> None:
+    """The AscendCloud file keeps the tools' `512.0`; the English one wrote `64.0` for a length of 64."""
+    path = tmp_path / "static.en.csv"
+    append_row(path, STATIC, "english", _static_doc(2, 337.2188))
+    assert path.read_text(encoding="utf-8").splitlines()[1].startswith("512,512,2,290.1167,")
