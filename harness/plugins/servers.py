@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -69,13 +69,24 @@ def endpoint(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> E
         try:
             return connect_endpoint(url, config.getoption("--api-key"), config.getoption("--served-model-name"))
         except HarnessError as exc:
-            pytest.fail(str(exc), pytrace=False)
+            _stop_session(request, f"--endpoint {url} does not serve: {exc}")
     if plan.deployment is not None:  # the deployment's instances behind its request proxy
         deployment: Deployment = request.getfixturevalue("deployment")
         return deployment.endpoint
     pool: ServerPool = request.getfixturevalue("server_pool")
     server = serving_config(plan, request.getfixturevalue("served_model"), model_cache)
-    return pool.get(profiled(config, plan, server, config.stash[RUN_KEY])).endpoint
+    try:
+        return pool.get(profiled(config, plan, server, config.stash[RUN_KEY])).endpoint
+    except HarnessError as exc:
+        _stop_session(request, f"the plan's server could not start: {exc}")
+
+
+def _stop_session(request: pytest.FixtureRequest, reason: str) -> NoReturn:
+    """Fail this test with `reason` and start no other: every test after it needs the same server, and a dozen
+    copies of one error (some for tests that would have skipped) hide it. Said once, with what to do."""
+    first = reason.splitlines()[0]
+    request.session.shouldstop = f"{first[:300]} (the remaining tests were not started)"
+    pytest.fail(reason, pytrace=False)
 
 
 @pytest.fixture

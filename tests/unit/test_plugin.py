@@ -235,6 +235,25 @@ def test_a_run_nothing_failed_in_but_not_everything_was_shown_is_not_green(
     result.stdout.fnmatch_lines([f"overall: {verdict} (exit 6: no test failed, but not everything was shown)"])
 
 
+NEEDS_A_SERVER = """
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+def test_served(endpoint, n):
+    pass
+"""
+
+
+def test_an_unreachable_endpoint_is_one_error_and_nothing_else_starts(project: pytest.Pytester) -> None:
+    """It gave one error per test that needed the server (12 in the main job), some for tests that would skip."""
+    project.makepyfile(test_served=NEEDS_A_SERVER)
+    result = project.runpytest_subprocess(
+        "test_served.py", "-m", "cpu", "--endpoint", "http://127.0.0.1:9", "--reports-dir", "out"
+    )
+    result.assert_outcomes(errors=1)  # in the fixture: a setup error, once
+    result.stdout.fnmatch_lines(["*Interrupted: --endpoint http://127.0.0.1:9 does not serve*(the remaining tests*"])
+
+
 @pytest.mark.parametrize("enforce", [True, False])
 def test_a_gate_fails_the_test_only_when_enforced_and_after_writing(project: pytest.Pytester, enforce: bool) -> None:
     plan = project.path / "fixtures/plans/cpu-tiny.yaml"
