@@ -21,4 +21,7 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
         return "<p>None in this run.</p>"
     head = "".join(f'<th class="text">{escape(h)}</th>' for h in headers)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
-    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    # In a scrolling box: a wide table scrolls sideways inside its section instead of running off the page.
+    return (
+        f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    )

@@ -45,6 +45,7 @@ th{background:#f4f4f4;cursor:pointer} td.text,th.text{text-align:left}
 .SKIPPED,.NOT-RUN{color:#666}
 svg.plot{width:100%;max-width:760px;height:auto;display:block;margin:12px 0;font-size:11px}
 pre{background:#f8f8f8;padding:8px;overflow-x:auto;font-size:.85em;white-space:pre-wrap}
+div.scroll{overflow-x:auto;max-width:100%}
 """
 
 SCRIPT = """
@@ -76,6 +77,30 @@ SCRIPT = """
     if (marks.length && box.width > 0 && box.height > 0) { drawn++; }
   });
   document.documentElement.dataset.plotsDrawn = String(drawn);
+  // Text a reader cannot read whole: an SVG text outside its plot's drawing area, or a table wider than its
+  // section with no scrolling box around it. Listed (plot or table, then the text) for the browser test.
+  var cut = [];
+  document.querySelectorAll("svg.plot").forEach(function (svg) {
+    var view = svg.viewBox.baseVal;
+    svg.querySelectorAll("text").forEach(function (text) {
+      var b = text.getBBox(), m = text.getCTM ? svg.getCTM().inverse().multiply(text.getCTM()) : null;
+      var corners = [[b.x, b.y], [b.x + b.width, b.y], [b.x, b.y + b.height], [b.x + b.width, b.y + b.height]];
+      var out = corners.some(function (c) {
+        var x = m ? m.a * c[0] + m.c * c[1] + m.e : c[0], y = m ? m.b * c[0] + m.d * c[1] + m.f : c[1];
+        return x < view.x - 0.5 || y < view.y - 0.5 || x > view.x + view.width + 0.5 || y > view.y + view.height + 0.5;
+      });
+      if (out) { cut.push((svg.dataset.plot || "plot") + ": " + text.textContent); }
+    });
+  });
+  document.querySelectorAll("table").forEach(function (table) {
+    var holder = table.parentElement;
+    var scrolls = holder && holder.classList.contains("scroll");
+    if (!scrolls && table.getBoundingClientRect().right > document.body.getBoundingClientRect().right + 1) {
+      cut.push("table: " + (table.tHead ? table.tHead.textContent.slice(0, 60) : "?"));
+    }
+  });
+  document.documentElement.dataset.cut = String(cut.length);
+  if (cut.length) { document.documentElement.dataset.cutTexts = cut.join(" | "); }
   document.documentElement.dataset.ready = "1";
 })();
 """
@@ -104,7 +129,8 @@ def verdict_section(run: RunData) -> str:
         + "</tr>"
         for r in rows
     )
-    return f"<h2>Verdict per suite</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    inner = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<h2>Verdict per suite</h2><div class='scroll'>{inner}</div>"
 
 
 def environment_section(run: RunData) -> str:

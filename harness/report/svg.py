@@ -39,6 +39,30 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [start + i * step for i in range(int((high - start) / step) + 2) if start + i * step <= high + step / 2]
 
 
+CHAR_PX = 6.6  # the width of one character at the plots' 11 px font, generously (digits and lower case)
+LINE_PX = 13
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` characters, broken after a space, `/`, `,`, `-` or `_` where it can be
+    and anywhere where it cannot: a label is shown whole, never cut."""
+    lines: list[str] = []
+    rest = text
+    while len(rest) > width:
+        cut = max(rest.rfind(mark, 0, width) for mark in " /,-_")
+        cut = cut + 1 if cut > 0 else width
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return [*lines, rest] if rest else lines
+
+
+def _text_lines(x: float, y: float, lines: list[str], anchor: str) -> str:
+    spans = "".join(
+        f'<tspan x="{x:.1f}" dy="{0 if i == 0 else LINE_PX}">{escape(line)}</tspan>' for i, line in enumerate(lines)
+    )
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">{spans}</text>'
+
+
 def _label(value: float) -> str:
     if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
         return f"{value:.1e}"
@@ -77,7 +101,16 @@ def line_chart(
     y_ticks = _ticks(y_low, y_high)
     x0, x1 = min(x_low, x_ticks[0]), max(x_high, x_ticks[-1])
     y0, y1 = min(y_low, y_ticks[0]), max(y_high, y_ticks[-1])
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w = WIDTH - LEFT - RIGHT
+    # Tick names wrapped to the room between ticks (and, at the ends, to the margin beside them).
+    spacing = plot_w / max(1, len(x_ticks) - 1) if len(x_ticks) > 1 else plot_w
+    per_line = max(6, int(min(spacing, 2 * LEFT) / CHAR_PX))
+    tick_lines = {tick: _wrap((x_names or {}).get(tick, _label(tick)), per_line) for tick in x_ticks}
+    extra = LINE_PX * (max(len(lines) for lines in tick_lines.values()) - 1)
+    legend = [_wrap(s.name, int((RIGHT - 36) / CHAR_PX)) for s in series]
+    legend_h = TOP + 14 + sum(LINE_PX * len(lines) + 5 for lines in legend)
+    height = max(HEIGHT + extra, legend_h + 10)
+    plot_h = height - TOP - BOTTOM - extra
 
     def px(x: float) -> float:
         return LEFT + (plot_w * (x - x0) / (x1 - x0) if x1 > x0 else plot_w / 2)
@@ -86,29 +119,20 @@ def line_chart(
         return TOP + plot_h - (plot_h * (y - y0) / (y1 - y0) if y1 > y0 else plot_h / 2)
 
     parts = [
-        f'<svg class="plot" data-plot="{escape(name)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg class="plot" data-plot="{escape(name)}" viewBox="0 0 {WIDTH} {height}" role="img" '
         f'aria-label="{escape(title)}">',
         f'<text x="{LEFT}" y="14" font-weight="bold">{escape(title)}</text>',
         f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#333"/>',
         f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" stroke="#333"/>',
     ]
     for tick in x_ticks:
-        text = (x_names or {}).get(tick, _label(tick))
-        if len(text) > 8:  # long category names: slanted, ending under their tick
-            parts.append(
-                f'<text transform="translate({px(tick):.1f} {TOP + plot_h + 12}) rotate(-20)" '
-                f'text-anchor="end">{escape(text)}</text>'
-            )
-        else:
-            parts.append(f'<text x="{px(tick):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{escape(text)}</text>')
+        parts.append(_text_lines(px(tick), TOP + plot_h + 16, tick_lines[tick], "middle"))
     for tick in y_ticks:
         parts.append(
             f'<line x1="{LEFT}" y1="{py(tick):.1f}" x2="{LEFT + plot_w}" y2="{py(tick):.1f}" stroke="#eee"/>'
             f'<text x="{LEFT - 6}" y="{py(tick) + 4:.1f}" text-anchor="end">{_label(tick)}</text>'
         )
-    slanted = any(len(text) > 8 for text in (x_names or {}).values())
-    if not slanted:  # slanted category names say what the axis is
-        parts.append(f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(x_label)}</text>')
+    parts.append(f'<text x="{LEFT + plot_w / 2}" y="{height - 8}" text-anchor="middle">{escape(x_label)}</text>')
     parts.append(
         f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle">{escape(y_label)}</text>'
     )
@@ -142,11 +166,11 @@ def line_chart(
                     f'<circle class="mark" cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{colour}">'
                     f"<title>{tip}</title></circle>"
                 )
-        legend_y = TOP + 14 + 18 * i
+        legend_y = TOP + 14 + sum(LINE_PX * len(lines) + 5 for lines in legend[:i])
         parts.append(
             f'<line x1="{WIDTH - RIGHT + 10}" y1="{legend_y - 4}" x2="{WIDTH - RIGHT + 28}" y2="{legend_y - 4}" '
             f'stroke="{colour}" stroke-width="2"{dash}/>'
-            f'<text x="{WIDTH - RIGHT + 32}" y="{legend_y}">{escape(s.name[:22])}</text>'
+            + _text_lines(WIDTH - RIGHT + 32, legend_y, legend[i], "start")
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -3,6 +3,7 @@ and draws every plot (the script counts plots with visible data marks into `data
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
@@ -62,6 +63,39 @@ def test_the_report_draws_every_plot_without_script_errors(tmp_path: Path) -> No
     assert attributes.get("data-ready") == "1", "the report's script ran to the end"
     assert "data-errors" not in attributes, attributes.get("data-errors")
     assert int(attributes["data-plots-drawn"]) == plots, "every plot has visible data marks in the browser"
+
+
+LONG = "rate8.0-n64-c16/a-case-name-long-enough-to-need-three-lines,planted"
+
+
+def test_no_text_is_cut_a_long_label_is_wrapped_whole(tmp_path: Path) -> None:
+    """The main job's report cut labels (an accuracy x label, a legend entry `static p16-in256-out6`) and ran its
+    serving table off the page: the page's script measures every SVG text against its plot's box and every table
+    against the page, and a planted long case name must come out whole."""
+    run = run_data(tmp_path / "run1")
+    planted = copy.deepcopy(next(d for d in run.documents if d["suite"] == "serving.dynamic"))
+    planted["case_id"] = LONG
+    run.documents.append(planted)
+    run.directory.mkdir()
+    dom = rendered_dom(write_report(run))
+    attributes = html_attributes(dom)
+    assert attributes.get("data-ready") == "1"
+    assert attributes.get("data-cut") == "0", attributes.get("data-cut-texts")
+    texts = re.findall(r"<text[^>]*>((?:<tspan[^>]*>[^<]*</tspan>)+)</text>", dom)
+    whole = ["".join(re.findall(r">([^<]*)</tspan>", t)).replace(" ", "") for t in texts]
+    assert f"dynamic{LONG}" in whole, "the legend entry, whole, over several lines"
+
+
+def test_a_cut_text_would_be_seen(tmp_path: Path) -> None:
+    """The check above can fail: a text planted past a plot's right edge is reported by name."""
+    run = run_data(tmp_path / "run1")
+    run.directory.mkdir()
+    page = write_report(run)
+    planted = '<text x="630" y="20">planted overflow</text></svg>'
+    page.write_text(page.read_text().replace("</svg>", planted, 1))
+    attributes = html_attributes(rendered_dom(page))
+    assert attributes.get("data-cut") == "1"
+    assert "planted overflow" in attributes.get("data-cut-texts", "")
 
 
 def test_a_script_error_would_be_seen(tmp_path: Path) -> None:
