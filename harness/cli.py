@@ -70,6 +70,9 @@ def _cmd_model_build(args: argparse.Namespace) -> int:
     return 0
 
 
+INTERRUPTED_EXIT = 130  # a shell's code for a command stopped by SIGINT
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from harness.paths import cache_root
     from harness.served import resolve_model, serving_config
@@ -77,15 +80,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     plan = load_plan(args.plan)
     plan.check_runnable()
+    plan.check_single_server("serve")
     cache = cache_root()
     config = serving_config(plan, resolve_model(plan, cache), cache)
     log = Path(args.log or cache / "logs" / f"serve-{config.key()}.log")
     # SIGTERM stops it as Ctrl-C does, also while it waits for readiness (the server group is stopped either way).
     sigterm_interrupts()
     print(f"starting vLLM for {plan.name}; log: {log}", flush=True)
+    ready = False
     with contextlib.suppress(KeyboardInterrupt), VLLMServer(config, log) as server:
+        ready = True
         print(f"ready in {server.startup_s:.1f} s: {server.endpoint.base_url} (model {server.endpoint.model})")
         wait_until_interrupted()
+    if not ready:  # stopped while it waited for readiness: never served
+        print(f"interrupted before the server was ready; it was stopped (log: {log})", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    print("stopped", file=sys.stderr)
     return 0
 
 
@@ -185,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"llmqual: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM where a command turns it into one): said, not a traceback
+        print(f"llmqual {args.command}: interrupted; whatever it started has been stopped", file=sys.stderr)
+        return INTERRUPTED_EXIT
     return code
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from harness.capacity.probe import capacity_spec, probe_model, run_probe
 from harness.capacity.table import table_csv
 from harness.config.plan import load_plan
-from harness.paths import cache_root
+from harness.paths import cache_root, reports_root
 from harness.runtime.interrupt import sigterm_interrupts
 from harness.served import serving_config
 
@@ -39,9 +39,10 @@ def _cmd_capacity(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
     spec = capacity_spec(plan)
     plan.check_runnable()
+    plan.check_single_server("probe capacity")
     cache = cache_root()
     model = probe_model(plan, spec, cache)
-    out = args.out or Path("reports") / time.strftime("capacity-%Y%m%d-%H%M%S")
+    out = args.out or reports_root() / time.strftime("capacity-%Y%m%d-%H%M%S")
     sigterm_interrupts()  # a SIGTERM stops the server of the step in progress, as Ctrl-C does
     with contextlib.suppress(KeyboardInterrupt):
         outcome = run_probe(plan, spec, model, serving_config(plan, model, cache), out, _say)

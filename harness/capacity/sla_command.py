@@ -21,7 +21,7 @@ from harness.capacity.sla import knee_result, run_sla_search
 from harness.config.plan import Plan, load_plan
 from harness.errors import PlanError
 from harness.load.tokens import Tokens
-from harness.paths import cache_root
+from harness.paths import cache_root, reports_root
 from harness.results.case import write_json
 from harness.runtime.interrupt import sigterm_interrupts
 from harness.served import resolve_model, serving_config
@@ -56,9 +56,10 @@ def _cmd_sla(args: argparse.Namespace) -> int:
             plan.source, "suites.sla", "missing", "add the objectives and the rate bracket (docs/capacity.md)"
         )
     plan.check_runnable()
+    plan.check_single_server("bench sla")
     cache = cache_root()
     model = resolve_model(plan, cache)
-    out: Path = args.out or Path("reports") / time.strftime("sla-%Y%m%d-%H%M%S")
+    out: Path = args.out or reports_root() / time.strftime("sla-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     sigterm_interrupts()
     with contextlib.suppress(KeyboardInterrupt), _endpoint(args, plan, model, cache, out) as endpoint:

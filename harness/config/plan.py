@@ -22,7 +22,7 @@ from harness.config.errors import did_you_mean, plan_error_from
 from harness.config.gates import GatesSpec
 from harness.config.model import ModelSpec
 from harness.config.suites import SuitesSpec
-from harness.errors import PlanError
+from harness.errors import HarnessError, PlanError
 from harness.runtime.affinity import placement_problem
 
 PlatformName = Literal["cpu", "gpu", "npu"]
@@ -217,6 +217,15 @@ class Plan(Frozen):
     def model_path(self) -> Path | None:
         """The model directory a `path` plan names, resolved against the plan's own folder."""
         return None if self.model.path is None else self.relative(self.model.path)
+
+    def check_single_server(self, command: str) -> None:
+        """A command that starts one server cannot start a P/D plan's deployment: it would start one instance with
+        the shared kv-transfer-config. Said before anything starts."""
+        if self.deployment is not None:
+            raise HarnessError(
+                f"{self.source} is a prefill/decode deployment: `llmqual {command}` starts one server and cannot "
+                "run it. Start it with `llmqual deploy up --plan FILE`, or run the suites with pytest --plan FILE"
+            )
 
     def check_runnable(self) -> None:
         """Checks that depend on this machine; run before any server is started."""

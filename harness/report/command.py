@@ -19,6 +19,7 @@ from harness.config.plan import load_plan
 from harness.errors import HarnessError
 from harness.gates.gate import GatePolicy
 from harness.gates.verdict import Verdict
+from harness.paths import reports_root
 from harness.report.html import write_report
 from harness.report.rundata import RunData, load_run, resolve_run
 from harness.report.summary import overall_verdict, suite_lines, summarise
@@ -162,7 +163,7 @@ def _num(value: float | None) -> str:
 def add_parser(commands: Any) -> None:
     report = commands.add_parser("report", help="re-render a run's HTML report")
     report.add_argument("run_ref", metavar="RUN", help="run folder, run id or latest")
-    report.add_argument("--reports", default="reports")
+    report.add_argument("--reports", default=str(reports_root()))
     report.set_defaults(run=_cmd_report)
 
     baseline = commands.add_parser("baseline", help="run baselines").add_subparsers(
@@ -172,13 +173,13 @@ def add_parser(commands: Any) -> None:
     update.add_argument("run_ref", metavar="RUN", help="run folder, run id or latest")
     update.add_argument("--plan", default=None, help="the plan (default: the one the run used)")
     update.add_argument("--out", default=None, help="baseline file (default: the plan's)")
-    update.add_argument("--reports", default="reports")
+    update.add_argument("--reports", default=str(reports_root()))
     update.set_defaults(run=_cmd_baseline_update)
 
     compare = commands.add_parser("compare", help="compare two runs metric by metric, with gate verdicts")
     compare.add_argument("run_a", help="the reference run")
     compare.add_argument("run_b", help="the run judged")
-    compare.add_argument("--reports", default="reports")
+    compare.add_argument("--reports", default=str(reports_root()))
     compare.add_argument("--plan", default=None, help="whose gates judge (default: the plan run B used)")
     compare.add_argument(
         "--allow-different",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.paths import reports_root
 from harness.results.index import Measured, RunIndex
 
 if TYPE_CHECKING:
@@ -65,6 +66,6 @@ def add_parser(commands: Any) -> None:
     trends.add_argument("--plan", required=True, help="the plan's name, as runs record it (e.g. cpu-tiny)")
     trends.add_argument("--metric", default="output_throughput", help="a metric name (docs/metrics.md)")
     trends.add_argument("--runs", type=int, default=10, help="how many of the plan's last finished runs")
-    trends.add_argument("--reports", default="reports", help="the reports folder holding index.sqlite")
+    trends.add_argument("--reports", default=str(reports_root()), help="the reports folder holding index.sqlite")
     trends.add_argument("--csv", type=Path, default=None, help="also write the table as CSV")
     trends.set_defaults(run=_cmd_trends)

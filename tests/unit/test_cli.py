@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import select
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +142,42 @@ def test_bench_result_json_keeps_every_repeat(
     assert [r["total_output_tokens"] for r in summary["repeats"]] == [8, 8, 8]
     assert summary["output_throughput"] == summary["repeats"][-1]["output_throughput"], "the case is its last repeat"
     assert (tmp_path / "benchmark_parallel.csv").exists()
+
+
+def test_ctrl_c_in_bench_is_one_line_not_a_traceback(tokenizer_dir: Path) -> None:
+    """`llmqual bench` and `eval` printed a traceback on Ctrl-C; now a line, and the shell's code for SIGINT."""
+    static = [
+        "bench",
+        "static",
+        "--parallel-num",
+        "1",
+        "--prompt-tokens",
+        "8",
+        "--output-tokens",
+        "4",
+        "--epochs",
+        "99",
+    ]
+    with fake_server_thread("stalls") as endpoint:  # each request stalls 2 s mid-stream: Ctrl-C lands mid-case
+        argv = [sys.executable, "-m", "harness.cli", *static, "--base-url", endpoint.base_url]
+        with subprocess.Popen(
+            [*argv, "--tokenizer", str(tokenizer_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        ) as proc:
+            assert proc.stderr is not None
+            ready, _, _ = select.select([proc.stderr], [], [], 60)  # it has started talking to the server
+            assert ready, "the bench said nothing within 60 s"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert b"llmqual bench: interrupted" in err
+    assert b"Traceback" not in err
+
+
+def test_a_single_server_command_refuses_a_pd_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--plan", str(REPO / "fixtures/plans/cpu-tiny-pd.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "is a prefill/decode deployment: `llmqual serve` starts one server" in err
+    assert "llmqual deploy up --plan FILE" in err

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.config.container import check_target
-from harness.paths import file_name, inside
+from harness.paths import file_name, inside, project_root
 from harness.results.case import CaseResult
 from harness.results.sink import CaseSink
 
@@ -50,3 +50,12 @@ def test_a_relative_mount_target_is_refused_and_others_pass() -> None:
         check_target("data")
     check_target("/data/models")
     check_target("/home/other")
+
+
+def test_the_cli_finds_the_checkout_from_a_sub_folder(tmp_path: Path) -> None:
+    """`llmqual report latest` from a sub-folder found nothing (it looked in ./reports) and a model was rebuilt in
+    ./.cache: the CLI now uses the checkout's folders, as pytest's rootdir does."""
+    repo = Path(__file__).resolve().parents[2]
+    assert project_root(repo / "docs") == repo
+    assert project_root(repo / "harness" / "report") == repo
+    assert project_root(tmp_path) == tmp_path.resolve(), "outside a checkout: the current folder"
