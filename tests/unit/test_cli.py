@@ -181,3 +181,9 @@ def test_a_single_server_command_refuses_a_pd_plan(capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert "is a prefill/decode deployment: `llmqual serve` starts one server" in err
     assert "llmqual deploy up --plan FILE" in err
+
+
+def test_a_rank_table_of_a_cpu_plan_is_refused_naming_why(capsys: pytest.CaptureFixture[str]) -> None:
+    """It said 'cannot run hccn_tool': true, and beside the point."""
+    assert main(["deploy", "ranktable", "--plan", str(REPO / "fixtures/plans/cpu-tiny-pd.yaml")]) == 2
+    assert "is a cpu plan: a rank table lists Ascend NPU devices, and this plan has none" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.accuracy.command import eval_environment
 from harness.cli import main
 from harness.config.suites import AccuracySpec, TaskSpec
 
@@ -73,3 +74,15 @@ def test_the_engine_evaluated_is_the_one_the_plan_serves(tmp_path: Path) -> None
     env = engine_environment(plan, tmp_path)
     assert env["VLLM_TARGET_DEVICE"] == "cpu"
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0", "the plan's server env"
+
+
+def test_the_hubs_are_offline_unless_asked_and_a_failure_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    assert eval_environment()["HF_HUB_OFFLINE"] == "1"
+    assert eval_environment(online=True)["HF_DATASETS_OFFLINE"] == "0"
+    line = ["eval", "--log", str(tmp_path / "e.log"), "--model", "no-such-model", "--tasks", "x", "--deadline", "120"]
+    assert main(line) == 1
+    assert "the Hugging Face hubs were offline for this run (the default)" in capsys.readouterr().err
