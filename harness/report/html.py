@@ -143,7 +143,10 @@ def environment_section(run: RunData) -> str:
 def _change(gate: dict[str, Any]) -> str | None:
     """Relative change of a serving or training gate; absolute score difference of an accuracy check."""
     if isinstance(gate.get("change"), int | float):
-        return f"{gate['change']:+.4f} (absolute)" if gate.get("absolute") else f"{gate['change']:+.2%}"
+        change = gate["change"] + 0.0  # -0.0 reads as a loss: no change is 0
+        if gate.get("absolute"):
+            return "no change (absolute)" if round(change, 4) == 0 else f"{change:+.4f} (absolute)"
+        return f"{change:+.2%}"
     if isinstance(gate.get("delta"), int | float):  # an accuracy check in a llmqual.case/2 document
         return f"{gate['delta']:+.4f} (absolute)"
     return None

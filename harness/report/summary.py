@@ -116,9 +116,16 @@ def summarise(run: RunData) -> list[SuiteSummary]:
         summary.documents.append(document)
         summary.gates.update(gate_outcome(g) for g in document.get("gates", []))
         summary.checks.update(check_outcomes(document))
+    # The suites each test module wrote: a test that wrote nothing (skipped, failed early) counts under its
+    # module's suite, not under a second name made from the file's (diffusion.t2i, not diffusion.text_to_image).
+    by_module: dict[str, set[str]] = defaultdict(set)
+    for nodeid, documents in by_test.items():
+        by_module[nodeid.split("::", 1)[0]].update(d["suite"] for d in documents)
     for nodeid, outcome in test_outcomes(run.records).items():
         module = _module(nodeid)
-        names = {d["suite"] for d in by_test.get(nodeid, [])} or ({module} if module else set())
+        written = by_module.get(nodeid.split("::", 1)[0], set())
+        fallback = written if len(written) == 1 else ({module} if module else set())
+        names = {d["suite"] for d in by_test.get(nodeid, [])} or fallback
         for name in names:
             suites[name].suite = name
             suites[name].tests[outcome] += 1
@@ -136,6 +143,14 @@ def key_numbers(suite: str, documents: list[dict[str, Any]]) -> str:
     metrics = [d.get("metrics", {}) for d in documents]
     if not metrics:
         return ""
+    if suite == "accuracy.quant":  # the candidate's scores against the reference configuration's
+        compared = [
+            f"candidate {d['case_id']}: {g['metric']} {_fmt(g.get('candidate_mean'), 3)} vs reference "
+            f"{_fmt(g.get('baseline_mean'), 3)}"
+            for d in documents
+            for g in d.get("gates", [])
+        ]
+        return "; ".join(compared[:3]) + (f" (+{len(compared) - 3} more)" if len(compared) > 3 else "")
     if suite == "serving.ab":  # each comparison's paired change and the resolution it had
         paired = [
             f"{d['case_id']} {g['metric']} {g['change']:+.1%} (resolution {g['resolution']:.1%})"

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from harness.report.summary import UNENFORCED_FAIL, SuiteSummary, check_outcomes, gate_outcome, overall_verdict
+from pathlib import Path
+from typing import Any
+
+from harness.report.rundata import RunData
+from harness.report.summary import (
+    UNENFORCED_FAIL,
+    SuiteSummary,
+    check_outcomes,
+    gate_outcome,
+    key_numbers,
+    overall_verdict,
+    summarise,
+)
 
 
 def test_a_planted_fault_caught_is_not_a_failure_of_the_run() -> None:
@@ -73,3 +85,30 @@ def test_verdicts_among_a_cases_checks_are_counted() -> None:
         }
     }
     assert check_outcomes(document) == ["not_shown"]
+
+
+def test_a_test_that_wrote_nothing_counts_under_its_modules_suite(tmp_path: Path) -> None:
+    """The diffusers case wrote `diffusion.t2i`; its skipped ComfyUI twin made a second row, diffusion.text_to_image."""
+    written = {
+        "suite": "diffusion.t2i",
+        "case_id": "c",
+        "metrics": {},
+        "test": "suites/diffusion/test_text_to_image.py::test_t2i[cpu-c]",
+    }
+    records = [
+        {"nodeid": written["test"], "phase": "call", "outcome": "passed"},
+        {
+            "nodeid": "suites/diffusion/test_text_to_image.py::test_comfyui[cpu-c]",
+            "phase": "setup",
+            "outcome": "skipped",
+        },
+    ]
+    (summary,) = summarise(RunData(tmp_path, {}, records, [written]))
+    assert summary.suite == "diffusion.t2i"
+    assert dict(summary.tests) == {"passed": 1, "skipped": 1}
+
+
+def test_a_quantisation_comparison_reads_as_candidate_against_reference() -> None:
+    gate = {"metric": "t/acc,none", "outcome": "pass", "candidate_mean": 0.25, "baseline_mean": 0.26}
+    line = key_numbers("accuracy.quant", [{"case_id": "quantization=fp8", "metrics": {}, "gates": [gate]}])
+    assert line == "candidate quantization=fp8: t/acc,none 0.250 vs reference 0.260"
