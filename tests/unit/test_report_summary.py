@@ -89,19 +89,11 @@ def test_verdicts_among_a_cases_checks_are_counted() -> None:
 
 def test_a_test_that_wrote_nothing_counts_under_its_modules_suite(tmp_path: Path) -> None:
     """The diffusers case wrote `diffusion.t2i`; its skipped ComfyUI twin made a second row, diffusion.text_to_image."""
-    written = {
-        "suite": "diffusion.t2i",
-        "case_id": "c",
-        "metrics": {},
-        "test": "suites/diffusion/test_text_to_image.py::test_t2i[cpu-c]",
-    }
-    records = [
+    module = "suites/diffusion/test_text_to_image.py"
+    written: dict[str, Any] = {"suite": "diffusion.t2i", "case_id": "c", "metrics": {}, "test": f"{module}::t[cpu]"}
+    records: list[dict[str, Any]] = [
         {"nodeid": written["test"], "phase": "call", "outcome": "passed"},
-        {
-            "nodeid": "suites/diffusion/test_text_to_image.py::test_comfyui[cpu-c]",
-            "phase": "setup",
-            "outcome": "skipped",
-        },
+        {"nodeid": f"{module}::test_comfyui[cpu]", "phase": "setup", "outcome": "skipped"},
     ]
     (summary,) = summarise(RunData(tmp_path, {}, records, [written]))
     assert summary.suite == "diffusion.t2i"
