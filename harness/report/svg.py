@@ -176,13 +176,35 @@ def line_chart(
     return "".join(parts)
 
 
+LOG_SPAN = 20.0  # from this ratio of the largest to the smallest value on, a distribution's x axis is logarithmic
+
+
+def _log_ticks(low: float, high: float) -> dict[float, str]:
+    """1-2-5 ticks per decade between `low` and `high` (both > 0), keyed by their log10 position."""
+    ticks = {}
+    for decade in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1):
+        for step in (1, 2, 5):
+            value = step * 10.0**decade
+            if low / 1.5 <= value <= high * 1.5:
+                ticks[math.log10(value)] = _label(value)
+    return ticks
+
+
 def cdf_chart(name: str, title: str, samples: dict[str, list[float]], x_label: str) -> str:
-    """Distributions as cumulative curves: the share of requests at or under each value, one line per set."""
-    series = []
-    for label, values in samples.items():
-        ordered = sorted(v for v in values if math.isfinite(v))
-        n = len(ordered)
-        series.append(Series(label, [(v, (i + 1) / n) for i, v in enumerate(ordered)]))
-    if not any(s.points for s in series):
+    """Distributions as cumulative curves: the share of requests at or under each value, one line per set. Sets
+    that span more than LOG_SPAN (a saturated case's latencies beside a light one's) get a logarithmic x axis, so
+    no curve is squashed into one column of pixels."""
+    finite = {label: sorted(v for v in values if math.isfinite(v)) for label, values in samples.items()}
+    every = [v for values in finite.values() for v in values]
+    if not every:
         return _empty(name, title, "no measurements in this run")
-    return line_chart(name, title, series, x_label, "share of requests")
+    positive = [v for v in every if v > 0]
+    logarithmic = len(positive) == len(every) and max(every) / min(positive) > LOG_SPAN
+    x_of = math.log10 if logarithmic else float
+    series = [
+        Series(label, [(x_of(v), (i + 1) / len(values)) for i, v in enumerate(values)])
+        for label, values in finite.items()
+    ]
+    names = _log_ticks(min(every), max(every)) if logarithmic else None
+    axis = f"{x_label}, log scale" if logarithmic else x_label
+    return line_chart(name, title, series, axis, "share of requests", names)

@@ -116,3 +116,15 @@ def test_version_2_verdicts_still_render(tmp_path: Path) -> None:
     assert _change({"metric": "t/acc,none", "outcome": "pass", "message": "", "delta": -0.02}) == "-0.0200 (absolute)"
     assert _change({"metric": "t/acc,none", "change": -0.02, "absolute": True}) == "-0.0200 (absolute)"
     assert _change({"metric": "output_throughput", "change": -0.02}) == "-2.00%"
+
+
+def test_a_distribution_spanning_decades_gets_a_log_axis() -> None:
+    """The saturated case's latencies (seconds) squashed a light case's (milliseconds) into one pixel column."""
+    spread = cdf_chart(
+        "d", "t", {"light": [5.0 + i for i in range(20)], "saturated": [2000.0 + i for i in range(20)]}, "ms"
+    )
+    assert "ms, log scale" in spread
+    for tick in (">10<", ">100<", ">1,000<"):
+        assert tick in spread
+    narrow = cdf_chart("d", "t", {"a": [5.0, 6.0], "b": [50.0, 60.0]}, "ms")
+    assert "log scale" not in narrow
