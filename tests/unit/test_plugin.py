@@ -81,12 +81,21 @@ def test_a_plan_for_another_platform_skips_the_cpu_variant(project: pytest.Pytes
 
 
 def test_a_plan_whose_model_is_missing_is_refused(project: pytest.Pytester) -> None:
-    result = project.runpytest_subprocess(
-        "-m", "cpu", "-rs", "--plan", str(REPO / "fixtures/plans/gpu-llama3.1-8b.yaml")
-    )
-    # The GPU plan's model path does not exist here: the run is refused before any test.
+    plan = project.path / "mine.yaml"
+    plan.write_text("name: mine\nplatform: cpu\nmodel: {path: /nowhere/model}\n")
+    result = project.runpytest_subprocess("-m", "cpu", "-rs", "--plan", str(plan))
+    # A plan for a platform this machine runs, whose model path does not exist: refused before any test.
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*gpu-llama3.1-8b.yaml: model.path: no model directory*"])
+    result.stderr.fnmatch_lines(["*mine.yaml: model.path: no model directory*"])
+
+
+def test_a_plan_for_a_platform_absent_here_skips_with_that_reason(project: pytest.Pytester) -> None:
+    """The GPU plan's model path does not exist here either; what matters first is that there is no GPU."""
+    result = project.runpytest_subprocess(
+        "-m", "gpu", "-rs", "--plan", str(REPO / "fixtures/plans/gpu-llama3.1-8b.yaml")
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*no NVIDIA GPU*"])
 
 
 def test_a_bad_plan_stops_the_run_before_collection(project: pytest.Pytester) -> None:
