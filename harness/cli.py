@@ -76,6 +76,7 @@ INTERRUPTED_EXIT = 130  # a shell's code for a command stopped by SIGINT
 def _cmd_serve(args: argparse.Namespace) -> int:
     from harness.paths import cache_root
     from harness.served import resolve_model, serving_config
+    from harness.server.pool import ServerPool
     from harness.server.vllm import VLLMServer
 
     plan = load_plan(args.plan)
@@ -84,11 +85,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     cache = cache_root()
     config = serving_config(plan, resolve_model(plan, cache), cache)
     log = Path(args.log or cache / "logs" / f"serve-{config.key()}.log")
+    # Through a pool on the host's lease folder: its cards are leased as a pytest run's are, so the two never share
+    # a card on a shared node (the CPU's cores are placed, not leased).
+    pool = ServerPool(log.parent, lease_dir=cache / "leases", factory=lambda c, _: VLLMServer(c, log))
     # SIGTERM stops it as Ctrl-C does, also while it waits for readiness (the server group is stopped either way).
     sigterm_interrupts()
     print(f"starting vLLM for {plan.name}; log: {log}", flush=True)
     ready = False
-    with contextlib.suppress(KeyboardInterrupt), VLLMServer(config, log) as server:
+    with contextlib.suppress(KeyboardInterrupt), pool:
+        server = pool.get(config)
         ready = True
         print(f"ready in {server.startup_s:.1f} s: {server.endpoint.base_url} (model {server.endpoint.model})")
         wait_until_interrupted()

@@ -27,6 +27,7 @@ from harness.results.case import write_json
 from harness.runtime.interrupt import sigterm_interrupts
 from harness.served import resolve_model, serving_config
 from harness.server.endpoint import Endpoint, connect_endpoint
+from harness.server.pool import ServerPool
 from harness.server.vllm import VLLMServer
 
 
@@ -48,8 +49,9 @@ def _endpoint(args: argparse.Namespace, plan: Plan, model: Path, cache: Path, ou
     if args.base_url:
         yield connect_endpoint(args.base_url, args.api_key, args.served_model_name or plan.server.served_model_name)
         return
-    with VLLMServer(serving_config(plan, model, cache), out / "vllm.log") as server:
-        yield server.endpoint
+    log = out / "vllm.log"  # leased like a pytest run's server: the two never share a card on a shared node
+    with ServerPool(out, lease_dir=cache / "leases", factory=lambda config, _: VLLMServer(config, log)) as pool:
+        yield pool.get(serving_config(plan, model, cache)).endpoint
 
 
 def _tokenizer_folder(args: argparse.Namespace, plan: Plan, cache: Path) -> Path:
