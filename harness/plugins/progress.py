@@ -1,6 +1,7 @@
 """Progress of long serving cases on the terminal, and the load settings that carry it to the cases.
 
-On a terminal, a line at most every 15 s; in a log (not a TTY), one line per measurement when it ends. Other
+On a terminal, a line at most every 15 s; in a log (not a TTY), one line when a measurement that took 15 s or
+more ends. Other
 libraries' progress bars (lm-eval's and transformers' tqdm) are turned off when the output is not a terminal:
 each of their updates would be a line of the log.
 """
@@ -41,8 +42,8 @@ class TerminalProgress:
         if done == 1 or case_id not in self.started:  # a measurement (or a repeat) begins
             self.started[case_id] = now
         started = self.started[case_id]
-        if not self.tty:  # a log file or CI: one line per measurement, when it ends, never a stream of updates
-            if done != total:
+        if not self.tty:  # a log file or CI: a line when a long measurement ends, never a stream of updates
+            if done != total or now - started < self.every_s:
                 return
         elif now - self.last < self.every_s:
             return

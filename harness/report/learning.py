@@ -30,7 +30,7 @@ def accuracy_section(run: RunData) -> str:
             base = gates.get(metric, {})
             x = float(len(names))
             if d["suite"] == "accuracy.lm_eval":
-                names[x] = metric[:32]
+                names[x] = metric  # wrapped whole by the chart, never cut
             rows.append(
                 [d["suite"], d["case_id"], metric, value, stderr, base.get("baseline_mean"), base.get("outcome")]
             )

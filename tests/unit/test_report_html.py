@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from harness.report.html import render, write_report
+from harness.report.learning import accuracy_section
 from harness.report.summary import suite_lines, summarise
 from harness.report.svg import Series, cdf_chart, line_chart
 from harness.results.index import RunIndex
@@ -128,3 +129,13 @@ def test_a_distribution_spanning_decades_gets_a_log_axis() -> None:
         assert tick in spread
     narrow = cdf_chart("d", "t", {"a": [5.0, 6.0], "b": [50.0, 60.0]}, "ms")
     assert "log scale" not in narrow
+
+
+def test_an_accuracy_metric_is_named_whole_on_its_axis(tmp_path: Path) -> None:
+    """The chart cut `llmqual_arith_gen/exact_match,strict-match` to its first 32 characters."""
+    run = run_data(tmp_path / "run1")
+    accuracy = next(d for d in run.documents if d["suite"] == "accuracy.lm_eval")
+    accuracy["metrics"] = {"llmqual_arith_gen/exact_match,strict-match": 0.8}
+    chart = accuracy_section(run)
+    lines = re.findall(r'<tspan x="[^"]*" dy="[^"]*">([^<]*)</tspan>', chart)
+    assert "".join(lines).count("llmqual_arith_gen/exact_match,strict-match") == 1
