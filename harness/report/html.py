@@ -168,8 +168,9 @@ def gates_section(run: RunData) -> str:
         for g in d.get("gates", [])
     ]
     intro = "<p>No baseline for this plan yet: record one with <code>llmqual baseline update RUN</code>.</p>"
-    body = table(["suite", "case", "metric", "outcome", "baseline mean", "run mean", "change", "detail"], rows)
-    return "<h2>Gates against the baseline</h2>" + (body if rows else intro)
+    body = table(["suite", "case", "metric", "outcome", "reference mean", "run mean", "change", "detail"], rows)
+    heading = "<h2>Every gate: against the baseline, the A/B reference, the quantisation reference</h2>"
+    return heading + (body if rows else intro)
 
 
 def trends_section(run: RunData, index: RunIndex | None, plan: str | None) -> str:
