@@ -63,8 +63,19 @@ class _Slots:
         return [r for r in self.records if r is not None]
 
 
+async def _ended(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel what still runs and wait until every task has ended."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _until_deadline(tasks: list[asyncio.Task[None]], deadline_s: float) -> None:
-    _, pending = await asyncio.wait(tasks, timeout=deadline_s)
+    try:
+        _, pending = await asyncio.wait(tasks, timeout=deadline_s)
+    except asyncio.CancelledError:  # Ctrl-C: the requests end here, before the session they use is closed
+        await _ended(tasks)
+        raise
     for task in pending:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -175,7 +186,11 @@ async def open_loop(
 
     dispatcher = asyncio.create_task(dispatch())
     deadline = clock.now() + deadline_s
-    _, pending = await asyncio.wait([dispatcher], timeout=deadline_s)
+    try:
+        _, pending = await asyncio.wait([dispatcher], timeout=deadline_s)
+    except asyncio.CancelledError:  # Ctrl-C while requests are still being sent: end them all first
+        await _ended([dispatcher, *requests])
+        raise
     if not pending:
         await _until_deadline(requests, max(0.0, deadline - clock.now()))
     else:

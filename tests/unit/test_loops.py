@@ -128,3 +128,31 @@ def test_a_bug_in_the_sender_is_raised_not_swallowed() -> None:
 def test_bad_concurrency_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         asyncio.run(closed_loop(lambda body: None, [{}], 0, 1.0))  # type: ignore[arg-type, return-value]
+
+
+@pytest.mark.parametrize("loop", ["closed", "open"])
+def test_a_cancelled_loop_ends_its_requests_before_it_returns(loop: str) -> None:
+    """Ctrl-C cancels the loop while requests are in flight; their session closes as the cancellation unwinds,
+    so a request still running after that printed 'Task exception was never retrieved ... Session is closed'.
+    Every request must have ended when the cancellation leaves the loop."""
+    started: list[asyncio.Task[object]] = []
+
+    async def slow(body: Payload) -> RequestRecord:
+        task = asyncio.current_task()
+        assert task is not None
+        started.append(task)
+        await asyncio.sleep(30)
+        return RequestRecord(sent=0.0, status=200)
+
+    async def main() -> None:
+        payloads: list[Payload] = [{}] * 4
+        run = closed_loop(slow, payloads, 4, 60.0) if loop == "closed" else open_loop(slow, payloads, [0.0] * 4, 60.0)
+        outer = asyncio.ensure_future(run)
+        while len(started) < 4:
+            await asyncio.sleep(0.001)
+        outer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await outer
+        assert all(task.done() for task in started), "a request outlived its loop"
+
+    asyncio.run(main())
