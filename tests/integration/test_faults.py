@@ -225,7 +225,8 @@ def test_a_server_with_an_api_key_serves_smoke_and_accuracy_and_the_key_is_in_no
 def test_llmqual_serve_stops_on_sigterm_while_it_waits_for_readiness(tmp_path: Path) -> None:
     tag = new_tag()
     command = [sys.executable, "-m", "harness.cli", "serve", "--plan", str(PLAN), "--log", str(tmp_path / "s.log")]
-    with subprocess.Popen(command, cwd=REPO, env=harness_env(tag), stdout=subprocess.PIPE, text=True) as proc:
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    with subprocess.Popen(command, cwd=REPO, env=harness_env(tag), **pipes) as proc:  # type: ignore[call-overload]
         try:
             assert proc.stdout is not None
             assert "starting vLLM" in proc.stdout.readline()
@@ -233,10 +234,13 @@ def test_llmqual_serve_stops_on_sigterm_while_it_waits_for_readiness(tmp_path: P
             assert (tmp_path / "s.log").exists()
             proc.terminate()
             stopped = time.monotonic()
-            proc.wait(timeout=60)
+            _, err = proc.communicate(timeout=60)
             # vLLM needs 30-60 s to get ready here: a harness that waited for readiness first would take that long
             assert time.monotonic() - stopped < 20, "SIGTERM is obeyed at once, not after readiness"
         finally:
             if proc.poll() is None:
                 proc.kill()
     assert no_tagged_processes_within(tag) == [], "the server group was stopped"
+    # It exited 0 and said nothing: a server that never served is no success.
+    assert proc.returncode == 130
+    assert "interrupted before the server was ready; it was stopped" in err
