@@ -121,6 +121,8 @@ class RunRecorder:
             undecided = f" (exit {UNDECIDED_EXIT}: no test failed, but not everything was shown)"
             why = f" ({data.incomplete})" if self.overall == "INCOMPLETE" else ""
             self.lines.append(f"overall: {self.overall}" + (undecided if self.overall in UNDECIDED else why))
+            self.summary["verdict"] = self.overall  # beside `status` (how the tests ended): what the run showed
+            self.run.write_summary(self.summary)
         self.report_path = write_report(data, index)
         ran = {"passed", "failed", "xfailed", "xpassed"} & counts.keys()
         if not ran and self.summary["status"] in ("passed", "no tests"):  # every test skipped, or none collected

@@ -242,6 +242,8 @@ def test_a_run_nothing_failed_in_but_not_everything_was_shown_is_not_green(
     result = project.runpytest_subprocess(f"{suite}::{selected}", "-m", "cpu", "--reports-dir", "out")
     assert result.ret == 6
     result.stdout.fnmatch_lines([f"overall: {verdict} (exit 6: no test failed, but not everything was shown)"])
+    summary = json.loads((project.path / "out" / "latest" / "run.json").read_text())
+    assert (summary["status"], summary["verdict"]) == ("passed", verdict), "the tests passed; the run showed less"
 
 
 NEEDS_A_SERVER = """
