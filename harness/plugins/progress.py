@@ -1,15 +1,13 @@
 """Progress of long serving cases on the terminal, and the load settings that carry it to the cases.
 
 On a terminal, a line at most every 15 s; in a log (not a TTY), one line when a measurement that took 15 s or
-more ends. Other
-libraries' progress bars (lm-eval's and transformers' tqdm) are turned off when the output is not a terminal:
-each of their updates would be a line of the log.
+more ends. Other libraries' progress bars (lm-eval's, vLLM's) are left as they are: turning tqdm off for the
+children (TQDM_DISABLE) breaks vLLM 0.32's offline generate, which divides by the bar's elapsed time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -64,8 +62,3 @@ def load(request: pytest.FixtureRequest, plan: Plan) -> LoadSettings:
         request.config.stash[PROGRESS_KEY] = printer
     progress = request.config.stash[PROGRESS_KEY]
     return dataclasses.replace(load_settings(plan), progress=progress)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not sys.stdout.isatty():
-        os.environ.setdefault("TQDM_DISABLE", "1")  # children inherit it (lm-eval in the engine, training runs)
