@@ -45,7 +45,7 @@ def _cmd_capacity(args: argparse.Namespace) -> int:
     out = args.out or reports_root() / time.strftime("capacity-%Y%m%d-%H%M%S")
     sigterm_interrupts()  # a SIGTERM stops the server of the step in progress, as Ctrl-C does
     with contextlib.suppress(KeyboardInterrupt):
-        outcome = run_probe(plan, spec, model, serving_config(plan, model, cache), out, _say)
+        outcome = run_probe(plan, spec, model, serving_config(plan, model, cache), out, _say, leases=cache / "leases")
         print(table_csv(outcome.rows), end="")
         print(f"written to {out}")
         return 0 if all(row.max_model_len is not None for row in outcome.rows) else 1

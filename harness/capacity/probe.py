@@ -165,8 +165,12 @@ def run_probe(
     base: ServerConfig,
     out: Path,
     progress: Callable[[str], None] = print,
+    *,
+    leases: Path,
 ) -> ProbeOutcome:
-    """Every probe of the plan's capacity section, written to `out` (attempts.jsonl, capacity.csv/json) as it goes."""
+    """Every probe of the plan's capacity section, written to `out` (attempts.jsonl, capacity.csv/json) as it goes.
+    Cards are leased in `leases`, the folder every run on the host shares (`<cache>/leases`): a probe started from the
+    command line never takes a card a pytest run holds."""
     check_fits_at_start(plan, spec, model_path)
     tokens = Tokens.load(model_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,7 +178,7 @@ def run_probe(
     ends = time.monotonic() + spec.deadline_s
     for cards in spec.tensor_parallel:
         for memory in memories(plan, spec):
-            found = _probe(plan, spec, base, cards, memory, tokens, out, ends, progress)
+            found = _probe(plan, spec, base, cards, memory, tokens, out, ends, progress, leases)
             rows.append(row_of(plan, model_path, cards, memory, found))
             write_table(rows, out)
     return ProbeOutcome(rows)
@@ -190,11 +194,12 @@ def _probe(
     out: Path,
     ends: float,
     progress: Callable[[str], None],
+    leases: Path,
 ) -> Search:
     """One search: `cards` cards at one memory setting, until its bracket closes or the whole probe's deadline."""
     where = f"capacity: {cards} card(s), {memory.label}"
     bounds = Bounds(spec.start, spec.max_length, spec.granularity, spec.use_reported_capacity)
-    with ServerPool(out / "logs", max_live=1, log_prefix=f"tp{cards}-{memory.slug}-") as pool:
+    with ServerPool(out / "logs", max_live=1, lease_dir=leases, log_prefix=f"tp{cards}-{memory.slug}-") as pool:
 
         def attempt(length: int) -> Attempt:
             # The server gets its whole start-up deadline: a start cut short by the probe's deadline would say

@@ -57,7 +57,9 @@ def test_capacity_probe(
     server_pool.close()  # the probe's servers alone on the cores (or cards) while lengths are measured
     model = probe_model(plan, spec, model_cache)
     out = llmqual_run.directory / "capacity"
-    outcome = run_probe(plan, spec, model, serving_config(plan, model, model_cache), out, print)
+    outcome = run_probe(
+        plan, spec, model, serving_config(plan, model, model_cache), out, print, leases=model_cache / "leases"
+    )
     for row in outcome.rows:
         record_case(_case(row))
     for row in outcome.rows:
