@@ -3,6 +3,7 @@
 llmqual platform                 which platforms are usable here, and why not
 llmqual plan check FILE...       validate plans (exit 2 with file, key and fix on the first bad one)
 llmqual model build [--plan F]   build (or find) the tiny model of a plan and print its folder
+llmqual image build              build (or find) the CPU base image container plans name llmqual/cpu-base
 llmqual serve --plan F           start the plan's vLLM server, print its URL, serve until Ctrl-C
 llmqual bench static|dynamic     serving benchmarks against a running server (see harness/bench/command.py)
 llmqual dataset generate|to-sharegpt   make benchmark datasets
@@ -55,9 +56,24 @@ def _cmd_plan_check(args: argparse.Namespace) -> int:
         plan = load_plan(path)
         if not args.schema_only:
             plan.check_runnable()
+            if plan.container is not None:
+                _check_container(plan.container.image)
         checked = "keys and values only" if args.schema_only else "keys, values and this machine"
         print(f"{path}: ok ({plan.name}, platform {plan.platform}; {checked})")
     return 0
+
+
+def _check_container(image: str) -> None:
+    """The plan's container can start here: a Docker daemon answers and the image is on it (or is the harness's
+    own, which a run builds)."""
+    from harness.runtime.container import ContainerError, docker_problem, require_image
+    from harness.runtime.image import is_base_image
+
+    problem = docker_problem()
+    if problem is not None:
+        raise ContainerError(f"the plan's container section needs Docker, and {problem}")
+    if not is_base_image(image):
+        require_image(image)
 
 
 def _cmd_model_build(args: argparse.Namespace) -> int:
@@ -67,6 +83,18 @@ def _cmd_model_build(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
     plan.check_runnable()
     print(resolve_model(plan, cache_root()))
+    return 0
+
+
+def _cmd_image_build(args: argparse.Namespace) -> int:
+    from harness.paths import cache_root
+    from harness.runtime.container import ContainerError, docker_problem
+    from harness.runtime.image import ensure_base_image
+
+    problem = docker_problem()
+    if problem is not None:
+        raise ContainerError(problem)
+    print(ensure_base_image(cache_root(), progress=lambda line: print(line, file=sys.stderr)))
     return 0
 
 
@@ -156,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     build = model.add_parser("build", help="build the plan's tiny model (or find the model folder)")
     build.add_argument("--plan", default=DEFAULT_PLAN)
     build.set_defaults(run=_cmd_model_build)
+
+    image = commands.add_parser("image", help="container images").add_subparsers(dest="image_command", required=True)
+    image.add_parser("build", help="build the CPU base image (llmqual/cpu-base)").set_defaults(run=_cmd_image_build)
 
     serve = commands.add_parser("serve", help="serve the plan's model until interrupted")
     serve.add_argument("--plan", default=DEFAULT_PLAN)

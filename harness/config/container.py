@@ -6,6 +6,10 @@ container:
   work-dir: /data/work                 # mounted at the same path and used as the working directory
   mounts: ["/data/models:/data/models:ro"]
   env: {VLLM_USE_MODELSCOPE: "False"}
+
+The embedded default names the harness's own CPU base image, `llmqual/cpu-base` (built from Debian's packages,
+harness.runtime.image), with `host-environment: true`: the harness's Python environment is mounted read-only at
+the same paths and serves, so the container runs the very vLLM the rest of the run uses.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ class ContainerSpec(Frozen):
     mounts: tuple[str, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
     python: str = Field("python3", description="the interpreter inside the image that runs vLLM")
+    host_environment: bool = Field(
+        False,
+        description="mount the harness's Python environment read-only at its own paths and serve with it "
+        "(the CPU base image has no vLLM of its own); `python` is then ignored",
+    )
     # Refuse the container the cloud metadata address (169.254.169.254) with an iptables rule for its cgroup, as
     # a node shared by several users requires (harness.runtime.metadata). Needs root and iptables.
     block_metadata: bool = True

@@ -16,7 +16,7 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from harness.config.ab import ABSpec
 from harness.config.base import Frozen
-from harness.config.container import ContainerSpec
+from harness.config.container import ContainerSpec, check_target
 from harness.config.deployment import DeploymentSpec
 from harness.config.errors import did_you_mean, plan_error_from
 from harness.config.gates import GatesSpec
@@ -145,22 +145,13 @@ class Plan(Frozen):
 
     @model_validator(mode="after")
     def _container_and_quant(self) -> Plan:
-        """The container must hold the model; quantisation variants must be valid servers."""
-        if self.container is not None:
-            if self.platform != "npu":
-                raise ValueError("container: NPU containers are for platform npu")
-            if self.server.cpus is not None:
-                raise ValueError(
-                    "server.cpus pins processes on this host, not inside a container; drop it from the plan"
-                )
-            if self.model.path is not None and Path(self.model.path).is_absolute():
-                inside = [self.container.work_dir or ""] + [m.split(":")[1] for m in self.container.mounts]
-                model = Path(self.model.path)
-                if not any(t and (model == Path(t) or Path(t) in model.parents) for t in inside):
-                    raise ValueError(
-                        f"container: the model {model} is not under work-dir or any mount; add a mount such as "
-                        f"'{model.parent}:{model.parent}:ro'"
-                    )
+        """The model must not hide the container image's home; quantisation variants must be valid servers."""
+        if self.container is not None and self.model.path is not None and Path(self.model.path).is_absolute():
+            # The model folder is mounted read-only at its own path (harness.runtime.container.host_mounts).
+            try:
+                check_target(str(self.model.path))
+            except ValueError as exc:
+                raise ValueError(f"model.path: {exc}") from None
         variants: list[tuple[str, dict[str, Any]]] = []
         if self.suites.quant is not None:
             variants += [

@@ -13,9 +13,9 @@ from types import TracebackType
 
 from harness.errors import ServerStartError
 from harness.runtime.process import ManagedProcess
+from harness.runtime.sockets import free_port
 from harness.server.endpoint import Endpoint
 from harness.server.readiness import NotReady, wait_until_ready
-from harness.server.vllm import free_port
 
 
 class ProxyServer:

@@ -123,9 +123,26 @@ def target_platform(request: pytest.FixtureRequest) -> PlatformName:
     reason = config.stash[PLANS_KEY].skip_reason(platform)
     if reason is not None:
         pytest.skip(reason)
-    if plan_for(config, platform) is None:
+    found_plan = plan_for(config, platform)
+    if found_plan is None:
         pytest.fail(f"{platform} is available but no plan was given: pass --plan fixtures/plans/<name>.yaml")
+    if found_plan.container is not None and not config.getoption("--endpoint"):
+        problem = _docker_problem(config)
+        if problem is not None:
+            pytest.skip(f"the plan serves in a container and {problem}")
     return platform
+
+
+_DOCKER_KEY = pytest.StashKey[str | None]()
+
+
+def _docker_problem(config: pytest.Config) -> str | None:
+    """Why no container can start here (asked once per session), or None."""
+    if _DOCKER_KEY not in config.stash:
+        from harness.runtime.container import docker_problem
+
+        config.stash[_DOCKER_KEY] = docker_problem()
+    return config.stash[_DOCKER_KEY]
 
 
 @pytest.fixture

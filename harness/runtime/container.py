@@ -1,10 +1,13 @@
-"""NPU containers through the docker CLI: the `docker run` a plan implies, `exec` into it, removal on every exit.
+"""Server containers through the docker CLI: the `docker run` a plan implies, `exec` into it, removal on every exit.
 
-The arguments follow vllm-ascend's documented `docker run` for NPUs: one `--device=/dev/davinciN` per card plus
-the three management devices, the driver, npu-smi, dcmi and `/etc/ascend_install.info` mounted read-only from the
-host, host networking (the harness reaches the server on 127.0.0.1), and a shared-memory size. The container runs
-`sleep infinity`; servers are started with `docker exec`. Leaving the context, or the harness exiting by any other
-path (atexit), removes the container with `docker rm -f`, which ends everything inside it.
+On NPUs the arguments follow vllm-ascend's documented `docker run`: one `--device=/dev/davinciN` per card plus the
+three management devices, the driver, npu-smi, dcmi and `/etc/ascend_install.info` mounted read-only from the host.
+On GPUs the cards go through `--gpus`; on the CPU default there is no device. Every container has host networking
+(the harness reaches the server on 127.0.0.1), a shared-memory size, the plan's mounts, and read-only mounts of
+what the server reads from the host (its model folders; with `container.host-environment`, the harness's Python
+environment). The container runs `sleep infinity`; servers are started with `docker exec`. Leaving the context, or
+the harness exiting by any other path (atexit), removes the container with `docker rm -f`, which ends everything
+inside it; a run killed outright leaves it to the next run's sweep (harness.runtime.sweep), by its labels.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import atexit
 import contextlib
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
 from types import TracebackType
 from typing import Protocol
 
@@ -49,24 +54,89 @@ class ContainerSpec(Protocol):
     def env(self) -> Mapping[str, str]: ...
     @property
     def block_metadata(self) -> bool: ...
+    @property
+    def host_environment(self) -> bool: ...
 
 
 class ContainerError(HarnessError):
     """docker refused to start or remove a container."""
 
 
-def run_arguments(spec: ContainerSpec, npus: Sequence[int], name: str, labels: dict[str, str]) -> list[str]:
-    """The `docker run` command line for `spec` with cards `npus`. Pure."""
+def device_arguments(platform: str, cards: Sequence[int]) -> list[str]:
+    """What gives the container its cards. Pure."""
+    if platform == "npu":
+        args = [f"--device=/dev/davinci{n}" for n in cards]
+        args += [f"--device={d}" for d in MANAGEMENT_DEVICES]
+        return args + [f"--volume={path}:{path}:ro" for path in DRIVER_MOUNTS]
+    if platform == "gpu":
+        return [f'--gpus="device={",".join(str(n) for n in cards)}"']
+    return []
+
+
+def environment_paths() -> list[str]:
+    """The harness's Python environment: the interpreter's installation and the virtual environment on top of it."""
+    return sorted({sys.base_prefix, sys.prefix})
+
+
+def host_mounts(spec: ContainerSpec, reads: Sequence[str], writes: Sequence[str] = ()) -> list[str]:
+    """Mounts at their own paths of the host folders the server reads (`reads`, e.g. its model; read-only) and
+    writes (`writes`, its caches), and, with `host_environment`, of the harness's Python environment (read-only);
+    a folder a plan mount or an earlier one already covers is left to it (docker refuses two mounts at one path).
+    Pure but for the interpreter's paths."""
+    targets = [PurePosixPath(m.split(":")[1]) for m in spec.mounts]
+    if spec.work_dir:
+        targets.append(PurePosixPath(spec.work_dir))
+    wanted = [(p, ":ro") for p in (*(environment_paths() if spec.host_environment else []), *reads)]
+    wanted += [(p, "") for p in writes]
+    mounts: list[str] = []
+    for path, mode in wanted:
+        where = PurePosixPath(path)
+        if any(where == t or t in where.parents for t in targets):
+            continue
+        targets.append(where)
+        mounts.append(f"{path}:{path}{mode}")
+    return mounts
+
+
+def run_arguments(
+    spec: ContainerSpec,
+    cards: Sequence[int],
+    name: str,
+    labels: dict[str, str],
+    platform: str = "npu",
+    reads: Sequence[str] = (),
+    writes: Sequence[str] = (),
+) -> list[str]:
+    """The `docker run` command line for `spec` on `platform` with cards `cards`. Pure."""
     args = ["docker", "run", "--detach", "--name", name, "--network=host", f"--shm-size={spec.shm_size}"]
     args += [f"--label={k}={v}" for k, v in sorted(labels.items())]
-    args += [f"--device=/dev/davinci{n}" for n in npus]
-    args += [f"--device={d}" for d in MANAGEMENT_DEVICES]
-    args += [f"--volume={path}:{path}:ro" for path in DRIVER_MOUNTS]
+    args += device_arguments(platform, cards)
     if spec.work_dir:
         args += [f"--volume={spec.work_dir}:{spec.work_dir}", f"--workdir={spec.work_dir}"]
     args += [f"--volume={mount}" for mount in spec.mounts]
+    args += [f"--volume={mount}" for mount in host_mounts(spec, reads, writes)]
     args += [f"--env={k}" for k in sorted(spec.env)]  # values from docker's environment, off the command line
     return [*args, spec.image, "sleep", "infinity"]
+
+
+def docker_problem(timeout_s: float = 20.0) -> str | None:
+    """Why no container can be started here (no docker, no daemon answering), or None."""
+    try:
+        done = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except FileNotFoundError:
+        return "docker is not installed: run scripts/docker-up (as root) to install and start it"
+    except subprocess.TimeoutExpired:
+        return f"the Docker daemon did not answer within {timeout_s:.0f} s"
+    if done.returncode != 0:
+        detail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        return f"no Docker daemon answers ({detail[0]}): run scripts/docker-up (as root) to start one"
+    return None
 
 
 def _docker(args: Sequence[str], what: str, env: Mapping[str, str] | None = None) -> str:
@@ -85,6 +155,18 @@ def _docker(args: Sequence[str], what: str, env: Mapping[str, str] | None = None
     return done.stdout.strip()
 
 
+def require_image(image: str) -> None:
+    """Refuse an image this docker daemon does not have (no run pulls behind the user's back: a pull takes long,
+    and where no registry is reachable it hangs until docker gives up)."""
+    try:
+        _docker(["docker", "image", "inspect", "--format", "{{.Id}}", image], f"find the image {image}")
+    except ContainerError as exc:
+        raise ContainerError(
+            f"container.image {image} is not on this node's docker ({exc}); pull or load it first "
+            f"(docker pull {image}, or docker load -i FILE), or name llmqual/cpu-base, the harness's CPU image"
+        ) from None
+
+
 def remove(name: str) -> None:
     """Remove a container and everything running in it (idempotent)."""
     with contextlib.suppress(ContainerError):
@@ -92,17 +174,51 @@ def remove(name: str) -> None:
     _LIVE.discard(name)
 
 
+def remove_owned(name: str, owner: str) -> None:
+    """Remove the container `name` only if it carries the `owner` label: after a `docker run` that failed, the
+    name may belong to someone else's container (a name clash), which must be left alone."""
+    found = ""
+    with contextlib.suppress(ContainerError):
+        found = _docker(
+            [
+                "docker",
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                f"name=^{name}$",
+                "--filter",
+                f"label=llmqual.owner={owner}",
+            ],
+            f"look for {name}",
+        )
+    if found:
+        remove(name)
+    _LIVE.discard(name)
+
+
 @atexit.register
 def _remove_leftovers() -> None:
     for name in list(_LIVE):
-        remove(name)
+        remove_owned(name, owner_token())
 
 
 class Container:
-    """A running NPU container; `exec_argv` wraps a command to run inside it."""
+    """A running server container; `exec_argv` wraps a command to run inside it. `reads` are host folders the
+    server reads (mounted read-only at their own paths), `writes` those it writes (its caches)."""
 
-    def __init__(self, spec: ContainerSpec, npus: Sequence[int], run_id: str | None = None) -> None:
-        self.spec, self.npus = spec, list(npus)
+    def __init__(
+        self,
+        spec: ContainerSpec,
+        cards: Sequence[int],
+        run_id: str | None = None,
+        *,
+        platform: str = "npu",
+        reads: Sequence[str] = (),
+        writes: Sequence[str] = (),
+    ) -> None:
+        self.spec, self.cards, self.platform = spec, list(cards), platform
+        self.reads, self.writes = list(reads), list(writes)
         self.name = f"llmqual-{uuid.uuid4().hex[:10]}"
         run_id = run_id if run_id is not None else os.environ.get(RUN_ENV, "")
         owner = {"llmqual.owner": owner_token()}  # a later run removes it if the harness dies without doing so
@@ -113,7 +229,7 @@ class Container:
     def __enter__(self) -> Container:
         _LIVE.add(self.name)  # registered first: a run that fails half-way is still removed
         try:
-            args = run_arguments(self.spec, self.npus, self.name, self.labels)
+            args = run_arguments(self.spec, self.cards, self.name, self.labels, self.platform, self.reads, self.writes)
             self.id = _docker(args, f"start {self.spec.image}", env=self.spec.env)
             if self.spec.block_metadata:
                 pid = _docker(["docker", "inspect", "--format", "{{.State.Pid}}", self.name], f"inspect {self.name}")
@@ -136,7 +252,10 @@ class Container:
 
     def _remove(self) -> None:
         try:
-            remove(self.name)
+            if self.id is not None:  # docker started it for us: the name is ours
+                remove(self.name)
+            else:  # the run failed or was interrupted: remove what it may have created, not a namesake's
+                remove_owned(self.name, self.labels["llmqual.owner"])
         finally:
             if self._block is not None:
                 block, self._block = self._block, None

@@ -4,6 +4,7 @@ is the one the harness started, not another that happened to take the port first
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 LISTEN = "0A"  # TCP state LISTEN in /proc/net/tcp
@@ -43,3 +44,17 @@ def listening_pids(port: int, proc: Path = Path("/proc")) -> set[int]:
             except OSError:
                 continue
     return pids
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port

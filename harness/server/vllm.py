@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import sys
 import time
 import urllib.error
@@ -27,13 +26,15 @@ from harness.config.plan import Plan, PlatformName, ServerSpec
 from harness.errors import ServerStartError
 from harness.platform.environment import device_environment, server_environment
 from harness.runtime.container import Container
+from harness.runtime.image import resolved_image
 from harness.runtime.process import ManagedProcess, group_members, tail
-from harness.runtime.sockets import listening_pids
+from harness.runtime.sockets import free_port, listening_pids, port_in_use
 from harness.server.endpoint import Endpoint
 from harness.server.readiness import NotReady, require_ok, wait_until_ready
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 LOG_TAIL_LINES = 50
+CACHE_VARIABLES = ("VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR", "HF_HOME")
 EXIT_GRACE_S = 3.0  # how long a server whose /health fails is watched for its exit (problem())
 
 
@@ -147,20 +148,6 @@ def api_key_of(config: ServerConfig) -> str | None:
     return dict(config.env).get("VLLM_API_KEY") or None
 
 
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex((host, port)) == 0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def require_own_listener(port: int, pgid: int) -> None:
     """The server that answered on `port` must be the one started (process group `pgid`): another process may take
     a free port between the moment it is picked and the moment vLLM binds it, and would answer readiness."""
@@ -183,6 +170,7 @@ class VLLMServer:
         self.startup_s: float | None = None
         self._process: ManagedProcess | None = None
         self._endpoint: Endpoint | None = None
+        self.container_name: str | None = None  # the container it runs in, while it runs
         self._resources = ExitStack()  # what the running server holds: its process, its container
 
     @property
@@ -203,12 +191,29 @@ class VLLMServer:
         """The cards a container is given: the leased ones, else the plan's, else the first."""
         return list(self.config.devices) or list(self.config.spec.devices or (0,))
 
+    def writes(self) -> list[str]:
+        """Host folders the server writes: the engine's caches its environment names (kept across servers)."""
+        env = dict(self.config.env)
+        return [env[k] for k in CACHE_VARIABLES if env.get(k, "").startswith("/")]
+
+    def reads(self) -> list[str]:
+        """Host folders the server reads: its model, and a speculative draft model given by path."""
+        draft = (self.config.spec.speculative_config or {}).get("model")
+        return [str(self.config.model_path), *([draft] if isinstance(draft, str) and draft.startswith("/") else [])]
+
     def container_argv(self, container: Container, port: int, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
         """The `docker exec` of the server inside `container` and the environment docker runs with: the server's
         variables are passed by name, their values only in docker's environment (never on a command line `ps`
-        shows). The container sees its cards renumbered from 0, so no visibility variable is passed."""
-        assert self.config.container is not None
-        inner = [self.config.container.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
+        shows). The container sees its cards renumbered from 0, so no visibility variable is passed. The plan's
+        `nice` and `cpus` wrap the command inside (the `docker exec` client's own priority does not reach it)."""
+        spec = self.config.container
+        assert spec is not None
+        python = self.python if spec.host_environment else spec.python
+        inner = [python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
+        if self.config.spec.cpus:
+            inner = ["taskset", "--cpu-list", ",".join(str(c) for c in self.config.spec.cpus), *inner]
+        if self.config.spec.nice:
+            inner = ["nice", "-n", str(self.config.spec.nice), *inner]
         return container.exec_argv(inner, env_names=list(env)), {**os.environ, **env}
 
     def __enter__(self) -> VLLMServer:
@@ -225,13 +230,21 @@ class VLLMServer:
         # Whatever fails before the server is ready undoes what was started (process stopped, container removed).
         with ExitStack() as starting:
             if self.config.container is not None:
-                container = starting.enter_context(Container(self.config.container, self._cards()))
+                spec = self.config.container
+                spec = spec.model_copy(update={"image": resolved_image(spec.image)})
+                cards = self._cards() if self.config.platform != "cpu" else []
+                container = Container(
+                    spec, cards, platform=self.config.platform, reads=self.reads(), writes=self.writes()
+                )
+                starting.enter_context(container)
+                self.container_name = container.name
                 argv, env = self.container_argv(container, port, {**dict(self.config.env), **secret})
+                process = ManagedProcess(argv, self.log_path, env=env)
             else:
                 argv, env = self.argv(port), {**os.environ, **self.config.process_env(), **secret}
-            process = ManagedProcess(
-                argv, self.log_path, env=env, nice=self.config.spec.nice, cpus=self.config.spec.cpus
-            )
+                process = ManagedProcess(
+                    argv, self.log_path, env=env, nice=self.config.spec.nice, cpus=self.config.spec.cpus
+                )
             started = time.monotonic()
             starting.enter_context(process)
             try:
@@ -276,7 +289,7 @@ class VLLMServer:
 
     def stop(self) -> None:
         """Stop the server's process group, then remove its container; safe to call again."""
-        self._process, self._endpoint = None, None
+        self._process, self._endpoint, self.container_name = None, None, None
         resources, self._resources = self._resources, ExitStack()
         resources.close()
 

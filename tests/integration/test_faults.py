@@ -28,7 +28,7 @@ from harness.results.case import CaseResult
 from harness.served import resolve_model, serving_config
 from harness.server.pool import ServerPool, ServerRestarted
 from harness.server.vllm import ServerConfig, VLLMServer
-from tests.fakes import install_fake_docker
+from tests.integration.containers import labelled_containers
 from tests.integration.procs import (
     REPO,
     TAG,
@@ -119,11 +119,12 @@ from harness.runtime.process import ManagedProcess
 def test_holds_a_server_a_container_and_a_training_run(endpoint):
     if "LLMQUAL_WAIT_MARK" not in os.environ:
         pytest.skip("only for the kill -9 test")
-    Container(ContainerSpec(image="img:1", block_metadata=False), [0]).__enter__()  # no iptables here
+    spec = ContainerSpec(image=os.environ["LLMQUAL_TEST_IMAGE"], block_metadata=False)
+    container = Container(spec, [], platform="cpu").__enter__()  # a real container, never removed by this run
     # a training launcher as LLaMA-Factory's: bash and the trainer under it
     trainer = f"{sys.executable} -c 'import time; time.sleep(600)'"
     ManagedProcess(["bash", "-c", f"{trainer} & wait"], Path("train.log")).__enter__()
-    Path(os.environ["LLMQUAL_WAIT_MARK"]).write_text(endpoint.base_url)
+    Path(os.environ["LLMQUAL_WAIT_MARK"]).write_text(container.name)
     time.sleep(600)
 
 
@@ -132,17 +133,11 @@ def test_next_run():
 """
 
 
-def test_kill_9_of_pytest_leaves_nothing_after_the_next_run_starts(tmp_path: Path) -> None:
+def test_kill_9_of_pytest_leaves_nothing_after_the_next_run_starts(tmp_path: Path, base_image: str) -> None:
     tag = new_tag()
     (tmp_path / "test_held.py").write_text(HOLDS_EVERYTHING)
-    bin_dir, docker_log = install_fake_docker(tmp_path)
     mark = tmp_path / "ready"
-    env = {
-        **harness_env(tag),
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "FAKE_DOCKER_LOG": str(docker_log),
-        "LLMQUAL_WAIT_MARK": str(mark),
-    }
+    env = {**harness_env(tag), "LLMQUAL_WAIT_MARK": str(mark), "LLMQUAL_TEST_IMAGE": base_image}
     reports = f"--reports-dir={tmp_path / 'out'}"
     # --plan=PATH in one word: pytest takes a separate path argument into its rootdir choice (the checkout)
     first = pytest_command("-m", "cpu", "-k", "holds", f"--plan={PLAN}", reports)
@@ -154,8 +149,8 @@ def test_kill_9_of_pytest_leaves_nothing_after_the_next_run_starts(tmp_path: Pat
         finally:
             if proc.poll() is None:
                 proc.kill()
-    containers = Path(f"{docker_log}.containers")
-    assert containers.read_text().count("llmqual-") == 1, "the container outlived the killed run"
+    container = mark.read_text()
+    assert container in labelled_containers(), "the container outlived the killed run"
     time.sleep(2)  # the server's direct child may go with PDEATHSIG; the trainer under bash does not
     from tests.integration.procs import tagged_processes
 
@@ -169,9 +164,9 @@ def test_kill_9_of_pytest_leaves_nothing_after_the_next_run_starts(tmp_path: Pat
     )  # fmt: skip
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
     assert "leftover(s) of earlier runs that died" in second.stdout, second.stdout[-3000:]
-    assert "container llmqual-" in second.stdout
+    assert f"container {container}" in second.stdout
     assert no_tagged_processes_within(tag) == [], "the next run stopped every leftover"
-    assert containers.read_text() == ""
+    assert container not in labelled_containers(), "the next run removed the container"
     with sqlite3.connect(tmp_path / "out" / "index.sqlite") as db:
         statuses = [row[0] for row in db.execute("SELECT status FROM runs ORDER BY started")]
     assert statuses == ["interrupted", "passed"]

@@ -26,6 +26,7 @@ from harness.errors import ServerStartError
 from harness.paths import cache_root
 from harness.served import resolve_model, serving_config
 from harness.server.vllm import ServerConfig, VLLMServer
+from tests.integration.containers import labelled_containers
 from tests.integration.procs import (
     REPO,
     TAG,
@@ -40,6 +41,7 @@ from tests.integration.procs import (
 pytestmark = pytest.mark.integration
 
 PLAN = REPO / "fixtures/plans/cpu-tiny.yaml"
+CONTAINER_PLAN = REPO / "fixtures/plans/cpu-tiny-container.yaml"
 SMOKE_TESTS = 7  # the cpu variants in suites/serving/test_smoke.py
 STATIC_CASES = len(plan_static_cases(load_plan(PLAN)))
 DYNAMIC_CASES = len(plan_dynamic_cases(load_plan(PLAN)))
@@ -197,12 +199,21 @@ def _default_sigint() -> None:  # pragma: no cover - runs in the child between f
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_run_stops_the_server(tag: str, tmp_path: Path, sig: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    ("sig", "plan"),
+    [(signal.SIGINT, PLAN), (signal.SIGINT, CONTAINER_PLAN), (signal.SIGTERM, CONTAINER_PLAN)],
+    ids=["SIGINT", "SIGINT-container", "SIGTERM-container"],
+)
+def test_an_interrupted_run_stops_the_server(
+    tag: str, tmp_path: Path, sig: signal.Signals, plan: Path, request: pytest.FixtureRequest
+) -> None:
+    if plan == CONTAINER_PLAN:
+        request.getfixturevalue("base_image")  # a Docker daemon and the image, or the test fails saying why
+    before = set(labelled_containers())
     (tmp_path / "test_planted.py").write_text(PLANTED)
     mark = tmp_path / "ready"
     env = {**harness_env(tag), "LLMQUAL_WAIT_MARK": str(mark)}
-    args = pytest_command("-m", "cpu", "-k", "waits", f"--plan={PLAN}", f"--reports-dir={tmp_path / 'out'}")
+    args = pytest_command("-m", "cpu", "-k", "waits", f"--plan={plan}", f"--reports-dir={tmp_path / 'out'}")
     # Ctrl-C's default, whatever this run inherited: a shell starts background jobs with SIGINT ignored, and Python
     # then never turns SIGINT into KeyboardInterrupt (a CI launched with `&` made this test hang once).
     with subprocess.Popen(
@@ -227,6 +238,8 @@ def test_an_interrupted_run_stops_the_server(tag: str, tmp_path: Path, sig: sign
     assert b"KeyboardInterrupt" in output
     assert b"INTERRUPTED: the run was stopped before it finished" in output, output[-2000:]
     assert json.loads((tmp_path / "out" / "latest" / "run.json").read_text())["status"] == "interrupted"
+    if plan == CONTAINER_PLAN:
+        assert set(labelled_containers()) <= before, "the interrupted run removed its container"
 
 
 def test_a_server_that_cannot_start_fails_fast_with_its_log(tag: str, tmp_path: Path) -> None:

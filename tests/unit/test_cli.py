@@ -39,6 +39,30 @@ def test_plan_check_refuses_a_missing_model_by_default(capsys: pytest.CaptureFix
     assert "model.path: no model directory" in capsys.readouterr().err
 
 
+def test_plan_check_of_a_container_plan_says_docker_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # planted: no docker on PATH
+    assert main(["plan", "check", str(REPO / "fixtures/plans/cpu-tiny-container.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "the plan's container section needs Docker, and docker is not installed: run scripts/docker-up" in err
+
+
+def test_plan_check_of_a_vendor_image_that_is_not_on_the_node(
+    tmp_path: Path, docker_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "p.yaml"
+    text = (REPO / "fixtures/plans/cpu-tiny-container.yaml").read_text()
+    plan.write_text(text.replace("image: llmqual/cpu-base", "image: nope/vllm:1").replace("../", f"{REPO}/fixtures/"))
+    (docker_log.parent / "bin" / "docker").write_text(
+        "#!/bin/bash\n[ \"$1\" = image ] && { echo 'Error: No such image: nope/vllm:1' >&2; exit 1; }\necho 20.10\n"
+    )  # a fake: a daemon that answers and has no such image
+    assert main(["plan", "check", str(plan)]) == 2
+    err = capsys.readouterr().err
+    assert "container.image nope/vllm:1 is not on this node's docker" in err
+    assert "No such image: nope/vllm:1" in err
+
+
 def test_platform_lists_every_platform(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["platform"]) == 0
     out = capsys.readouterr().out

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,23 @@ def test_docker_run_arguments_are_exact() -> None:
     ]  # fmt: skip
 
 
+def test_a_cpu_container_gets_no_device_and_reads_the_model_and_the_harness_environment() -> None:
+    spec = ContainerSpec(image="llmqual/cpu-base:abc", host_environment=True, mounts=("/data:/data:ro",))
+    args = run_arguments(spec, [], "llmqual-c", {}, "cpu", reads=["/srv/model", "/data/models/draft"])
+    assert not [a for a in args if a.startswith(("--device", "--gpus"))]
+    volumes = [a.removeprefix("--volume=") for a in args if a.startswith("--volume=")]
+    environment = sorted({sys.base_prefix, sys.prefix})
+    assert volumes == ["/data:/data:ro", *(f"{p}:{p}:ro" for p in environment), "/srv/model:/srv/model:ro"], (
+        "the draft under the plan's /data mount is not mounted twice (docker refuses a duplicate mount point)"
+    )
+
+
+def test_gpu_cards_go_through_gpus() -> None:
+    args = run_arguments(ContainerSpec(image="vllm/vllm-openai:v0.9.1"), [2, 3], "llmqual-g", {}, "gpu")
+    assert '--gpus="device=2,3"' in args
+    assert not [a for a in args if a.startswith("--device")]
+
+
 @pytest.mark.parametrize(
     ("container", "problem"),
     [
@@ -49,12 +67,20 @@ def test_docker_run_arguments_are_exact() -> None:
         ("{image: i, work-dir: /home/ma-user/work}", "would hide the image's /home/ma-user"),
         ("{image: i, mounts: ['relative']}", "not HOST:CONTAINER"),
         ("{image: i, shm-size: lots}", "not a docker size"),
-        ("{image: i, mounts: ['/x:/x']}", "the model /data/models/q is not under work-dir or any mount"),
     ],
 )
 def test_bad_container_sections_are_refused(tmp_path: Path, container: str, problem: str) -> None:
     plan = tmp_path / "p.yaml"
     plan.write_text(f"name: p\nplatform: npu\nmodel: {{path: /data/models/q}}\ncontainer: {container}\n")
+    with pytest.raises(PlanError, match=problem):
+        load_plan(plan)
+
+
+def test_a_model_the_container_would_mount_over_its_home_is_refused(tmp_path: Path) -> None:
+    """The model folder is mounted at its own path: one under /home/ma-user would hide the image's home."""
+    plan = tmp_path / "p.yaml"
+    plan.write_text("name: p\nplatform: npu\nmodel: {path: /home/ma-user/q}\ncontainer: {image: i}\n")
+    problem = "model.path: a mount at /home/ma-user/q would hide the image's /home/ma-user"
     with pytest.raises(PlanError, match=problem):
         load_plan(plan)
 
@@ -98,9 +124,12 @@ def test_without_the_block_no_rule_is_written(docker_log: Path) -> None:
 
 def test_a_refused_docker_run_says_why_and_leaves_nothing(docker_log: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_DOCKER_FAIL", "run")
-    with pytest.raises(ContainerError, match="Unable to find image"), Container(SPEC, [0]):
+    container = Container(SPEC, [0])
+    with pytest.raises(ContainerError, match="Unable to find image"), container:
         pass
-    assert docker_log.read_text().splitlines()[-1].startswith("rm --force llmqual-")
+    owner = f"label=llmqual.owner={owner_token()}"
+    lookup = f"ps --all --quiet --filter name=^{container.name}$ --filter {owner}"
+    assert docker_log.read_text().splitlines()[-1] == lookup, "only a container of ours by that name is removed"
 
 
 def test_a_server_in_a_container_that_dies_removes_the_container(docker_log: Path, tmp_path: Path) -> None:
@@ -112,7 +141,8 @@ def test_a_server_in_a_container_that_dies_removes_the_container(docker_log: Pat
     with pytest.raises(ServerStartError, match="exited with code 126") as info, VLLMServer(config, tmp_path / "s.log"):
         pass
     assert "OCI runtime exec failed" in info.value.log_tail
-    run, _, execute, remove = docker_log.read_text().splitlines()
+    image, run, _, execute, remove = docker_log.read_text().splitlines()
+    assert image == "image inspect --format {{.Id}} quay.io/ascend/vllm-ascend:v0.9.1", "the image is looked for first"
     assert "--device=/dev/davinci2" in run
     assert execute.startswith("exec --env=PYTORCH_NPU_ALLOC_CONF --env=VLLM_API_KEY llmqual-")
     assert "ASCEND_RT_VISIBLE_DEVICES" not in execute, "inside, the container's cards are its own"
