@@ -211,3 +211,17 @@ def test_a_rank_table_of_a_cpu_plan_is_refused_naming_why(capsys: pytest.Capture
     """It said 'cannot run hccn_tool': true, and beside the point."""
     assert main(["deploy", "ranktable", "--plan", str(REPO / "fixtures/plans/cpu-tiny-pd.yaml")]) == 2
     assert "is a cpu plan: a rank table lists Ascend NPU devices, and this plan has none" in capsys.readouterr().err
+
+
+def test_bench_sla_against_a_base_url_needs_only_a_tokenizer(
+    tokenizer_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --base-url the plan's model is not built or trained: the tokenizer given is all it loads (it trained
+    the plan's model before the server was even asked)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LLMQUAL_CACHE_DIR", str(cache))
+    plan = str(REPO / "fixtures/plans/cpu-tiny-capacity.yaml")
+    args = ["bench", "sla", "--plan", plan, "--base-url", DEAD_URL, "--tokenizer", str(tokenizer_dir)]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    assert f"{DEAD_URL} is not reachable" in capsys.readouterr().err
+    assert not any((cache / d).exists() for d in ("trained", "models")), sorted(p.name for p in cache.iterdir())
