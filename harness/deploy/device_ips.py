@@ -1,5 +1,7 @@
 """Device IPs read on an Ascend node: `hccn_tool -i N -ip -g` prints `ipaddr:192.1.27.6` (and `netmask:...`), as
-vllm-ascend's gen_ranktable.py reads it. The tool is $HCCN_TOOL_PATH, else the driver's, else `hccn_tool` on PATH."""
+vllm-ascend's gen_ranktable.py reads it on A2 (910B) nodes; on A3 nodes it reads the virtual NIC's address,
+`hccn_tool -i N -vnic -g` (same `ipaddr:` line). The tool is $HCCN_TOOL_PATH, else the driver's, else `hccn_tool`
+on PATH."""
 
 from __future__ import annotations
 
@@ -34,12 +36,13 @@ def parse_ip(output: str) -> str | None:
     return found.group(1) if found else None
 
 
-def read_device_ips(devices: Iterable[int], tool: str | None = None) -> dict[int, str]:
-    """Each device's IP from `hccn_tool -i N -ip -g`; DeviceIpError naming the device and the command otherwise."""
+def read_device_ips(devices: Iterable[int], tool: str | None = None, vnic: bool = False) -> dict[int, str]:
+    """Each device's IP from `hccn_tool -i N -ip -g` (`-vnic -g` on A3 nodes, `vnic`); DeviceIpError naming the
+    device and the command otherwise."""
     tool = tool or hccn_tool()
     ips = {}
     for device in devices:
-        command = [tool, "-i", str(device), "-ip", "-g"]
+        command = [tool, "-i", str(device), "-vnic" if vnic else "-ip", "-g"]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:

@@ -39,10 +39,9 @@ RPC_PORT_BASE = 5557
 HCCL_IF_IP_ENV = "HCCL_IF_IP"
 
 
-def missing_device_ips(
-    plan: Plan, node: int, reader: Callable[[list[int]], dict[int, str]] = read_device_ips
-) -> DeviceIps:
-    """The device IPs the plan leaves out, read on this node (`node`); another node's must be in the plan."""
+def missing_device_ips(plan: Plan, node: int, reader: Callable[[list[int]], dict[int, str]] | None = None) -> DeviceIps:
+    """The device IPs the plan leaves out, read on this node (`node`); another node's must be in the plan. An A3
+    node (one with `super-pod-id`) is read by its virtual NICs, as vllm-ascend's rank-table script does."""
     assert plan.deployment is not None
     read: dict[str, dict[int, str]] = {}
     for index, entry in enumerate(plan.deployment.nodes):
@@ -51,14 +50,16 @@ def missing_device_ips(
         if index != node:
             raise PlanError(
                 plan.source, f"deployment.nodes.{index}.device-ips", "missing, and it cannot be read from node "
-                f"{node}", f"give them in the plan (`hccn_tool -i N -ip -g` on {entry.server_id})",
+                f"{node}", f"give them in the plan (`hccn_tool -i N -ip -g`, on A3 `-vnic -g`, on {entry.server_id})",
             )  # fmt: skip
-        read[entry.server_id] = reader([d for i in entry.instances for d in i.devices])
+        devices = [d for i in entry.instances for d in i.devices]
+        a3 = entry.super_pod_id is not None
+        read[entry.server_id] = reader(devices) if reader else read_device_ips(devices, vnic=a3)
     return read
 
 
 def rank_table_of(
-    plan: Plan, node: int = 0, reader: Callable[[list[int]], dict[int, str]] = read_device_ips
+    plan: Plan, node: int = 0, reader: Callable[[list[int]], dict[int, str]] | None = None
 ) -> dict[str, object]:
     """The plan's v1.2 rank table (checked), the device IPs the plan leaves out read on node `node`."""
     assert plan.deployment is not None
@@ -70,7 +71,7 @@ def rank_table_of(
 
 
 def write_rank_table(
-    plan: Plan, folder: Path, node: int = 0, reader: Callable[[list[int]], dict[int, str]] = read_device_ips
+    plan: Plan, folder: Path, node: int = 0, reader: Callable[[list[int]], dict[int, str]] | None = None
 ) -> Path:
     """The plan's v1.2 rank table as a file (checked before it is written)."""
     table = rank_table_of(plan, node, reader)

@@ -21,6 +21,7 @@ from harness.deploy.multi import (
     Deployment,
     Remote,
     instance_configs,
+    missing_device_ips,
     remote_instances,
     wait_for_remotes,
     write_rank_table,
@@ -143,8 +144,9 @@ def test_check_ranktable_command_exits_1_with_the_problems(tmp_path: Path, capsy
 
 
 FAKE_HCCN = """#!/bin/bash
-# a fake hccn_tool: `-i N -ip -g` prints device N's address, as the real one does
+# a fake hccn_tool: `-i N -ip -g` prints device N's address, as the real one does; `-vnic -g` the virtual NIC's
 if [ "$2" = "7" ]; then echo "hccn_tool: device 7 has no address" >&2; exit 1; fi
+if [ "$3" = "-vnic" ]; then printf 'ipaddr:10.9.0.%s\nnetmask:255.255.0.0\n' "$2"; exit 0; fi
 printf 'ipaddr:192.9.0.%s\nnetmask:255.255.255.0\n' "$2"
 """
 
@@ -168,6 +170,11 @@ def test_device_ips_left_out_are_read_on_this_node_with_hccn_tool(
     assert [d["device_ip"] for d in table["decode_device_list"]] == ["192.9.0.2", "192.9.0.3"]
     with pytest.raises(DeviceIpError, match=r"hccn_tool -i 7 -ip -g` gave no ipaddr"):
         read_device_ips([7])
+    assert read_device_ips([0, 3], vnic=True) == {0: "10.9.0.0", 3: "10.9.0.3"}, "A3: the virtual NIC's address"
+    a3_node = "      super-pod-id: '0'\n      super-device-ids: {0: '0', 1: '1', 2: '2', 3: '3'}\n      instances:\n"
+    (tmp_path / "a3.yaml").write_text(plan.replace("      instances:\n", a3_node, 1))
+    a3 = load_plan(tmp_path / "a3.yaml")
+    assert missing_device_ips(a3, 0)["10.155.111.140"] == {d: f"10.9.0.{d}" for d in range(4)}
 
 
 def test_another_nodes_ips_cannot_be_read_from_here(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
