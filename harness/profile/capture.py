@@ -31,6 +31,8 @@ from harness.server.vllm import ServerConfig
 
 STOP_TIMEOUT_S = 600.0  # writing a trace can take minutes on a big model
 FILES_TIMEOUT_S = 60.0  # traces written after /stop_profile returned (asynchronous handlers)
+SETTLE_S = 2.0  # no trace file appeared or grew for this long: every worker has written its own
+POLL_S = 0.25
 
 
 class ProfileError(HarnessError):
@@ -60,6 +62,40 @@ def _post(endpoint: Endpoint, path: str, timeout_s: float) -> None:
         raise ProfileError(f"POST {endpoint.url(path)} failed: {exc}") from None
 
 
+def wait_for_traces(
+    trace_dir: Path,
+    before: set[Path],
+    expected: int,
+    clock: Callable[[], float] = time.monotonic,
+    settle_s: float = SETTLE_S,
+    timeout_s: float = FILES_TIMEOUT_S,
+) -> list[Path]:
+    """The trace files written since `before`, once there are at least `expected` of them and none has appeared
+    or grown for `settle_s` (each worker writes its own, in its own time, and a big trace takes a while: the first
+    file to appear is not the profile). At the deadline, what is there; ProfileError if nothing is."""
+    ends = clock() + timeout_s
+    seen: dict[Path, int] = {}
+    steady_since = clock()
+    while True:
+        now = {f: _size(f) for f in (trace_files(trace_dir) if trace_dir.is_dir() else []) if f not in before}
+        if now != seen:
+            seen, steady_since = now, clock()
+        elif len(seen) >= expected and clock() - steady_since >= settle_s:
+            return sorted(seen)
+        if clock() >= ends:
+            if seen:
+                return sorted(seen)
+            raise ProfileError(f"the server wrote no trace into {trace_dir} within {timeout_s:.0f} s of stopping")
+        time.sleep(POLL_S)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
 @dataclass
 class Profile:
     """One capture: where its files are, what it profiled and where the time went."""
@@ -77,8 +113,10 @@ def capture(
     work: Callable[[], object],
     top: int = 20,
     clock: Callable[[], float] = time.monotonic,
+    expected: int = 1,
 ) -> Profile:
-    """Profile the server while `work()` runs; move the traces it wrote into `out`."""
+    """Profile the server while `work()` runs; move the traces it wrote into `out`. `expected`: the trace files
+    the server writes at least (one per worker: tensor x pipeline parallel size)."""
     before = set(trace_files(trace_dir)) if trace_dir.is_dir() else set()
     _post(endpoint, "/start_profile", 60.0)
     started = clock()
@@ -87,14 +125,7 @@ def capture(
     finally:
         _post(endpoint, "/stop_profile", STOP_TIMEOUT_S)
     seconds = clock() - started
-    ends = clock() + FILES_TIMEOUT_S
-    new: list[Path] = []
-    while not new and clock() < ends:
-        new = [f for f in (trace_files(trace_dir) if trace_dir.is_dir() else []) if f not in before]
-        if not new:
-            time.sleep(0.5)
-    if not new:
-        raise ProfileError(f"the server wrote no trace into {trace_dir} within {FILES_TIMEOUT_S:.0f} s of stopping")
+    new = wait_for_traces(trace_dir, before, expected, clock)
     out.mkdir(parents=True, exist_ok=True)
     moved = []
     for path in new:

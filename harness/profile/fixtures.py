@@ -39,12 +39,13 @@ class Profiler:
 
     def __init__(self, config: pytest.Config, plan: Plan, run: Run) -> None:
         self.case, self.top, self.run = wanted_case(config, plan), plan.suites.profile.top, run
+        self.workers = plan.server.tensor_parallel_size * plan.server.pipeline_parallel_size
 
     def __call__(self, case_id: str, endpoint: Endpoint, work: Callable[[], object]) -> CaseResult | None:
         if case_id != self.case:
             return None
         out = self.run.directory / "profiles" / case_id
-        found = capture(endpoint, trace_dir(self.run), out, work, self.top)
+        found = capture(endpoint, trace_dir(self.run), out, work, self.top, expected=self.workers)
         return CaseResult(
             suite="profile",
             case_id=case_id,

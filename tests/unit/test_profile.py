@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.config.plan import ServerSpec, load_plan
-from harness.profile.capture import with_profiler
+from harness.profile.capture import ProfileError, wait_for_traces, with_profiler
 from harness.profile.operators import npu_operator_times, operators_of, self_times, trace_files
 from harness.profile.selection import check_profile_case
 from harness.server.vllm import ServerConfig
@@ -94,3 +96,29 @@ def test_a_profile_of_a_case_the_plan_lacks_is_refused_up_front() -> None:
     check_profile_case(Options("rate16-n64"), plan)  # type: ignore[arg-type]
     with pytest.raises(pytest.UsageError, match=r"--profile 'p99-in1-out1': the plan cpu-tiny has no such case; its"):
         check_profile_case(Options("p99-in1-out1"), plan)  # type: ignore[arg-type]
+
+
+def test_traces_are_collected_once_every_worker_has_written_and_nothing_grows(tmp_path: Path) -> None:
+    """With TP 2 each card writes its trace in its own time: the first file to appear is not the profile."""
+    (tmp_path / "old.pt.trace.json").write_text("{}")
+    before = set(trace_files(tmp_path))
+
+    def write_late() -> None:
+        time.sleep(0.3)
+        (tmp_path / "rank0.pt.trace.json").write_text("{}")
+        time.sleep(0.8)  # the second card, later, and in two writes
+        with (tmp_path / "rank1.pt.trace.json").open("w") as f:
+            f.write("{")
+            f.flush()
+            time.sleep(0.5)
+            f.write("}")
+
+    writer = threading.Thread(target=write_late)
+    writer.start()
+    found = wait_for_traces(tmp_path, before, expected=2, settle_s=1.0, timeout_s=30)
+    size_when_taken = (tmp_path / "rank1.pt.trace.json").stat().st_size
+    writer.join()
+    assert [f.name for f in found] == ["rank0.pt.trace.json", "rank1.pt.trace.json"]
+    assert size_when_taken == 2, "not taken half-written"
+    with pytest.raises(ProfileError, match="wrote no trace"):
+        wait_for_traces(tmp_path, set(trace_files(tmp_path)), expected=1, settle_s=0.1, timeout_s=0.5)
