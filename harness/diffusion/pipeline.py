@@ -7,8 +7,10 @@ fails half way (a crash, the deadline) keeps on disk what it measured; its conso
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,12 @@ from harness.config.diffusion import DiffusionSpec
 from harness.diffusion.cases import DiffusionCase
 from harness.diffusion.protocol import Call, CallSlot
 from harness.errors import HarnessError, ProcessFailed
+from harness.platform.environment import device_environment
 from harness.runtime import process
+from harness.runtime.leases import LEASED_PLATFORMS, DeviceLease
 
 DEVICES = {"cpu": "cpu", "gpu": "cuda", "npu": "npu"}  # platform -> torch device
+LEASE_TIMEOUT_S = 600.0
 
 
 class DiffusionError(HarnessError):
@@ -51,6 +56,17 @@ def worker_job(
     }
 
 
+@contextlib.contextmanager
+def worker_card(platform: str, devices: Sequence[int], leases: Path, holder: str) -> Iterator[dict[str, str]]:
+    """The worker's environment with one card of `devices` (default: card 0) leased for as long as the case runs
+    on NPU and GPU (never a card a server of this or another run holds); nothing on the CPU."""
+    if platform not in LEASED_PLATFORMS:
+        yield {}
+        return
+    with DeviceLease(leases, platform, list(devices) or [0], 1, LEASE_TIMEOUT_S, holder) as lease:
+        yield device_environment(platform, lease.devices)  # type: ignore[arg-type]
+
+
 def read_events(path: Path) -> tuple[dict[str, Any] | None, list[Call]]:
     """The worker's `loaded` event and its calls, as far as it got."""
     loaded, calls = None, []
@@ -78,24 +94,29 @@ def run_pipeline_case(
     cache: Path,
     platform: str,
     folder: Path,
+    *,
+    devices: Sequence[int] = (),
+    leases: Path | None = None,
 ) -> tuple[dict[str, Any], list[Call]]:
     """Run the case's calls in a worker process; (the `loaded` event, the calls). A worker that fails or misses the
-    deadline is a DiffusionError with its console's last lines (what it measured stays in events.jsonl)."""
+    deadline is a DiffusionError with its console's last lines (what it measured stays in events.jsonl). On NPU
+    and GPU the worker leases one card of `devices` in `leases` (the host's lease folder) and sees only it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "events.jsonl").unlink(missing_ok=True)
     job = folder / "job.json"
     job.write_text(json.dumps(worker_job(case, spec, slots, model, cache, platform, folder), indent=1))
     argv = [sys.executable, "-m", "harness.diffusion.worker", str(job)]
     try:
-        process.run_to_end(
-            argv,
-            folder / "worker.log",
-            {},
-            spec.timeout_s,
-            f"diffusion case {case.id}",
-            None,
-            "suites.diffusion.timeout-s",
-        )
+        with worker_card(platform, devices, leases or cache / "leases", f"diffusion case {case.id}") as env:
+            process.run_to_end(
+                argv,
+                folder / "worker.log",
+                env,
+                spec.timeout_s,
+                f"diffusion case {case.id}",
+                None,
+                "suites.diffusion.timeout-s",
+            )
     except ProcessFailed as exc:
         raise DiffusionError(str(exc)) from exc
     loaded, calls = read_events(folder / "events.jsonl")

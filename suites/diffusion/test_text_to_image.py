@@ -59,7 +59,9 @@ def test_text_to_image(
     slots = call_slots(case, spec, repeats)
     model = model_folder(plan, spec)
     try:
-        loaded, calls = run_pipeline_case(case, spec, slots, model, model_cache, plan.platform, folder)
+        loaded, calls = run_pipeline_case(
+            case, spec, slots, model, model_cache, plan.platform, folder, devices=plan.server.devices or ()
+        )
     except DiffusionError as exc:
         pytest.fail(str(exc), pytrace=False)
     metrics, windows, reasons = summarise(calls, case, repeats)

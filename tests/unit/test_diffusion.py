@@ -23,8 +23,10 @@ from harness.diffusion.comfyui import (
     prepared,
     run_comfyui_case,
 )
+from harness.diffusion.pipeline import worker_card
 from harness.diffusion.protocol import Call, call_slots, summarise
 from harness.errors import PlanError
+from harness.runtime.leases import DeviceLease, LeaseError
 from tests.fake_comfyui import WORKFLOW, FakeComfyUI, fake_comfyui
 from tests.fakes import in_thread
 
@@ -241,3 +243,17 @@ def test_the_comfyui_suite_measures_a_server_and_skips_without_one(tmp_path: Pat
     assert case["suite"] == "diffusion.comfyui"
     assert case["metrics"]["images"] == 4  # 2 repeats x 2 calls x batch 1
     assert len(case["repeats"]) == 2
+
+
+def test_the_worker_leases_one_card_on_npu_and_none_on_cpu(tmp_path: Path) -> None:
+    """On NPU and GPU the worker took no lease and saw every card: it could share one with a server."""
+    leases = tmp_path / "leases"
+    with worker_card("cpu", [0, 1], leases, "t") as env:
+        assert env == {}
+    server = DeviceLease(leases, "npu", [0], 1, timeout_s=1, holder="a server")  # card 0 is a server's
+    with server, worker_card("npu", [0, 1], leases, "diffusion case x") as env:
+        assert env == {"ASCEND_RT_VISIBLE_DEVICES": "1"}
+        with pytest.raises(LeaseError), DeviceLease(leases, "npu", [1], 1, timeout_s=0.2):
+            pass  # held by the worker for as long as the case runs
+    with worker_card("gpu", [], leases, "t") as env:
+        assert env == {"CUDA_VISIBLE_DEVICES": "0"}
