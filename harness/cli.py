@@ -30,6 +30,7 @@ from pathlib import Path
 from harness.accuracy import command as eval_command
 from harness.bench import command as bench_command
 from harness.capacity import command as probe_command
+from harness.config.container import ContainerSpec
 from harness.config.plan import PLATFORMS, load_plan
 from harness.deploy import command as deploy_command
 from harness.errors import HarnessError
@@ -57,23 +58,27 @@ def _cmd_plan_check(args: argparse.Namespace) -> int:
         if not args.schema_only:
             plan.check_runnable()
             if plan.container is not None:
-                _check_container(plan.container.image)
+                _check_container(plan.container)
         checked = "keys and values only" if args.schema_only else "keys, values and this machine"
         print(f"{path}: ok ({plan.name}, platform {plan.platform}; {checked})")
     return 0
 
 
-def _check_container(image: str) -> None:
-    """The plan's container can start here: a Docker daemon answers and the image is on it (or is the harness's
-    own, which a run builds)."""
+def _check_container(spec: ContainerSpec) -> None:
+    """The plan's container can start here: a Docker daemon answers, the image is on it (or is the harness's
+    own, which a run builds), and the metadata block can be added if the plan asks for it."""
     from harness.runtime.container import ContainerError, docker_problem, require_image
     from harness.runtime.image import is_base_image
+    from harness.runtime.metadata import MetadataBlockError, block_problem
 
     problem = docker_problem()
     if problem is not None:
         raise ContainerError(f"the plan's container section needs Docker, and {problem}")
-    if not is_base_image(image):
-        require_image(image)
+    if not is_base_image(spec.image):
+        require_image(spec.image)
+    blocked = block_problem() if spec.block_metadata else None
+    if blocked is not None:
+        raise MetadataBlockError(f"container.block-metadata: {blocked}")
 
 
 def _cmd_model_build(args: argparse.Namespace) -> int:

@@ -152,7 +152,7 @@ class FakeOpenAIServer:
 
 # A fake `docker` CLI (named as a fake: no container runs). It logs each call to $FAKE_DOCKER_LOG, the environment
 # of `run` and `exec` beside it, and keeps the containers it "runs" (name and owner label) so `ps` lists them until
-# `rm`. `exec` fails as a missing card would; FAKE_DOCKER_FAIL=run makes `run` fail.
+# `rm`. `exec` fails as a missing card would (the metadata probe is refused); FAKE_DOCKER_FAIL=run makes `run` fail.
 FAKE_DOCKER = """#!/bin/bash
 echo "$*" >> "$FAKE_DOCKER_LOG"
 state="$FAKE_DOCKER_LOG.containers"
@@ -168,7 +168,13 @@ case "$1" in
     done
     printf '%s\t%s\n' "$name" "$owner" >> "$state"
     echo 0123abcd ;;
-  exec) env > "$FAKE_DOCKER_LOG.exec-env"; echo "OCI runtime exec failed: no such device" >&2; exit 126 ;;
+  exec)
+    case "$*" in  # the metadata block's probe: refused, as the rule makes it (FAKE_DOCKER_PROBE=connected: not)
+      */dev/tcp/*)
+        [ "$FAKE_DOCKER_PROBE" = connected ] && exit 0
+        echo "bash: connect: Connection refused" >&2; exit 1 ;;
+    esac
+    env > "$FAKE_DOCKER_LOG.exec-env"; echo "OCI runtime exec failed: no such device" >&2; exit 126 ;;
   rm) name="${@: -1}"; touch "$state"; grep -v "^$name	" "$state" > "$state.tmp"; mv "$state.tmp" "$state" ;;
   ps) cat "$state" 2>/dev/null ;;
   inspect) echo 4242 ;;

@@ -14,6 +14,7 @@ the same paths and serves, so the container runs the very vLLM the rest of the r
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from pathlib import PurePosixPath
@@ -21,6 +22,7 @@ from pathlib import PurePosixPath
 from pydantic import Field, field_validator
 
 from harness.config.base import Frozen
+from harness.runtime.metadata import METADATA_ADDRESS
 
 PROTECTED = PurePosixPath("/home/ma-user")  # the ModelArts images' user home: a mount over it breaks the image
 
@@ -37,9 +39,12 @@ class ContainerSpec(Frozen):
         description="mount the harness's Python environment read-only at its own paths and serve with it "
         "(the CPU base image has no vLLM of its own); `python` is then ignored",
     )
-    # Refuse the container the cloud metadata address (169.254.169.254) with an iptables rule for its cgroup, as
-    # a node shared by several users requires (harness.runtime.metadata). Needs root and iptables.
+    # Refuse the container the cloud metadata address with an iptables rule for its cgroup, as a node shared by
+    # several users requires (harness.runtime.metadata). Needs root and iptables.
     block_metadata: bool = True
+    metadata_address: str = Field(
+        METADATA_ADDRESS, description="the address the block refuses (your cloud's metadata service if not the usual)"
+    )
 
     @field_validator("shm_size")
     @classmethod
@@ -47,6 +52,14 @@ class ContainerSpec(Frozen):
         if not re.fullmatch(r"\d+[bkmg]?", value.lower()):
             raise ValueError(f"{value!r} is not a docker size like 1g or 512m")
         return value
+
+    @field_validator("metadata_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 address like {METADATA_ADDRESS}") from None
 
     @field_validator("mounts")
     @classmethod

@@ -108,17 +108,3 @@ def missing_nics(environment: Mapping[str, str], interfaces: Iterable[str]) -> l
                     f"(interfaces: {', '.join(sorted(present))}); set it to the NIC of the cluster network"
                 )
     return problems
-
-
-def metadata_reachable(connected: bool, blocked: bool) -> list[str]:
-    """A container of the plan reached the cloud metadata address (169.254.169.254): on a shared node it must not."""
-    if not connected:
-        return []
-    fix = (
-        "the block is on but did not hold: check `iptables -S OUTPUT` for the llmqual rule and that the node uses "
-        "cgroup v2"
-        if blocked
-        else "set container.block-metadata: true in the plan (an iptables rule for the container's cgroup), or add "
-        "the node-wide rule of your cloud's procedure"
-    )
-    return [f"a container of the plan can reach the metadata address 169.254.169.254: {fix}"]

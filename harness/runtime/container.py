@@ -55,6 +55,8 @@ class ContainerSpec(Protocol):
     @property
     def block_metadata(self) -> bool: ...
     @property
+    def metadata_address(self) -> str: ...
+    @property
     def host_environment(self) -> bool: ...
 
 
@@ -233,11 +235,21 @@ class Container:
             self.id = _docker(args, f"start {self.spec.image}", env=self.spec.env)
             if self.spec.block_metadata:
                 pid = _docker(["docker", "inspect", "--format", "{{.State.Pid}}", self.name], f"inspect {self.name}")
-                self._block = MetadataBlock(int(pid)).__enter__()
+                self._block = MetadataBlock(int(pid), self.spec.metadata_address).__enter__()
+                self._block.verify(self.run_inside)
         except BaseException:
             self._remove()
             raise
         return self
+
+    def run_inside(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run `argv` inside the container to its end (a short command: a probe, not a server)."""
+        try:
+            return subprocess.run(
+                self.exec_argv(argv), capture_output=True, text=True, timeout=DOCKER_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ContainerError(f"docker exec in {self.name} did not end within {DOCKER_TIMEOUT_S:.0f} s") from exc
 
     def exec_argv(self, argv: Sequence[str], env_names: Sequence[str] = ()) -> list[str]:
         """`docker exec` of `argv` inside the container with the `env_names` variables, passed by name: docker

@@ -7,7 +7,6 @@ failure says what is wrong and what to do. They only make sense on an Ascend nod
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from harness.platform import preflight
 from harness.platform.npu_smi import NpuSmiInfo
 from harness.platform.readings import PreflightError, docker_problems, read_npu_smi
 from harness.runtime.container import DRIVER_MOUNTS, Container
+from harness.runtime.metadata import probe_argv, probe_verdict
 
 pytestmark = [pytest.mark.preflight, pytest.mark.platforms("npu")]
 
@@ -68,24 +68,19 @@ def test_docker_answers_when_the_plan_uses_containers(ascend_plan: Plan) -> None
     assert not problems, "\n".join(problems)
 
 
-PROBE_METADATA = (
-    "import socket; s = socket.socket(); s.settimeout(3)\n"
-    "try:\n    s.connect(('169.254.169.254', 80)); print('connected')\nexcept OSError as e:\n    print('refused', e)"
-)
-
-
 def test_containers_cannot_reach_the_metadata_address(ascend_plan: Plan) -> None:
-    """A container started as the harness starts them (block as the plan says) tries the metadata address."""
+    """A container started as the harness starts them: with the block on, starting it proves the block (the
+    harness connects from inside and requires the rule's refusal); with it off, the node itself must refuse."""
     spec = ascend_plan.container
     if spec is None:
         pytest.skip("the plan runs no container")
     with Container(spec, preflight.planned_devices(ascend_plan)[:1]) as container:
-        done = subprocess.run(
-            container.exec_argv([spec.python, "-c", PROBE_METADATA]), capture_output=True, text=True, timeout=60
-        )
-    assert done.returncode == 0, f"the probe did not run in the container: {done.stderr.strip()[-300:]}"
-    problems = preflight.metadata_reachable(done.stdout.startswith("connected"), spec.block_metadata)
-    assert not problems, "\n".join(problems)
+        done = container.run_inside(probe_argv(spec.metadata_address))
+    problem = probe_verdict(done.returncode, done.stderr, spec.metadata_address)
+    assert problem is None, (
+        f"{problem}: set container.block-metadata: true in the plan (an iptables rule for the container's cgroup), "
+        "or add the node-wide rule of your cloud's procedure"
+    )
 
 
 def test_ip_forwarding_is_on(ascend_plan: Plan) -> None:

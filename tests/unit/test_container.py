@@ -94,12 +94,13 @@ def test_the_container_is_removed_on_normal_exit_and_on_error(docker_log: Path) 
     with pytest.raises(RuntimeError), Container(SPEC, [1]) as failing:
         raise RuntimeError("planted")
     calls = docker_log.read_text().splitlines()
-    assert [c.split()[0] for c in calls] == ["run", "inspect", "rm", "run", "inspect", "rm"]
+    assert [c.split()[0] for c in calls] == ["run", "inspect", "exec", "rm"] * 2
     assert "VLLM_USE_MODELSCOPE=False" in Path(f"{docker_log}.run-env").read_text().splitlines()
     assert "--env=VLLM_USE_MODELSCOPE " in calls[0], "the value goes by docker's environment, not the command line"
     assert f"--label=llmqual.owner={owner_token()}" in calls[0]
-    assert calls[2] == f"rm --force {container.name}"
-    assert calls[5] == f"rm --force {failing.name}"
+    assert calls[2] == f"exec {container.name} timeout 10 bash -c exec 3<>/dev/tcp/169.254.169.254/80", "verified"
+    assert calls[3] == f"rm --force {container.name}"
+    assert calls[7] == f"rm --force {failing.name}"
     rules = (docker_log.parent / "iptables.log").read_text().splitlines()
     blocked = "OUTPUT -d 169.254.169.254 -m cgroup --path system.slice/docker-0123abcd.scope -j REJECT"
     assert [r.split(" OUTPUT")[0] for r in rules] == ["-w -I", "-w -D"] * 2, "each container blocked, then unblocked"
@@ -141,7 +142,8 @@ def test_a_server_in_a_container_that_dies_removes_the_container(docker_log: Pat
     with pytest.raises(ServerStartError, match="exited with code 126") as info, VLLMServer(config, tmp_path / "s.log"):
         pass
     assert "OCI runtime exec failed" in info.value.log_tail
-    image, run, _, execute, remove = docker_log.read_text().splitlines()
+    image, run, _, probe, execute, remove = docker_log.read_text().splitlines()
+    assert "/dev/tcp/169.254.169.254/80" in probe, "the metadata block is verified before the server starts"
     assert image == "image inspect --format {{.Id}} quay.io/ascend/vllm-ascend:v0.9.1", "the image is looked for first"
     assert "--device=/dev/davinci2" in run
     assert execute.startswith("exec --env=PYTORCH_NPU_ALLOC_CONF --env=VLLM_API_KEY llmqual-")

@@ -59,12 +59,6 @@ def test_nics_named_by_hccl_variables() -> None:
     assert "GLOO_SOCKET_IFNAME==eth1,eth0: no interface named 'eth1'" in problem
 
 
-def test_a_reachable_metadata_address_is_a_problem_with_the_fix() -> None:
-    assert preflight.metadata_reachable(connected=False, blocked=True) == []
-    assert "set container.block-metadata: true" in preflight.metadata_reachable(connected=True, blocked=False)[0]
-    assert "did not hold" in preflight.metadata_reachable(connected=True, blocked=True)[0]
-
-
 CAT, SLEEP = shutil.which("cat"), shutil.which("sleep")
 
 
