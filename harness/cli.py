@@ -2,6 +2,7 @@
 
 llmqual platform                 which platforms are usable here, and why not
 llmqual plan check FILE...       validate plans (exit 2 with file, key and fix on the first bad one)
+llmqual plan explain --plan F    what a run of the plan would start (argv, env, devices, files), nothing started
 llmqual model build [--plan F]   build (or find) the tiny model of a plan and print its folder
 llmqual image build              build (or find) the CPU base image container plans name llmqual/cpu-base
 llmqual serve --plan F           start the plan's vLLM server, print its URL, serve until Ctrl-C
@@ -34,6 +35,7 @@ from harness.config.container import ContainerSpec
 from harness.config.plan import PLATFORMS, load_plan
 from harness.deploy import command as deploy_command
 from harness.errors import HarnessError
+from harness.explain import command as explain_command
 from harness.load import command as dataset_command
 from harness.report import command as report_command
 from harness.report import trends as trends_command
@@ -184,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "another node",
     )
     check.set_defaults(run=_cmd_plan_check)
+    explain_command.add_parser(plan)
 
     model = commands.add_parser("model", help="models").add_subparsers(dest="model_command", required=True)
     build = model.add_parser("build", help="build the plan's tiny model (or find the model folder)")

@@ -25,11 +25,16 @@ pytest_plugins = [
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("llmqual", "llmqual qualification harness")
+    parser.getgroup("llmqual", "llmqual qualification harness").addoption(
+        "--explain",
+        action="store_true",
+        help="print what a run of the plan would start (argv, environment, devices, files) and start nothing",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    from harness.explain.command import pytest_explain
     from harness.plugins.markers import MARKERS
     from harness.plugins.plans import configure_plans
     from harness.plugins.recording import open_run
@@ -41,6 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return  # nothing runs: no plan to check, no run folder to write
     # SIGTERM (CI cancelling, `timeout`) must run the same teardown as Ctrl-C: no server may outlive pytest.
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    pytest_explain(config)  # with --explain: the rehearsal, then the session ends
     plans = configure_plans(config)
     run = open_run(config, plans)
     config.pluginmanager.register(RunRecorder(config, run), "llmqual-recorder")

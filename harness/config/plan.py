@@ -24,6 +24,7 @@ from harness.config.model import ModelSpec
 from harness.config.suites import SuitesSpec
 from harness.errors import HarnessError, PlanError
 from harness.runtime.affinity import placement_problem
+from harness.runtime.leases import DEVICE_FILES, absent_cards
 
 PlatformName = Literal["cpu", "gpu", "npu"]
 PLATFORMS: tuple[PlatformName, ...] = ("npu", "gpu", "cpu")
@@ -235,6 +236,14 @@ class Plan(Frozen):
                 f"no baseline file at {self.baseline_path()}",
                 "record one with `llmqual baseline update RUN --out FILE`, fix the path (relative to the plan), or "
                 "remove the key to gate against nothing",
+            )
+        absent = absent_cards(self.platform, self.server.devices or ())
+        if absent:
+            raise PlanError(
+                self.source,
+                "server.devices",
+                f"cards {absent} are not on this node (no {DEVICE_FILES[self.platform].format(absent[0])} in /dev)",
+                "list the node's cards (`npu-smi info -l` or `nvidia-smi -L`), or remove the key",
             )
         placed = [("server.cpus", self.server.cpus), ("suites.load.client-cpus", self.suites.load.client_cpus)]
         for key, cpus in placed:

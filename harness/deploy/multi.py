@@ -84,11 +84,15 @@ def write_rank_table(
 def instance_configs(
     plan: Plan, model_path: Path, cache: Path, table: Path | None, node: int = 0
 ) -> list[ServerConfig]:
-    """One ServerConfig per instance of node `node` of the plan's deployment. On CPU an instance's devices are
+    """One ServerConfig per instance of node `node` of the plan's deployment (in the plan's container, if it has
+    one, with the rank table mounted). On CPU an instance's devices are
     cores: the instance runs on them (server.cpus) with its compute thread bound to them, and there is no rank
     table (`table` None)."""
     assert plan.deployment is not None
     configs = []
+    # One node: the instances listen on the loopback. Several: on the node's IP, where the proxy on node 0 (and the
+    # other nodes' instances) reach them; the ports must be open between the nodes (docs/disaggregated.md).
+    host = plan.deployment.nodes[node].server_id if len(plan.deployment.nodes) > 1 else "127.0.0.1"
     for index, instance in enumerate(plan.deployment.nodes[node].instances):
         key = f"deployment.nodes.{node}.instances.{index}"
         base = plan.server_with(instance.server).server
@@ -116,7 +120,13 @@ def instance_configs(
             env[RPC_PORT_ENV] = str(RPC_PORT_BASE + index)
             env[HCCL_IF_IP_ENV] = plan.deployment.nodes[node].server_id
         env.update(spec.env)
-        configs.append(ServerConfig(plan.platform, model_path, spec, tuple(sorted(env.items())), devices=cards))
+        files = (str(table),) if table is not None else ()
+        env_items = tuple(sorted(env.items()))
+        configs.append(
+            ServerConfig(
+                plan.platform, model_path, spec, env_items, plan.container, devices=cards, files=files, host=host
+            )
+        )
     return configs
 
 

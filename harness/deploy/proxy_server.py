@@ -37,13 +37,15 @@ class ProxyServer:
         self.process: ManagedProcess | None = None
         self.endpoint = Endpoint("", model, api_key)
 
-    def __enter__(self) -> ProxyServer:
-        port = free_port()
-        argv = [
+    def argv(self, port: int | str) -> list[str]:
+        return [
             sys.executable, "-m", "harness.deploy.proxy", "--port", str(port), "--policy", self.policy,
             "--prefill", *self.prefill, "--decode", *self.decode,
         ]  # fmt: skip
-        self.process = ManagedProcess(argv, self.log_path).__enter__()
+
+    def __enter__(self) -> ProxyServer:
+        port = free_port()
+        self.process = ManagedProcess(self.argv(port), self.log_path).__enter__()
         self.endpoint = Endpoint(f"http://127.0.0.1:{port}", self.model, self.api_key)
         try:
             entry = wait_until_ready(self.endpoint, self.ready_timeout_s, self.process.returncode)

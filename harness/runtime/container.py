@@ -5,9 +5,10 @@ three management devices, the driver, npu-smi, dcmi and `/etc/ascend_install.inf
 On GPUs the cards go through `--gpus`; on the CPU default there is no device. Every container has host networking
 (the harness reaches the server on 127.0.0.1), a shared-memory size, the plan's mounts, and read-only mounts of
 what the server reads from the host (its model folders; with `container.host-environment`, the harness's Python
-environment). The container runs `sleep infinity`; servers are started with `docker exec`. Leaving the context, or
-the harness exiting by any other path (atexit), removes the container with `docker rm -f`, which ends everything
-inside it; a run killed outright leaves it to the next run's sweep (harness.runtime.sweep), by its labels.
+environment). The container runs `sleep infinity` (the image's entrypoint replaced: vLLM's own images start
+`vllm serve` from theirs); servers are started with `docker exec`. Leaving the context, or the harness exiting by
+any other path (atexit), removes the container with `docker rm -f`, which ends everything inside it; a run killed
+outright leaves it to the next run's sweep (harness.runtime.sweep), by its labels.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def run_arguments(
     args += [f"--volume={mount}" for mount in spec.mounts]
     args += [f"--volume={mount}" for mount in host_mounts(spec, reads, writes)]
     args += [f"--env={k}" for k in sorted(spec.env)]  # values from docker's environment, off the command line
-    return [*args, spec.image, "sleep", "infinity"]
+    # The image's own entrypoint is replaced: vLLM's images start `vllm serve` from theirs (vllm/vllm-openai).
+    return [*args, "--entrypoint=sleep", spec.image, "infinity"]
 
 
 def docker_problem(timeout_s: float = 20.0) -> str | None:
@@ -218,21 +220,27 @@ class Container:
         platform: str = "npu",
         reads: Sequence[str] = (),
         writes: Sequence[str] = (),
+        name: str | None = None,
+        owner: str | None = None,
     ) -> None:
         self.spec, self.cards, self.platform = spec, list(cards), platform
         self.reads, self.writes = list(reads), list(writes)
-        self.name = f"llmqual-{uuid.uuid4().hex[:10]}"
+        self.name = name or f"llmqual-{uuid.uuid4().hex[:10]}"
         run_id = run_id if run_id is not None else os.environ.get(RUN_ENV, "")
-        owner = {"llmqual.owner": owner_token()}  # a later run removes it if the harness dies without doing so
-        self.labels = {"llmqual": "1", **owner, **({"llmqual.run": run_id} if run_id else {})}
+        # A later run removes it if the harness dies without doing so. `name` and `owner` are given by a rehearsal.
+        owned = {"llmqual.owner": owner or owner_token()}
+        self.labels = {"llmqual": "1", **owned, **({"llmqual.run": run_id} if run_id else {})}
         self.id: str | None = None
         self._block: MetadataBlock | None = None
+
+    def run_argv(self) -> list[str]:
+        """The `docker run` that starts it."""
+        return run_arguments(self.spec, self.cards, self.name, self.labels, self.platform, self.reads, self.writes)
 
     def __enter__(self) -> Container:
         _LIVE.add(self.name)  # registered first: a run that fails half-way is still removed
         try:
-            args = run_arguments(self.spec, self.cards, self.name, self.labels, self.platform, self.reads, self.writes)
-            self.id = _docker(args, f"start {self.spec.image}", env=self.spec.env)
+            self.id = _docker(self.run_argv(), f"start {self.spec.image}", env=self.spec.env)
             if self.spec.block_metadata:
                 pid = _docker(["docker", "inspect", "--format", "{{.State.Pid}}", self.name], f"inspect {self.name}")
                 self._block = MetadataBlock(int(pid), self.spec.metadata_address).__enter__()

@@ -18,6 +18,16 @@ from types import TracebackType
 from harness.errors import HarnessError
 
 LEASED_PLATFORMS = ("npu", "gpu")  # whose devices a server holds alone; CPU cores are placed, not leased
+DEV = Path("/dev")
+DEVICE_FILES = {"npu": "davinci{}", "gpu": "nvidia{}"}  # card N's device file on the host
+
+
+def absent_cards(platform: str, cards: Sequence[int], dev: Path | None = None) -> list[int]:
+    """The cards of `cards` this node does not have (no /dev/davinciN, /dev/nvidiaN); none on the CPU."""
+    pattern = DEVICE_FILES.get(platform)
+    if pattern is None:
+        return []
+    return [card for card in cards if not ((dev or DEV) / pattern.format(card)).exists()]
 
 
 class LeaseError(HarnessError):

@@ -7,6 +7,8 @@ import urllib.error
 from collections.abc import Callable
 from typing import Any
 
+from harness.runtime.process import group_members
+from harness.runtime.sockets import listening_pids
 from harness.server.endpoint import Endpoint, get_json, served_models
 
 POLL_TIMEOUT_S = 5.0
@@ -63,3 +65,14 @@ def require_ok(url: str, headers: dict[str, str], timeout_s: float = POLL_TIMEOU
         get_json(url, headers, timeout_s)
     except ValueError:
         return  # 200 with an empty or non-JSON body is what /health returns
+
+
+def require_own_listener(port: int, pgid: int) -> None:
+    """The server that answered on `port` must be the one started (process group `pgid`): another process may take
+    a free port between the moment it is picked and the moment vLLM binds it, and would answer readiness."""
+    holders = listening_pids(port)
+    if holders and not holders & set(group_members(pgid)):
+        raise NotReady(
+            f"port {port} is answered by process(es) {sorted(holders)}, not by the server started (group {pgid}): "
+            "another server took the port; stop it or give server.port"
+        )

@@ -27,10 +27,10 @@ from harness.errors import ServerStartError
 from harness.platform.environment import device_environment, server_environment
 from harness.runtime.container import Container
 from harness.runtime.image import resolved_image
-from harness.runtime.process import ManagedProcess, group_members, tail
-from harness.runtime.sockets import free_port, listening_pids, port_in_use
+from harness.runtime.process import ManagedProcess, tail
+from harness.runtime.sockets import free_port, port_in_use
 from harness.server.endpoint import Endpoint
-from harness.server.readiness import NotReady, require_ok, wait_until_ready
+from harness.server.readiness import NotReady, require_ok, require_own_listener, wait_until_ready
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 LOG_TAIL_LINES = 50
@@ -52,6 +52,8 @@ class ServerConfig:
     container: ContainerSpec | None = None
     label: str = ""  # tells apart servers of one configuration (the two sides of an A/A comparison)
     devices: tuple[int, ...] = ()  # the cards it runs on: leased by the pool, or a deployment instance's own
+    files: tuple[str, ...] = ()  # host files it reads besides its model (a deployment's rank table)
+    host: str = "127.0.0.1"  # the address it listens on: a multi-node deployment's instance, its node's IP
 
     def process_env(self) -> dict[str, str]:
         """What the server process gets on top of the harness's environment: `env` and its devices made visible."""
@@ -91,8 +93,8 @@ def server_config(plan: Plan, model_path: Path, cache: Path, draft: Path | None 
     return ServerConfig(plan.platform, model_path, spec, tuple(sorted(env.items())), plan.container)
 
 
-def vllm_arguments(config: ServerConfig, host: str, port: int) -> list[str]:
-    """The `vllm serve` options for `config`, under vLLM's own names."""
+def vllm_arguments(config: ServerConfig, host: str, port: int | str) -> list[str]:
+    """The `vllm serve` options for `config`, under vLLM's own names (`port` as text: a rehearsal's `<free port>`)."""
     spec = config.spec
     args = [
         "--model", str(config.model_path),
@@ -148,25 +150,14 @@ def api_key_of(config: ServerConfig) -> str | None:
     return dict(config.env).get("VLLM_API_KEY") or None
 
 
-def require_own_listener(port: int, pgid: int) -> None:
-    """The server that answered on `port` must be the one started (process group `pgid`): another process may take
-    a free port between the moment it is picked and the moment vLLM binds it, and would answer readiness."""
-    holders = listening_pids(port)
-    if holders and not holders & set(group_members(pgid)):
-        raise NotReady(
-            f"port {port} is answered by process(es) {sorted(holders)}, not by the server started (group {pgid}): "
-            "another server took the port; stop it or give server.port"
-        )
-
-
 class VLLMServer:
     """A running vLLM server for `config`; `endpoint` and `startup_s` are set once it is ready."""
 
-    def __init__(self, config: ServerConfig, log_path: Path, python: str = sys.executable, host: str = "127.0.0.1"):
+    def __init__(self, config: ServerConfig, log_path: Path, python: str = sys.executable):
         self.config = config
         self.log_path = log_path
         self.python = python
-        self.host = host
+        self.host = config.host
         self.startup_s: float | None = None
         self._process: ManagedProcess | None = None
         self._endpoint: Endpoint | None = None
@@ -184,7 +175,7 @@ class VLLMServer:
             raise ServerStartError("the server is not running")
         return self._endpoint
 
-    def argv(self, port: int) -> list[str]:
+    def argv(self, port: int | str) -> list[str]:
         return [self.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
 
     def _cards(self) -> list[int]:
@@ -197,11 +188,14 @@ class VLLMServer:
         return [env[k] for k in CACHE_VARIABLES if env.get(k, "").startswith("/")]
 
     def reads(self) -> list[str]:
-        """Host folders the server reads: its model, and a speculative draft model given by path."""
+        """Host paths the server reads: its model, a speculative draft model given by path, its `files`."""
         draft = (self.config.spec.speculative_config or {}).get("model")
-        return [str(self.config.model_path), *([draft] if isinstance(draft, str) and draft.startswith("/") else [])]
+        drafts = [draft] if isinstance(draft, str) and draft.startswith("/") else []
+        return [str(self.config.model_path), *drafts, *self.config.files]
 
-    def container_argv(self, container: Container, port: int, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    def container_argv(
+        self, container: Container, port: int | str, env: dict[str, str]
+    ) -> tuple[list[str], dict[str, str]]:
         """The `docker exec` of the server inside `container` and the environment docker runs with: the server's
         variables are passed by name, their values only in docker's environment (never on a command line `ps`
         shows). The container sees its cards renumbered from 0, so no visibility variable is passed. The plan's

@@ -19,20 +19,24 @@ from harness.errors import PlanError, ProcessFailed, TrainingError
 from harness.runtime import process
 from harness.training.curve import TrainedRun
 from harness.training.launch import Launch, LaunchConfigError, Resolve
-from harness.training.llamafactory import prepare_llamafactory
-from harness.training.mindspeed import prepare_mindspeed
+from harness.training.llamafactory import llamafactory_launch, prepare_llamafactory
+from harness.training.mindspeed import mindspeed_launch, prepare_mindspeed
 from harness.training.parsers import LogFormatError, parse_log
 
 Preparer = Callable[[TrainingSpec, Path, Resolve, Path], Launch]
 LAUNCHERS: dict[str, Preparer] = {"llamafactory": prepare_llamafactory, "mindspeed": prepare_mindspeed}
+REHEARSED: dict[str, Preparer] = {"llamafactory": llamafactory_launch, "mindspeed": mindspeed_launch}
 
 
-def prepare(training: TrainingSpec, model: Path, resolve: Resolve, out: Path, plan_source: str) -> Launch:
-    """The launch of `training.launcher`, every input checked; nothing is started."""
+def prepare(
+    training: TrainingSpec, model: Path, resolve: Resolve, out: Path, plan_source: str, rehearse: bool = False
+) -> Launch:
+    """The launch of `training.launcher`, every input checked; nothing is started. With `rehearse`, nothing is
+    checked or written either: the launch as it would be (harness.explain)."""
     try:
         if training.launcher not in LAUNCHERS:
             raise LaunchConfigError("launcher", f"{training.launcher!r} runs in-process", "use " + ", ".join(LAUNCHERS))
-        launch = LAUNCHERS[training.launcher](training, model, resolve, out)
+        launch = (REHEARSED if rehearse else LAUNCHERS)[training.launcher](training, model, resolve, out)
     except LaunchConfigError as exc:
         raise PlanError(plan_source, f"suites.training.{exc.key}", exc.problem, exc.fix) from exc
     if training.profile:

@@ -125,40 +125,23 @@ def _command(argv: list[str], resolve: Resolve) -> list[str]:
     return [str(resolve(head)) if "/" in head and not head.startswith("/") else head, *argv[1:]]
 
 
-def prepare_llamafactory(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
+def llamafactory_launch(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
+    """The launch and the files it reads, as paths: nothing is checked or written (a rehearsal shows this)."""
     spec = training.llamafactory
     if spec is None:
         raise LaunchConfigError("llamafactory", "missing", "add the section or choose another launcher")
-    command = _command(spec.command, resolve)
-    if shutil.which(command[0]) is None:
-        raise LaunchConfigError(
-            "llamafactory.command",
-            f"{command[0]!r} is not an executable (or not on PATH)",
-            "install LLaMA-Factory (on the CPU: scripts/bootstrap-tool llamafactory) or give the CLI's full path",
-        )
-    if not (model / "config.json").is_file():
-        raise LaunchConfigError("llamafactory", f"no model with a config.json at {model}", "fix model.path")
-    out.mkdir(parents=True, exist_ok=True)
-    config = llamafactory_config(spec, model, out, training.seed)
-    if spec.data is None and spec.dataset_dir is not None:
-        config["dataset_dir"] = str(resolve(spec.dataset_dir))
     written = [out / "llamafactory.yaml"]
     if spec.data is not None:
-        (out / "data").mkdir(exist_ok=True)
-        data_file = _data_file(spec.data, resolve, out)
-        info = out / "data" / "dataset_info.json"
-        info.write_text(json.dumps(_dataset_info(data_file, spec.data.formatting, spec.data.ranking), indent=2))
-        written += [info] + ([data_file] if spec.data.synthetic else [])
+        written.append(out / "data" / "dataset_info.json")
+        if spec.data.synthetic is not None:
+            written.append(out / "data" / f"{spec.data.synthetic}.json")
     if spec.deepspeed_zero:
-        ds = out / f"ds_z{spec.deepspeed_zero}_config.json"
-        ds.write_text(json.dumps(deepspeed_config(spec.deepspeed_zero), indent=2))
-        written.append(ds)
-    written[0].write_text(yaml.safe_dump(config, sort_keys=False))
+        written.append(out / f"ds_z{spec.deepspeed_zero}_config.json")
     # LLaMA-Factory starts DeepSpeed runs through torchrun only when asked to.
     env = dict(spec.env) | ({"FORCE_TORCHRUN": "1"} if spec.deepspeed_zero else {})
     return Launch(
         "llamafactory",
-        [*command, str(written[0])],
+        [*_command(spec.command, resolve), str(written[0])],
         env,
         out,
         out / "console.log",
@@ -170,4 +153,29 @@ def prepare_llamafactory(training: TrainingSpec, model: Path, resolve: Resolve, 
     )
 
 
-# --- MindSpeed-LLM / ModelLink -----------------------------------------------------------------------------------
+def prepare_llamafactory(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
+    launch = llamafactory_launch(training, model, resolve, out)
+    spec = training.llamafactory
+    assert spec is not None  # llamafactory_launch refused a missing section
+    if shutil.which(launch.argv[0]) is None:
+        raise LaunchConfigError(
+            "llamafactory.command",
+            f"{launch.argv[0]!r} is not an executable (or not on PATH)",
+            "install LLaMA-Factory (on the CPU: scripts/bootstrap-tool llamafactory) or give the CLI's full path",
+        )
+    if not (model / "config.json").is_file():
+        raise LaunchConfigError("llamafactory", f"no model with a config.json at {model}", "fix model.path")
+    out.mkdir(parents=True, exist_ok=True)
+    config = llamafactory_config(spec, model, out, training.seed)
+    if spec.data is None and spec.dataset_dir is not None:
+        config["dataset_dir"] = str(resolve(spec.dataset_dir))
+    if spec.data is not None:
+        (out / "data").mkdir(exist_ok=True)
+        data_file = _data_file(spec.data, resolve, out)
+        info = out / "data" / "dataset_info.json"
+        info.write_text(json.dumps(_dataset_info(data_file, spec.data.formatting, spec.data.ranking), indent=2))
+    if spec.deepspeed_zero:
+        ds = out / f"ds_z{spec.deepspeed_zero}_config.json"
+        ds.write_text(json.dumps(deepspeed_config(spec.deepspeed_zero), indent=2))
+    launch.written[0].write_text(yaml.safe_dump(config, sort_keys=False))
+    return launch

@@ -48,28 +48,15 @@ def train_iters(script: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def prepare_mindspeed(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
+def mindspeed_launch(training: TrainingSpec, model: Path, resolve: Resolve, out: Path, text: str = "") -> Launch:
+    """The launch of the script's copy under `out` (`text`: the copy's content, for its step count): nothing is
+    read, checked or written (a rehearsal shows this)."""
     spec: MindSpeedSpec | None = training.mindspeed
     if spec is None:
         raise LaunchConfigError("mindspeed", "missing", "add the section or choose another launcher")
     script = resolve(spec.script)
-    try:
-        original = script.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LaunchConfigError("mindspeed.script", f"cannot read {script}: {exc.strerror}", "fix the path") from exc
     values = {name: str(value) for name, value in spec.vars.items()}
-    text, _ = set_script_vars(original, values)
-    left = unset_placeholders(text)
-    if left:
-        raise LaunchConfigError(
-            "mindspeed.vars",
-            f"{script.name} still has placeholder values for {', '.join(left)}",
-            f"set them under suites.training.mindspeed.vars (for example {left[0]}: /path)",
-        )
-    require_command(["bash"], "mindspeed.script")
-    out.mkdir(parents=True, exist_ok=True)
     copy = out / script.name
-    copy.write_text(text)
     checkpoint = values.get(spec.checkpoint_var)
     return Launch(
         "mindspeed",
@@ -84,3 +71,27 @@ def prepare_mindspeed(training: TrainingSpec, model: Path, resolve: Resolve, out
         (copy,),
         train_iters(text),  # after the plan's values are set
     )
+
+
+def prepare_mindspeed(training: TrainingSpec, model: Path, resolve: Resolve, out: Path) -> Launch:
+    spec: MindSpeedSpec | None = training.mindspeed
+    if spec is None:
+        raise LaunchConfigError("mindspeed", "missing", "add the section or choose another launcher")
+    script = resolve(spec.script)
+    try:
+        original = script.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LaunchConfigError("mindspeed.script", f"cannot read {script}: {exc.strerror}", "fix the path") from exc
+    text, _ = set_script_vars(original, {name: str(value) for name, value in spec.vars.items()})
+    left = unset_placeholders(text)
+    if left:
+        raise LaunchConfigError(
+            "mindspeed.vars",
+            f"{script.name} still has placeholder values for {', '.join(left)}",
+            f"set them under suites.training.mindspeed.vars (for example {left[0]}: /path)",
+        )
+    require_command(["bash"], "mindspeed.script")
+    launch = mindspeed_launch(training, model, resolve, out, text)
+    out.mkdir(parents=True, exist_ok=True)
+    launch.written[0].write_text(text)
+    return launch

@@ -39,7 +39,7 @@ def test_docker_run_arguments_are_exact() -> None:
         "--volume=/data/work:/data/work", "--workdir=/data/work",
         "--volume=/data/models:/data/models:ro",
         "--env=VLLM_USE_MODELSCOPE",
-        "quay.io/ascend/vllm-ascend:v0.9.1", "sleep", "infinity",
+        "--entrypoint=sleep", "quay.io/ascend/vllm-ascend:v0.9.1", "infinity",
     ]  # fmt: skip
 
 

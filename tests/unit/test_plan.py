@@ -225,3 +225,27 @@ def test_an_image_size_of_zero_is_refused_naming_the_key(tmp_path: Path, key: st
     with pytest.raises(PlanError) as info:
         load_plan(write(tmp_path, GOOD + f"suites:\n  multimodal: {{{key}: 0}}\n"))
     assert f"suites.multimodal.{key}" in str(info.value)
+
+
+def test_server_devices_the_node_lacks_are_refused_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A card named in server.devices must have its device file here (on an 8-card node, /dev/davinci0..7)."""
+    from harness.runtime import leases
+
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for card in (0, 1):
+        (dev / f"davinci{card}").touch()
+    monkeypatch.setattr(leases, "DEV", dev)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    text = GOOD.replace("tiny: {hidden-size: 128, num-heads: 2}", "path: m").replace("platform: cpu", "platform: npu")
+    fitting = load_plan(write(tmp_path, text.replace("max-model-len: 512", "max-model-len: 512\n  devices: [0, 1]")))
+    fitting.check_runnable()
+    plan = load_plan(write(tmp_path, text.replace("max-model-len: 512", "max-model-len: 512\n  devices: [1, 2, 3]")))
+    with pytest.raises(PlanError) as info:
+        plan.check_runnable()
+    assert info.value.key == "server.devices"
+    assert "[2, 3]" in str(info.value)
+    assert "davinci2" in str(info.value)

@@ -10,8 +10,7 @@ import sys
 import pytest
 
 from harness.runtime.sockets import listening_pids
-from harness.server.readiness import NotReady
-from harness.server.vllm import require_own_listener
+from harness.server.readiness import NotReady, require_own_listener
 
 LISTENER = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); " \
     "print(s.getsockname()[1], flush=True); time.sleep(60)"  # fmt: skip
