@@ -91,7 +91,21 @@ def ensure_base_image(cache: Path, progress: Callable[[str], None] = print) -> s
         if image_exists(tag):  # built by whoever held the lock
             return tag
         build_base_image(tag, cache, progress)
+    removed = prune_base_images(keep=tag)
+    if removed:
+        progress(f"removed the older {BASE_IMAGE} tags {', '.join(removed)}")
     return tag
+
+
+def prune_base_images(keep: str) -> list[str]:
+    """Remove every tag of the CPU base image but `keep` (earlier recipes' images, 440 MB each); a tag a container
+    still uses is left to docker's refusal. The tags removed."""
+    listed = _run(["docker", "images", BASE_IMAGE, "--format", "{{.Repository}}:{{.Tag}}"], DOCKER_TIMEOUT_S, "list")
+    removed = []
+    for tag in (t for t in listed.stdout.split() if t != keep and is_base_image(t)):
+        if _run(["docker", "image", "rm", tag], DOCKER_TIMEOUT_S, "remove").returncode == 0:
+            removed.append(tag)
+    return removed
 
 
 def build_base_image(tag: str, cache: Path, progress: Callable[[str], None] = print) -> float:

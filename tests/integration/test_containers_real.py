@@ -21,6 +21,7 @@ from harness.config.plan import load_plan
 from harness.errors import PlanError
 from harness.paths import cache_root
 from harness.runtime.container import Container, ContainerError
+from harness.runtime.image import prune_base_images
 from harness.served import resolve_model, serving_config
 from harness.server.pool import ServerPool, ServerRestarted
 from harness.server.vllm import ServerConfig, VLLMServer
@@ -140,3 +141,18 @@ def test_a_mount_over_the_images_home_is_refused_before_docker_is_asked(nothing_
     plan.write_text(text)
     with pytest.raises(PlanError, match="would hide the image's /home/ma-user"):
         load_plan(plan)
+
+
+def test_older_base_image_tags_are_pruned_and_the_current_one_kept(nothing_left: str) -> None:
+    """An earlier recipe's image (a tag of the base image's name) is removed; the current tag stays."""
+    stale = "llmqual/cpu-base:stale0000000"
+    subprocess.run(["docker", "tag", nothing_left, stale], check=True, capture_output=True, timeout=60)
+    try:
+        assert prune_base_images(keep=nothing_left) == [stale]
+        tags = subprocess.run(
+            ["docker", "images", "llmqual/cpu-base", "--format", "{{.Repository}}:{{.Tag}}"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.split()  # fmt: skip
+        assert tags == [nothing_left]
+    finally:
+        subprocess.run(["docker", "image", "rm", stale], capture_output=True, timeout=60, check=False)
