@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import pytest
 
 from harness.client.openai import RequestRecord
-from harness.load.loops import LoopClock, Payload, closed_loop, open_loop
+from harness.load.loops import LoopClock, Payload, closed_loop, open_loop, wait_until
 
 
 @dataclass
@@ -24,7 +25,7 @@ class ScriptedWorld:
     _wakeups: list[tuple[float, asyncio.Future[None]]] = field(default_factory=list)
 
     def clock(self) -> LoopClock:
-        return LoopClock(now=lambda: self.now, sleep=self.sleep, spin_s=0.0)
+        return LoopClock(now=lambda: self.now, sleep=self.sleep, timer_margin_s=0.0, precise=self.sleep)
 
     async def sleep(self, delay: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -156,3 +157,31 @@ def test_a_cancelled_loop_ends_its_requests_before_it_returns(loop: str) -> None
         assert all(task.done() for task in started), "a request outlived its loop"
 
     asyncio.run(main())
+
+
+def test_wait_until_never_returns_before_the_due_time_on_the_real_clock() -> None:
+    """The loop's timer (set early by the margin) and the pacer thread's sleep together: never early, and the
+    loop keeps running other tasks meanwhile (the ticker advances while the waits are in progress)."""
+    clock = LoopClock()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    async def main() -> list[float]:
+        running = asyncio.create_task(ticker())
+        early = []
+        start = time.monotonic()
+        for i in range(1, 41):
+            due = start + i * 0.0025
+            await wait_until(due, clock)
+            early.append(due - time.monotonic())
+        running.cancel()
+        return early
+
+    early = asyncio.run(main())
+    assert max(early) <= 0.0, f"returned {max(early) * 1e6:.0f} us before a due time"
+    assert ticks > 10  # the loop served the other task while it waited
