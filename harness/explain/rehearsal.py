@@ -155,7 +155,7 @@ def _server_steps(config: ServerConfig, who: str, log: Path, node: int = 0) -> l
     if config.container is None:
         env = masked({**config.process_env(), **secret})
         return [Step("server", who, node, tuple(server.argv(port)), env, config.devices, notes=tuple(notes))]
-    cards = tuple(server._cards()) if config.platform != "cpu" else ()
+    cards = tuple(server.container_cards()) if config.platform != "cpu" else ()
     wanted = config.container
     image = base_image_tag() if is_base_image(wanted.image) else wanted.image
     container = Container(

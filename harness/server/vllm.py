@@ -178,7 +178,7 @@ class VLLMServer:
     def argv(self, port: int | str) -> list[str]:
         return [self.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
 
-    def _cards(self) -> list[int]:
+    def container_cards(self) -> list[int]:
         """The cards a container is given: the leased ones, else the plan's, else the first."""
         return list(self.config.devices) or list(self.config.spec.devices or (0,))
 
@@ -226,7 +226,7 @@ class VLLMServer:
             if self.config.container is not None:
                 spec = self.config.container
                 spec = spec.model_copy(update={"image": resolved_image(spec.image)})
-                cards = self._cards() if self.config.platform != "cpu" else []
+                cards = self.container_cards() if self.config.platform != "cpu" else []
                 container = Container(
                     spec, cards, platform=self.config.platform, reads=self.reads(), writes=self.writes()
                 )
