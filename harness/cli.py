@@ -28,6 +28,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.ab import command as ab_command
 from harness.accuracy import command as eval_command
 from harness.bench import command as bench_command
 from harness.capacity import command as probe_command
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_cmd_serve)
 
     bench_command.add_parser(commands)
+    ab_command.add_parser(commands)
     dataset_command.add_parser(commands)
     eval_command.add_parser(commands)
     deploy_command.add_parser(commands)

@@ -25,6 +25,7 @@ one of them is in this tree (tests/unit/test_error_tree.py fails on one that is 
     │   ├── LockTimeout                   a cache lock not released in time (harness.runtime.locks)
     │   ├── ContainerError                docker refused to start or remove a container (harness.runtime.container)
     │   ├── ImageError                    the CPU base image could not be found or built (harness.runtime.image)
+    │   ├── ReleaseError                  a vLLM release environment could not be made or asked (harness.runtime.venvs)
     │   ├── MetadataBlockError            the metadata address could not be blocked (harness.runtime.metadata)
     │   ├── DeviceIpError                 a card's IP could not be read (harness.deploy.device_ips)
     │   └── PreflightError                npu-smi or docker could not be read (harness.platform.readings)

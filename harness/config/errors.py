@@ -69,7 +69,8 @@ def plan_error_from(exc: ValidationError, path: str, model: type[BaseModel]) -> 
         else:
             given = err.get("input")
             shown = repr(given) if not isinstance(given, dict) else "a mapping"
-            problems.append((key, f"{err['msg']} (got {shown})", "see fixtures/plans/README.md for valid values"))
+            message = err["msg"].removeprefix("Value error, ")  # a validator's own message says what is wrong
+            problems.append((key, f"{message} (got {shown})", "see fixtures/plans/README.md for valid values"))
     key, problem, fix = problems[0]
     if len(problems) > 1:
         others = "; ".join(f"{k}: {p}" for k, p, _ in problems[1:])

@@ -159,8 +159,10 @@ class Plan(Frozen):
                 (f"suites.quant.{side}", getattr(self.suites.quant, side)) for side in ("reference", "candidate")
             ]
         if self.ab is not None:
-            variants.append(("ab.reference", self.ab.reference))
-            variants += [(f"ab.comparisons.{i}.candidate", c.candidate) for i, c in enumerate(self.ab.comparisons)]
+            variants.append(("ab.reference.server", self.ab.reference.server))
+            variants += [
+                (f"ab.comparisons.{i}.candidate.server", c.candidate.server) for i, c in enumerate(self.ab.comparisons)
+            ]
         for where, overrides in variants:
             try:
                 ServerSpec.model_validate({**self.server.model_dump(by_alias=True), **overrides})

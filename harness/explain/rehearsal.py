@@ -70,11 +70,13 @@ def _server_variants(plan: Plan) -> list[tuple[str, Plan, str]]:
         sides = ("reference", "candidate")
         variants += [(f"suites.quant {side}", plan.server_with(getattr(quant, side)), "") for side in sides]
     if plan.ab is not None:
-        variants.append(("ab reference side", plan.server_with(plan.ab.reference), ""))
-        variants += [
-            (f"ab comparison {c.name}, candidate side", plan.server_with(c.candidate), f"ab-{c.name}")
-            for c in plan.ab.comparisons
+        ab_sides = [("ab reference side", plan.ab.reference, "")]
+        ab_sides += [
+            (f"ab comparison {c.name}, candidate side", c.candidate, f"ab-{c.name}") for c in plan.ab.comparisons
         ]
+        for who, side, label in ab_sides:
+            env = {"env": {**plan.server.env, **side.env}} if side.env else {}
+            variants.append((f"{who} ({side.describe()})", plan.server_with({**side.server, **env}), label))
     return variants
 
 

@@ -23,6 +23,14 @@ def _interval(gate: dict[str, Any]) -> str | None:
     return f"{low:+.1%} to {high:+.1%}"
 
 
+def _build(side: Any) -> str:
+    """What a side's build is: its description (older documents: the server overrides)."""
+    if isinstance(side, dict) and "build" in side:
+        version = f" (serves vLLM {side['vllm_version']})" if side.get("vllm_version") else ""
+        return f"{side['build']}{version}"
+    return ", ".join(f"{k}: {v}" for k, v in (side or {}).items()) or "the plan's build"
+
+
 def ab_section(run: RunData) -> str:
     documents = run.of("serving.ab")
     if not documents:
@@ -30,7 +38,8 @@ def ab_section(run: RunData) -> str:
     rows = []
     for document in documents:
         config = document.get("config", {})
-        candidate = ", ".join(f"{k}: {v}" for k, v in (config.get("candidate") or {}).items()) or "the reference"
+        candidate = _build(config.get("candidate"))
+        set_aside = config.get("pairs_set_aside") or 0
         for gate in document.get("gates", []):
             metric = gate["metric"]
             rows.append(
@@ -45,12 +54,12 @@ def ab_section(run: RunData) -> str:
                     _interval(gate),
                     None if gate.get("resolution") is None else f"{gate['resolution']:.1%}",
                     gate_outcome(gate).upper(),
-                    f"{gate.get('n_candidate', 0)} pairs",
+                    f"{gate.get('n_candidate', 0)} pairs" + (f" ({set_aside} set aside)" if set_aside else ""),
                 ]
             )
     headers = [
         "comparison",
-        "candidate",
+        "candidate build",
         "expected",
         "metric",
         "reference mean",
@@ -62,10 +71,11 @@ def ab_section(run: RunData) -> str:
         "pairs",
     ]
     note = (
-        "<p>Reference and candidate servers measured in turn in this run; the change is the mean of the paired "
-        "relative differences (negative is worse), its bounds one-sided at the plan's confidence; the resolution is "
-        "the smallest regression this comparison fails 95% of the time. A comparison that expects a planted fault "
-        "counts as a pass when the gate catches it.</p>"
+        "<p>Reference and candidate builds measured in turn in this run, in blocks of two pairs (AB BA); the change "
+        "is the median of the paired relative differences (negative is worse), its bounds one-sided at the plan's "
+        "confidence (sign test); the resolution is the smallest regression this comparison fails 95% of the time. "
+        "Pairs with a window in which other processes kept the host busy are set aside and counted. A comparison "
+        "that expects a planted fault counts as a pass when the gate catches it.</p>"
     )
     messages = "".join(
         f"<li><code>{escape(d['case_id'])}</code>: {escape(g.get('message', ''))}</li>"

@@ -233,9 +233,14 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
             failures_section(run),
         ]
     )
+    return page(f"llmqual {run.run_id}", body)
+
+
+def page(title: str, body: str) -> str:
+    """A whole HTML page in the report's style."""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>llmqual {escape(run.run_id)}</title><style>{STYLE}</style></head>"
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
         f"<body>{body}<script>{SCRIPT}</script></body></html>"
     )
 

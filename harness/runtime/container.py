@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from types import TracebackType
 from typing import Protocol
@@ -157,6 +157,16 @@ def _docker(args: Sequence[str], what: str, env: Mapping[str, str] | None = None
     if done.returncode != 0:
         raise ContainerError(f"docker could not {what}: {done.stderr.strip()[-2000:]}")
     return done.stdout.strip()
+
+
+@contextlib.contextmanager
+def paused(name: str) -> Iterator[None]:
+    """Container `name` frozen (`docker pause`, the freezer cgroup) for the `with` block, unpaused on every exit."""
+    _docker(["docker", "pause", name], f"pause {name}")
+    try:
+        yield
+    finally:
+        _docker(["docker", "unpause", name], f"unpause {name}")
 
 
 def require_image(image: str) -> None:

@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
@@ -88,6 +88,18 @@ def kill_group(pgid: int, grace_s: float, poll_s: float = 0.1) -> None:
     _LIVE_GROUPS.discard(pgid)
     if group_members(pgid):
         raise HarnessError(f"process group {pgid} survived SIGKILL (processes stuck in the kernel?)")
+
+
+@contextlib.contextmanager
+def stopped(pgid: int) -> Iterator[None]:
+    """The group held stopped (SIGSTOP) for the `with` block and continued on every exit path: an idle server that
+    must not take CPU from the one measured beside it. A stopped group takes no CPU and answers nothing."""
+    os.killpg(pgid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGCONT)
 
 
 @atexit.register

@@ -54,6 +54,7 @@ class ServerConfig:
     devices: tuple[int, ...] = ()  # the cards it runs on: leased by the pool, or a deployment instance's own
     files: tuple[str, ...] = ()  # host files it reads besides its model (a deployment's rank table)
     host: str = "127.0.0.1"  # the address it listens on: a multi-node deployment's instance, its node's IP
+    python: str = ""  # the interpreter whose vLLM serves (an A/B side's environment); "": the harness's own
 
     def process_env(self) -> dict[str, str]:
         """What the server process gets on top of the harness's environment: `env` and its devices made visible."""
@@ -73,6 +74,7 @@ class ServerConfig:
                 self.container.model_dump(by_alias=True) if self.container else None,
                 self.label,
                 list(self.devices),
+                *([self.python] if self.python else []),  # only when set: the keys of plans without one stay
             ],
             sort_keys=True,
         )
@@ -156,7 +158,7 @@ class VLLMServer:
     def __init__(self, config: ServerConfig, log_path: Path, python: str = sys.executable):
         self.config = config
         self.log_path = log_path
-        self.python = python
+        self.python = config.python or python
         self.host = config.host
         self.startup_s: float | None = None
         self._process: ManagedProcess | None = None

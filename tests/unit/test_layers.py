@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("the machine", {"platform", "fingerprint"}),
     ("engines and data", {"model", "client", "server", "deploy", "load", "metrics"}),
     ("results", {"results", "run"}),
-    ("measurement", {"bench", "accuracy", "training", "capacity", "diffusion", "profile", "served", "explain"}),
+    ("measurement", {"ab", "bench", "accuracy", "training", "capacity", "diffusion", "profile", "served", "explain"}),
     ("the report", {"report"}),
     ("entry points", {"cli", "plugin", "plugins"}),
 ]

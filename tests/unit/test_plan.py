@@ -169,13 +169,37 @@ def test_a_missing_accuracy_baseline_file_stops_the_run(tmp_path: Path) -> None:
 
 
 def test_an_ab_candidate_with_an_unknown_server_key_names_it(tmp_path: Path) -> None:
-    ab = "ab:\n  comparisons:\n    - {name: slow, candidate: {max-num-seqz: 4}}\n"
+    ab = "ab:\n  comparisons:\n    - {name: slow, candidate: {server: {max-num-seqz: 4}}}\n"
     with pytest.raises(PlanError) as info:
         load_plan(write(tmp_path, GOOD + ab))
     text = str(info.value)
     assert str(tmp_path / "plan.yaml") in text
-    assert "ab.comparisons.0.candidate.max-num-seqz" in text
+    assert "ab.comparisons.0.candidate.server.max-num-seqz" in text
     assert "max-num-seqs" in text  # the closest valid key
+
+
+@pytest.mark.parametrize(
+    ("candidate", "key", "words"),
+    [
+        ("{max-num-seqs: 4}", "ab.comparisons.0.candidate", "go under `server:`"),
+        ("{python: /x/bin/python, vllm: 0.31.0}", "ab.comparisons.0.candidate", "give one"),
+        ("{vllm: latest}", "ab.comparisons.0.candidate", "not a release number"),
+    ],
+)
+def test_an_ab_side_names_what_is_wrong(tmp_path: Path, candidate: str, key: str, words: str) -> None:
+    ab = f"ab:\n  comparisons:\n    - {{name: c, candidate: {candidate}}}\n"
+    with pytest.raises(PlanError) as info:
+        load_plan(write(tmp_path, GOOD + ab))
+    assert f"{key}: " in str(info.value)
+    assert words in str(info.value)
+    assert "Value error" not in str(info.value)
+
+
+def test_a_planted_fault_must_differ_from_the_reference(tmp_path: Path) -> None:
+    ab = "ab:\n  comparisons:\n    - {name: same, candidate: {}, expect: fail}\n"
+    with pytest.raises(PlanError) as info:
+        load_plan(write(tmp_path, GOOD + ab))
+    assert "comparisons.same: expects a fail but its candidate is the reference build" in str(info.value)
 
 
 def test_a_trained_tiny_model_needs_the_plan_to_train_it(tmp_path: Path) -> None:
