@@ -142,6 +142,10 @@ def _cmd_ab(args: argparse.Namespace) -> int:
     except HarnessError as exc:
         print(f"llmqual ab: cannot compare: {exc}", flush=True)
         return COULD_NOT_COMPARE
+    for build in builds.values():
+        if build.unmet:
+            unmet = "; ".join(build.unmet)
+            print(f"note: {build.description} serves vLLM {build.vllm_version}; its requirements not met here: {unmet}")
     out = args.out or reports_root() / time.strftime("ab-%Y%m%d-%H%M%S")
     outputs = ABOutputs(out)
     tokens, settings, policy = Tokens.load(model), load_settings(plan), spec.policy(plan.gates.policy())

@@ -1,10 +1,11 @@
 """`llmqual ab` on real vLLM servers (CPU build): its three exit statuses, and a release-against-release comparison.
 
 Each command starts its own two servers and stops them. Kept small: a collapse (max-num-seqs 2, -70% measured) is
-caught in 12 pairs whatever else differs; six pairs are too few for any bound at 99% (inconclusive by design).
-The pass is the planted fault caught, served by **vLLM 0.31.0** from the release environment the harness installs
-over its own (harness/runtime/venvs.py), against the project's 0.32.0: the release path, proved by the server's own
-log. The full release comparison, with its numbers, is in docs/ab.md.
+caught in 16 pairs whatever else differs (the bound at 99% is the third-largest difference: two stalled windows
+cannot move it); six pairs are too few for any bound at 99% (inconclusive by design). The pass is the planted
+fault caught while **vLLM 0.31.0** serves the candidate, from the release environment the harness installs over
+its own (harness/runtime/venvs.py), against the project's 0.32.0: the release path, proved by the servers' own
+logs. The full release comparison, with its numbers, is in docs/ab.md.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def test_a_caught_planted_fault_on_another_release_exits_0(tmp_path: Path) -> No
     tag = new_tag()
     done = llmqual_ab(
         tag, tmp_path, "--candidate-vllm", "0.31.0", "--candidate-set", "max-num-seqs=2", "--expect", "fail",
-        "--pairs", "12",
+        "--pairs", "16",
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     document = json.loads((tmp_path / "candidate.json").read_text())
@@ -56,7 +57,7 @@ def test_a_caught_planted_fault_on_another_release_exits_0(tmp_path: Path) -> No
 
 
 def test_a_regression_exits_1(tmp_path: Path) -> None:
-    done = llmqual_ab(new_tag(), tmp_path, "--candidate-set", "max-num-seqs=2", "--pairs", "12")
+    done = llmqual_ab(new_tag(), tmp_path, "--candidate-set", "max-num-seqs=2", "--pairs", "16")
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert "candidate: FAIL: verdict fail" in done.stdout
     rows = (tmp_path / "ab.csv").read_text().splitlines()
