@@ -99,16 +99,25 @@ def run_data(directory: Path, failed_detail: str = HOSTILE) -> RunData:
         )
     )
     for name, candidate, expect, change in (
-        ("a-a", {}, "pass", 0.004),
-        ("max-num-seqs-2", {"max-num-seqs": 2}, "fail", -0.7),
+        ("a-a", "the plan's build", "pass", 0.004),
+        ("max-num-seqs-2", "max-num-seqs: 2", "fail", -0.7),
     ):
         docs.append(
             _doc(
                 CaseResult(
                     "serving.ab",
                     name,
-                    {"reference": {}, "candidate": candidate, "expect": expect, "pairs": 6},
-                    {"reference/output_throughput": 1000.0, "candidate/output_throughput": 1000.0 * (1 + change)},
+                    {
+                        "reference": {"build": "the plan's build", "vllm_version": None, "unmet_requirements": []},
+                        "candidate": {"build": candidate, "vllm_version": None, "unmet_requirements": []},
+                        "expect": expect,
+                        "pairs": 6,
+                        "pairs_set_aside": 0,
+                    },
+                    {
+                        "p16-in64-out64/reference/output_throughput": 1000.0,
+                        "p16-in64-out64/candidate/output_throughput": 1000.0 * (1 + change),
+                    },
                     gates=[
                         {
                             "metric": "output_throughput",
@@ -118,7 +127,10 @@ def run_data(directory: Path, failed_detail: str = HOSTILE) -> RunData:
                             "low": change - 0.05,
                             "high": change + 0.05,
                             "resolution": 0.22,
+                            "baseline_mean": 1000.0,
+                            "candidate_mean": 1000.0 * (1 + change),
                             "n_candidate": 6,
+                            "case": "p16-in64-out64",
                             "enforced": True,
                             "expect": expect,
                         }

@@ -25,7 +25,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.ab.compare import Compared, compare
+from harness.ab.compare import Compared, ab_cases, compare
 from harness.ab.outputs import ABOutputs
 from harness.ab.sides import build_of
 from harness.bench.from_plan import load_settings
@@ -50,7 +50,9 @@ def add_parser(commands: Any) -> None:
     ab = commands.add_parser("ab", help="builds measured against each other on this node (exit 0/1/2: pass/fail/?)")
     ab.add_argument("--plan", required=True)
     ab.add_argument("--comparison", action="append", default=[], help="run only this comparison (repeatable)")
-    ab.add_argument("--pairs", type=int, default=None, help="pairs of every comparison run (default: the plan's)")
+    ab.add_argument(
+        "--pairs", type=_pair_count, default=None, help="pairs of every comparison run (default: the plan's)"
+    )
     ab.add_argument("--out", type=Path, default=None, help="output folder (default reports/ab-<time>)")
     side = ab.add_argument_group("one candidate from the command line (replaces the plan's comparisons)")
     side.add_argument("--candidate-set", action="append", default=[], metavar="KEY=VALUE", help="vllm serve option")
@@ -61,6 +63,15 @@ def add_parser(commands: Any) -> None:
     side.add_argument("--candidate-vllm", default=None, help="a vLLM release, installed over this environment")
     side.add_argument("--expect", choices=("pass", "fail"), default=None, help="the verdict the candidate must get")
     ab.set_defaults(run=_cmd_ab)
+
+
+def _pair_count(text: str) -> int:
+    limits = ABComparison.model_fields["pairs"].metadata
+    low = next(m.ge for m in limits if hasattr(m, "ge"))
+    high = next(m.le for m in limits if hasattr(m, "le"))
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of pairs from {low} to {high}")
+    return int(text)
 
 
 def _pairs(items: list[str], option: str) -> dict[str, Any]:
@@ -160,7 +171,7 @@ def _cmd_ab(args: argparse.Namespace) -> int:
                     "candidate": pool.get(sides["candidate"].config, alongside=sides["reference"].config),
                 }
                 print(f"{c.name}: {sides['candidate'].description} against {sides['reference'].description}")
-                compared = compare(spec, c, servers, sides, tokens, settings, policy)
+                compared = compare(spec, c, servers, sides, tokens, settings, policy, ab_cases(spec, plan))
                 outputs.add(compared)
                 _write_page(out, outputs.documents, plan)
                 print(f"{c.name}: {compared.ok_outcome.upper()}: {compared.message}", flush=True)

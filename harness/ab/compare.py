@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal
@@ -13,7 +14,9 @@ from typing import Literal
 from harness.ab.measure import ABMeasurement, ab_summary, ab_verdicts, measure_ab, meets_expectation
 from harness.ab.sides import Build
 from harness.bench.cases import LoadSettings, StaticCase
+from harness.bench.from_plan import plan_static_cases
 from harness.config.ab import ABComparison, ABSpec
+from harness.config.plan import Plan
 from harness.gates.gate import GatePolicy
 from harness.gates.verdict import Outcome, Verdict, overall
 from harness.load.tokens import Tokens
@@ -26,13 +29,15 @@ SUITE = "serving.ab"
 
 @dataclass(frozen=True)
 class Compared:
-    """A comparison's outcome: its case document, its verdicts, and whether the plan's expectation was met."""
+    """A comparison's outcome: its case document, its measurements (by case id), its verdicts (one per case and
+    metric, the case in `cases`), and whether the plan's expectation was met."""
 
     result: CaseResult
-    measured: ABMeasurement
+    measurements: dict[str, ABMeasurement]
     verdicts: list[Verdict]
     ok: bool
     message: str
+    cases: tuple[str, ...] = ()  # the case of each verdict
 
     @property
     def outcome(self) -> Outcome | None:
@@ -49,6 +54,14 @@ class Compared:
         return "fail"
 
 
+def ab_cases(spec: ABSpec, plan: Plan) -> list[StaticCase]:
+    """The cases each pair measures: the section's workload, or every static case of the plan."""
+    if spec.cases == "plan-static":
+        return plan_static_cases(plan)
+    w = spec.workload
+    return [StaticCase(w.parallel_num, w.prompt_tokens, w.output_tokens, 1)]
+
+
 def compare(
     spec: ABSpec,
     comparison: ABComparison,
@@ -57,10 +70,10 @@ def compare(
     tokens: Tokens,
     settings: LoadSettings,
     policy: GatePolicy,
+    cases: Sequence[StaticCase],
 ) -> Compared:
-    """Measure `comparison` on the running `servers` ("reference", "candidate") and judge it."""
-    w = spec.workload
-    case = StaticCase(w.parallel_num, w.prompt_tokens, w.output_tokens, 1)
+    """Measure `comparison` on the running `servers` ("reference", "candidate"), each of `cases` in pairs of its
+    own, and judge every case and metric."""
     pairs = comparison.pairs or spec.pairs
     if spec.min_seconds is not None:
         settings = dataclasses.replace(settings, min_seconds=spec.min_seconds)
@@ -69,9 +82,18 @@ def compare(
     def hold(side: str) -> AbstractContextManager[None]:
         return held(servers[side]) if spec.idle == "pause" else contextlib.nullcontext()
 
-    measured = measure_ab(endpoints, tokens, case, settings, pairs, comparison.name, hold, spec.max_outside_cpu)
-    verdicts = ab_verdicts(measured, spec.metrics, policy)
+    measurements: dict[str, ABMeasurement] = {}
+    verdicts: list[Verdict] = []
+    of_case: list[str] = []
+    for case in cases:
+        name = comparison.name if len(cases) == 1 else f"{comparison.name}/{case.id}"
+        measured = measure_ab(endpoints, tokens, case, settings, pairs, name, hold, spec.max_outside_cpu)
+        measurements[case.id] = measured
+        judged = ab_verdicts(measured, spec.metrics, policy)
+        verdicts += judged
+        of_case += [case.id] * len(judged)
     ok, message = meets_expectation(verdicts, comparison.expect)
+    windows = [(case_id, w) for case_id, m in measurements.items() for w in m.windows]
     result = CaseResult(
         suite=SUITE,
         case_id=comparison.name,
@@ -80,32 +102,37 @@ def compare(
             "candidate": builds["candidate"].as_json(),
             "expect": comparison.expect,
             "pairs": pairs,
-            "pairs_measured": len({w.pair for w in measured.windows}),
-            "pairs_set_aside": len(measured.set_aside),
+            "cases": [dataclasses.asdict(c) | {"id": c.id} for c in cases],
+            "pairs_measured": sum(len({w.pair for w in m.windows}) for m in measurements.values()),
+            "pairs_set_aside": sum(len(m.set_aside) for m in measurements.values()),
             "idle": spec.idle,
             "max_outside_cpu": spec.max_outside_cpu,
-            "outside_cores_max": round(measured.outside_cores_max, 3),
-            "parallel_num": w.parallel_num,
-            "prompt_tokens": w.prompt_tokens,
-            "output_tokens": w.output_tokens,
-            "requests_per_window": measured.requests_per_window,
+            "outside_cores_max": round(max(m.outside_cores_max for m in measurements.values()), 3),
+            "requests_per_window": {case_id: m.requests_per_window for case_id, m in measurements.items()},
             "min_seconds": settings.min_seconds,
         },
-        metrics={k: v for m in spec.metrics for k, v in ab_summary(measured, m).items()},
+        metrics={
+            f"{case_id}/{k}": v
+            for case_id, m in measurements.items()
+            for mm in spec.metrics
+            for k, v in ab_summary(m, mm).items()
+        },
         checks={"expectation": {"ok": ok, "message": message}},
         repeats=[
             {
+                "case": case_id,
                 "side": window.side,
                 "pair": window.pair,
-                "set_aside": window.pair in measured.set_aside,
+                "set_aside": window.pair in measurements[case_id].set_aside,
                 "outside_cores": round(window.outside_cores, 3),
                 **window.result.metrics,
             }
-            for window in measured.windows
+            for case_id, window in windows
         ],
         gates=[
-            v.as_json() | {"enforced": True, "comparison": comparison.name, "expect": comparison.expect}
-            for v in verdicts
+            v.as_json()
+            | {"case": case_id, "enforced": True, "comparison": comparison.name, "expect": comparison.expect}
+            for case_id, v in zip(of_case, verdicts, strict=True)
         ],
     )
-    return Compared(result, measured, verdicts, ok, message)
+    return Compared(result, measurements, verdicts, ok, message, tuple(of_case))

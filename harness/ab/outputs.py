@@ -11,7 +11,7 @@ from harness.ab.compare import Compared
 from harness.results.case import write_json
 
 COLUMNS = (
-    "comparison", "reference_build", "candidate_build", "expect", "metric", "reference_mean", "candidate_mean",
+    "comparison", "case", "reference_build", "candidate_build", "expect", "metric", "reference_mean", "candidate_mean",
     "median_change", "low", "high", "resolution", "pairs", "pairs_set_aside", "verdict", "ci_outcome",
 )  # fmt: skip
 
@@ -30,10 +30,11 @@ class ABOutputs:
         self.documents.append(document)
         write_json(self.directory / f"{compared.result.case_id}.json", document)
         config = document["config"]
-        for verdict in compared.verdicts:
+        for case_id, verdict in zip(compared.cases, compared.verdicts, strict=True):
             self.rows.append(
                 {
                     "comparison": compared.result.case_id,
+                    "case": case_id,
                     "reference_build": config["reference"]["build"],
                     "candidate_build": config["candidate"]["build"],
                     "expect": config["expect"] or "",

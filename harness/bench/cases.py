@@ -57,7 +57,7 @@ class LoadSettings:
             seed=spec.seed,
             request_timeout_s=spec.request_timeout_s,
             case_deadline_s=spec.case_deadline_s,
-            limits=ClientLimits(spec.max_p99_lag_ms, spec.min_rate_fraction),
+            limits=ClientLimits(spec.max_p99_lag_ms, spec.min_rate_fraction, spec.max_ttft_overhead),
             save_records=spec.save_records,
             warmup_requests=spec.warmup_requests,
             min_requests=spec.min_requests,

@@ -80,6 +80,9 @@ def _common(parser: argparse.ArgumentParser, csv_default: str) -> None:
     parser.add_argument(
         "--min-rate-fraction", type=float, default=LOAD.min_rate_fraction, help=_help("min_rate_fraction")
     )
+    parser.add_argument(
+        "--max-ttft-overhead", type=float, default=LOAD.max_ttft_overhead, help=_help("max_ttft_overhead")
+    )
     protocol = parser.add_argument_group("measurement protocol (docs/measurement.md)")
     protocol.add_argument("--num-warmups", type=int, default=LOAD.warmup_requests, help=_help("warmup_requests"))
     protocol.add_argument("--min-requests", type=int, default=LOAD.min_requests, help=_help("min_requests"))

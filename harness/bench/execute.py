@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from harness.load.synthetic import random_samples
 from harness.load.tokens import Tokens
 from harness.load.workers import run_sharded
 from harness.metrics.audit import Asked, token_audit
+from harness.metrics.clock import server_clock
 from harness.metrics.health import client_health
 from harness.metrics.serving import SLO, completed, per_token_unmeasurable, summarise
 from harness.metrics.signals import server_signals
@@ -148,7 +150,9 @@ def measure(
         check_fits(prompt_len, sample.output_len, endpoint.max_model_len, f"{case_id} request {i}")
     payloads = [payload(s, settings.route, settings.ignore_eos, settings.extra_body) for s in samples]
     before = scrape(endpoint)
+    started, cpu_started = time.monotonic(), time.process_time()
     records, parts = _records(endpoint, settings, payloads, shape, case_id)
+    took, cpu = time.monotonic() - started, time.process_time() - cpu_started
     after = scrape(endpoint)
     metrics = summarise(records, slo or SLO())
     if settings.num_speculative_tokens >= 0:
@@ -159,6 +163,11 @@ def measure(
     known = settings.route == "completions" or all(s.served_prompt_len is not None for s in samples)
     audit = token_audit(asked, records, tokens.output_lens, settings.ignore_eos, compare_input=known)
     signals = server_signals(before or {}, after or {}) if before is not None and after is not None else {}
+    clock = (
+        server_clock(before, after, metrics, int(metrics.get("completed") or 0), settings.limits.max_ttft_overhead)
+        if before is not None and after is not None
+        else {"flag": None, "message": "the server has no /metrics"}
+    )
     full_config = {
         **config,
         "endpoint_type": settings.route,
@@ -179,7 +188,15 @@ def measure(
         config=full_config,
         metrics=metrics,
         checks={
-            "client": {"valid": health.valid and not worker_reasons, **health.numbers, "workers": workers},
+            "client": {
+                "valid": health.valid and not worker_reasons,
+                **health.numbers,
+                "workers": workers,
+                # the harness process's CPU while it sent (its client worker processes, when there are, not in it)
+                "cpu_s": round(cpu, 4),
+                "cpu_cores": round(cpu / took, 4) if took > 0 else None,
+            },
+            "server_clock": clock,
             "token_audit": audit,
             "server": signals,
             # why TPOT and ITL are null, when they are not measurements (bunched delivery); None when measured

@@ -95,6 +95,9 @@ class ABComparison(Frozen):
 class ABSpec(Frozen):
     reference: ABSide = Field(default_factory=ABSide, description="the reference build")
     workload: ABWorkload = ABWorkload()
+    cases: Literal["workload", "plan-static"] = Field(
+        "workload", description="what each comparison measures: the workload, or every static case of the plan"
+    )
     pairs: int = Field(20, ge=2, le=200, description="measurements of each side, interleaved")
     metrics: tuple[str, ...] = Field((OUTPUT_THROUGHPUT,), min_length=1, description="the metrics gated")
     idle: Literal["run", "pause"] = Field(
@@ -115,10 +118,13 @@ class ABSpec(Frozen):
     comparisons: tuple[ABComparison, ...] = Field(min_length=1)
 
     def policy(self, plan_policy: GatePolicy) -> GatePolicy:
-        """The gate of these comparisons: the plan's, with this section's tolerance and detect where given."""
+        """The gate of these comparisons: the plan's, with this section's tolerance and detect where given. With
+        several metrics each bound is held at 1 - (1 - confidence) / metrics (Bonferroni), so that an A/A fails no
+        more often with three metrics than with one."""
         tolerance = plan_policy.tolerance if self.tolerance is None else self.tolerance
         detect = plan_policy.detect if self.detect is None else self.detect
-        return dataclasses.replace(plan_policy, tolerance=tolerance, detect=detect)
+        confidence = 1 - (1 - plan_policy.confidence) / len(self.metrics)
+        return dataclasses.replace(plan_policy, tolerance=tolerance, detect=detect, confidence=confidence)
 
     @model_validator(mode="after")
     def _a_planted_fault_differs(self) -> ABSpec:

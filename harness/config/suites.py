@@ -41,6 +41,9 @@ class LoadSpec(Frozen):
     min_rate_fraction: float = Field(
         0.95, gt=0, le=1, description="a case whose client sent under this fraction of its schedule's rate is invalid"
     )
+    max_ttft_overhead: float = Field(
+        0.25, gt=0, le=1, description="a case whose client mean TTFT exceeds the server's by this share is flagged"
+    )
     save_records: bool = True
     # The measurement protocol (docs/measurement.md): warm-up before each case, and a window that means something.
     warmup_requests: int = Field(16, ge=0, description="requests before each case at its concurrency, not measured")

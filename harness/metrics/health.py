@@ -22,6 +22,7 @@ class ClientLimits:
 
     max_p99_lag_ms: float = LoadSpec.model_fields["max_p99_lag_ms"].default
     min_rate_fraction: float = LoadSpec.model_fields["min_rate_fraction"].default
+    max_ttft_overhead: float = LoadSpec.model_fields["max_ttft_overhead"].default  # a flag, not invalid
 
 
 @dataclass(frozen=True)

@@ -45,11 +45,12 @@ def ab_section(run: RunData) -> str:
             rows.append(
                 [
                     document["case_id"],
+                    gate.get("case") or "",
                     candidate,
                     config.get("expect") or "no regression",
                     metric,
-                    document["metrics"].get(f"reference/{metric}"),
-                    document["metrics"].get(f"candidate/{metric}"),
+                    gate.get("baseline_mean"),
+                    gate.get("candidate_mean"),
                     _percent(gate.get("change")),
                     _interval(gate),
                     None if gate.get("resolution") is None else f"{gate['resolution']:.1%}",
@@ -59,6 +60,7 @@ def ab_section(run: RunData) -> str:
             )
     headers = [
         "comparison",
+        "case",
         "candidate build",
         "expected",
         "metric",
@@ -74,8 +76,10 @@ def ab_section(run: RunData) -> str:
         "<p>Reference and candidate builds measured in turn in this run, in blocks of two pairs (AB BA); the change "
         "is the median of the paired relative differences (negative is worse), its bounds one-sided at the plan's "
         "confidence (sign test); the resolution is the smallest regression this comparison fails 95% of the time. "
-        "Pairs with a window in which other processes kept the host busy are set aside and counted. A comparison "
-        "that expects a planted fault counts as a pass when the gate catches it.</p>"
+        "Pairs with a window in which other processes kept the host busy are set aside and counted. The means are "
+        "over every clean window, slow ones included, so their ratio can differ from the median change, which a "
+        "stalled window does not move. A comparison that expects a planted fault counts as a pass when the gate "
+        "catches it.</p>"
     )
     messages = "".join(
         f"<li><code>{escape(d['case_id'])}</code>: {escape(g.get('message', ''))}</li>"

@@ -90,7 +90,47 @@ def serving_section(run: RunData) -> str:
     cases = [d for d in run.of("serving.") if d["suite"] != "serving.ab"]  # A/B has its own section (report/ab.py)
     rows = [[d["suite"], _through(d), _validity(d)] + [d["metrics"].get(k) for k in keys] for d in cases]
     parts.append(table(["suite", "case", "valid", *keys], rows))
+    parts.append(_clocks(cases))
     return "".join(parts)
+
+
+def _clocks(cases: list[dict[str, Any]]) -> str:
+    """The client's clock against the server's, and the client's CPU, per case (harness/metrics/clock.py)."""
+    rows = []
+    for d in cases:
+        clock, client = d.get("checks", {}).get("server_clock") or {}, d.get("checks", {}).get("client") or {}
+        if clock.get("server_mean_ttft_ms") is None and client.get("cpu_cores") is None:
+            continue
+        flag = {True: "FLAGGED: " + str(clock.get("message", "")), False: "agrees", None: clock.get("message")}
+        rows.append(
+            [
+                d["suite"],
+                _through(d),
+                d["metrics"].get(MEAN_TTFT_MS),
+                clock.get("server_mean_ttft_ms"),
+                clock.get("ttft_overhead_ms"),
+                d["metrics"].get(MEAN_E2EL_MS),
+                clock.get("server_mean_e2el_ms"),
+                clock.get("e2el_overhead_ms"),
+                clock.get("server_mean_queue_ms"),
+                client.get("cpu_cores"),
+                flag.get(clock.get("flag")),
+            ]
+        )
+    if not rows:
+        return ""
+    headers = [
+        "suite", "case", "client mean TTFT ms", "server mean TTFT ms", "TTFT overhead ms", "client mean E2EL ms",
+        "server mean E2EL ms", "E2EL overhead ms", "server mean queue ms", "client CPU (cores)", "clocks",
+    ]  # fmt: skip
+    note = (
+        "<h3>Client and server clocks</h3><p>The server's means come from vLLM's own histograms, scraped just "
+        "before and after each measured window (warm-up excluded); the overhead is the client's mean minus the "
+        "server's: connection, HTTP and streaming on both sides, and the client's parsing. A case is flagged when "
+        "its TTFT overhead exceeds the plan's share of its TTFT (suites.load.max-ttft-overhead). Client CPU is the "
+        "harness process's CPU time over the window's length, on the cores it shares with the engine.</p>"
+    )
+    return note + table(headers, rows)
 
 
 def _label_rate(rate: float) -> str:

@@ -14,13 +14,27 @@ SCRAPE_TIMEOUT_S = 10.0
 
 # Counters kept per label value as well (`name[value]`): speculative decoding's accepted tokens per draft position.
 PER_LABEL = {"vllm:spec_decode_num_accepted_tokens_per_pos": "position"}
+# Histograms whose sum and count are kept (`name:sum`, `name:count`): the server's own clock of each request.
+HISTOGRAMS = (
+    "vllm:time_to_first_token_seconds",
+    "vllm:e2e_request_latency_seconds",
+    "vllm:request_queue_time_seconds",
+)
 
 
 def counter_totals(text: str) -> dict[str, float]:
     """Every counter's value summed over its label sets, keyed by family name (`vllm:prefix_cache_hits`); the
-    families of PER_LABEL also by their label (`vllm:spec_decode_num_accepted_tokens_per_pos[0]`)."""
+    families of PER_LABEL also by their label (`vllm:spec_decode_num_accepted_tokens_per_pos[0]`); the sum and
+    count of the HISTOGRAMS (`vllm:time_to_first_token_seconds:sum`, `...:count`)."""
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
+        if family.type == "histogram" and family.name in HISTOGRAMS:
+            for sample in family.samples:
+                for suffix in ("sum", "count"):
+                    if sample.name == f"{family.name}_{suffix}":
+                        key = f"{family.name}:{suffix}"
+                        totals[key] = totals.get(key, 0.0) + sample.value
+            continue
         if family.type != "counter":
             continue
         label = PER_LABEL.get(family.name)

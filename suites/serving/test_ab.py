@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.ab.compare import compare
+from harness.ab.compare import ab_cases, compare
 from harness.ab.sides import build_of
 from harness.bench.cases import LoadSettings
 from harness.config.ab import ABComparison
@@ -49,8 +49,10 @@ def test_ab(
     reference = server_pool.get(builds["reference"].config)
     candidate = server_pool.get(builds["candidate"].config, alongside=builds["reference"].config)
     servers = {"reference": reference, "candidate": candidate}
-    compared = compare(spec, ab_comparison, servers, builds, served_tokens, load, spec.policy(policy_of(plan)))
+    policy = spec.policy(policy_of(plan))
+    compared = compare(spec, ab_comparison, servers, builds, served_tokens, load, policy, ab_cases(spec, plan))
     record_case(compared.result)
-    for window in compared.measured.windows:
-        check_case(window.result, compared.measured.requests_per_window)
+    for measured in compared.measurements.values():
+        for window in measured.windows:
+            check_case(window.result, measured.requests_per_window)
     assert compared.ok, f"A/B {ab_comparison.name}: {compared.message}"

@@ -142,6 +142,12 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
     }
     repeats = load_plan(PLAN).gates.repeats
     assert all(len(c["repeats"]) == repeats for c in cases if c["suite"] == "serving.static"), "gates.repeats"
+    for case in (c for c in cases if c["suite"] in ("serving.static", "serving.dynamic")):
+        clock, client = case["checks"]["server_clock"], case["checks"]["client"]
+        assert clock["server_requests"] == case["metrics"]["completed"], (case["case_id"], clock)
+        assert 0 < clock["server_mean_ttft_ms"] < case["metrics"]["mean_ttft_ms"] + 1.0, (case["case_id"], clock)
+        assert 0 < client["cpu_cores"] < 2.0, (case["case_id"], client)
+    assert "Client and server clocks" in report
     ab = {c["case_id"]: c for c in cases if c["suite"] == "serving.ab"}
     assert {c["gates"][0]["outcome"] for c in ab.values()} == {"pass", "fail"}, "the A/A passes, the slowdown fails"
     with sqlite3.connect(tmp_path / "index.sqlite") as db:

@@ -18,7 +18,7 @@ from typing import ClassVar
 import pytest
 
 from harness.ab import measure
-from harness.ab.command import EXIT, comparisons_of, exit_status
+from harness.ab.command import EXIT, _pair_count, comparisons_of, exit_status
 from harness.ab.compare import Compared, compare
 from harness.ab.measure import SIDES, block_orders, measure_ab
 from harness.ab.outputs import ABOutputs
@@ -91,18 +91,23 @@ def test_a_comparison_document_holds_every_window_and_the_builds(tokens: Tokens,
     builds = {side: Build(None, "the plan's build") for side in SIDES}  # type: ignore[arg-type]
     with fake_server_thread("fast") as endpoint:
         servers = {side: Server(endpoint) for side in SIDES}
-        compared = compare(spec, spec.comparisons[0], servers, builds, tokens, LoadSettings(), GatePolicy())  # type: ignore[arg-type]
+        cases = [StaticCase(2, 8, 4, 1), StaticCase(4, 8, 4, 1)]
+        compared = compare(spec, spec.comparisons[0], servers, builds, tokens, LoadSettings(), GatePolicy(), cases)  # type: ignore[arg-type]
     document = compared.result.document()
     assert document["suite"] == "serving.ab"
-    assert len(document["repeats"]) == 16
+    assert len(document["repeats"]) == 32, "two cases, 8 pairs of two windows each"
     assert {r["side"] for r in document["repeats"]} == set(SIDES)
+    assert {r["case"] for r in document["repeats"]} == {"p2-in8-out4", "p4-in8-out4"}
     assert document["config"]["reference"]["build"] == "the plan's build"
-    assert document["gates"][0]["n_candidate"] == 8
+    assert [(g["case"], g["n_candidate"]) for g in document["gates"]] == [("p2-in8-out4", 8), ("p4-in8-out4", 8)]
     outputs = ABOutputs(tmp_path)
     outputs.add(compared)
     outputs.finish(exit_status([compared]))
     rows = list(csv.DictReader((tmp_path / "ab.csv").open()))
-    assert [r["metric"] for r in rows] == ["output_throughput"]
+    assert [(r["case"], r["metric"]) for r in rows] == [
+        ("p2-in8-out4", "output_throughput"),
+        ("p4-in8-out4", "output_throughput"),
+    ]
     assert rows[0]["ci_outcome"] == compared.ok_outcome
     assert json.loads((tmp_path / "ab.json").read_text())["comparisons"] == {"a-a": compared.ok_outcome}
     assert (tmp_path / "a-a.json").is_file()
@@ -113,7 +118,7 @@ def _compared(outcome: str, expect: str | None) -> Compared:
 
     verdict = Verdict("output_throughput", outcome, "m")  # type: ignore[arg-type]
     ok = outcome != "fail" if expect is None else outcome == expect
-    return Compared(None, None, [verdict], ok, "m")  # type: ignore[arg-type]
+    return Compared(None, {}, [verdict], ok, "m", ("c",))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -194,3 +199,21 @@ def test_a_busy_child_is_not_outside_cpu() -> None:
     assert tree_cpu_s(os.getpid()) - before >= 0.5, "the child's second of CPU is the harness's own"
     assert outside.cores is not None
     assert outside.cores < 0.75, "the core the child kept busy is not counted as someone else's"
+
+
+def test_several_metrics_hold_each_bound_tighter() -> None:
+    one = ABSpec(comparisons=(ABComparison(name="x"),), tolerance=0.05, detect=0.1)
+    three = ABSpec(
+        comparisons=(ABComparison(name="x"),), metrics=("output_throughput", "median_ttft_ms", "mean_tpot_ms")
+    )
+    plan = GatePolicy(tolerance=0.15, detect=0.3, confidence=0.99)
+    assert one.policy(plan) == GatePolicy(tolerance=0.05, detect=0.1, confidence=0.99)
+    assert three.policy(plan).confidence == pytest.approx(1 - 0.01 / 3)
+    assert three.policy(plan).tolerance == 0.15, "the plan's, where the section gives none"
+
+
+def test_the_pairs_option_keeps_the_plans_limits() -> None:
+    assert _pair_count("64") == 64
+    for bad in ("1", "201", "ten", "-3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="a whole number of pairs from 2 to 200"):
+            _pair_count(bad)

@@ -83,8 +83,8 @@ def test_ab_comparisons_have_their_own_table_and_stay_out_of_the_serving_one(tmp
     assert row, ab[:2000]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
     assert cells == [
-        "max-num-seqs: 2", "fail", "output_throughput", "1,000", "300", "-70.0%", "-75.0% to -65.0%", "22.0%",
-        "FAIL (AS EXPECTED)", "6 pairs",
+        "p16-in64-out64", "max-num-seqs: 2", "fail", "output_throughput", "1,000", "300", "-70.0%",
+        "-75.0% to -65.0%", "22.0%", "FAIL (AS EXPECTED)", "6 pairs",
     ]  # fmt: skip
     assert "missing" not in ab
 
