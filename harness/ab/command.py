@@ -12,18 +12,20 @@ plan's list. Every side is checked before any server starts. Each comparison is 
 comparison and metric), `ab.json` (the outcome) and `ab.html` (the report's A/B section) in --out (default
 `reports/ab-<time>/`). Exit status: 0 every comparison passed (or gave the verdict it expects), 1 one failed (a
 regression, or a planted fault not caught), 2 none failed but one could not decide (inconclusive), 3 the
-comparison could not be made (bad input, a server that would not start); 130 interrupted.
+comparison could not be made (bad input or a bad option, a server that would not start); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
+import sys
 import time
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.ab.compare import Compared, ab_cases, compare
 from harness.ab.outputs import ABOutputs
@@ -63,6 +65,14 @@ def add_parser(commands: Any) -> None:
     side.add_argument("--candidate-vllm", default=None, help="a vLLM release, installed over this environment")
     side.add_argument("--expect", choices=("pass", "fail"), default=None, help="the verdict the candidate must get")
     ab.set_defaults(run=_cmd_ab)
+    ab.error = functools.partial(_usage_error, ab)
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """A bad option exits 3, "could not compare", not argparse's 2, which here means inconclusive."""
+    parser.print_usage(sys.stderr)
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    sys.exit(COULD_NOT_COMPARE)
 
 
 def _pair_count(text: str) -> int:

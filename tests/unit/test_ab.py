@@ -217,3 +217,12 @@ def test_the_pairs_option_keeps_the_plans_limits() -> None:
     for bad in ("1", "201", "ten", "-3"):
         with pytest.raises(argparse.ArgumentTypeError, match="a whole number of pairs from 2 to 200"):
             _pair_count(bad)
+
+
+def test_a_bad_option_exits_3_not_the_inconclusive_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["ab", "--plan", "x.yaml", "--pairs", "1"])
+    assert done.value.code == 3
+    assert "a whole number of pairs from 2 to 200" in capsys.readouterr().err
