@@ -245,12 +245,24 @@ MEASURED_AA = (
 )  # fmt: skip
 
 
-def resample_pairs(shift: float, pairs: int, trials: int, seed: int, policy: GatePolicy) -> dict[str, float]:
-    """Comparisons drawn from the measured A/A differences, the candidate slower by `shift`."""
+# The same, measured in a fresh clone's main job (64 clean pairs; the comparison stated a resolution of 7.0%).
+MEASURED_AA_MAIN_JOB = (
+    -0.433, -0.43, -0.419, -0.402, -0.383, -0.298, -0.283, -0.209, -0.209, -0.201, -0.191, -0.189, -0.136, -0.102,
+    -0.09, -0.09, -0.066, -0.062, -0.051, -0.04, -0.037, -0.036, -0.03, -0.029, -0.023, -0.022, -0.021, -0.02, -0.02,
+    -0.018, -0.016, -0.015, -0.014, -0.013, -0.01, -0.009, -0.005, -0.004, -0.004, -0.001, 0.005, 0.009, 0.014,
+    0.016, 0.019, 0.027, 0.031, 0.035, 0.038, 0.061, 0.066, 0.073, 0.103, 0.123, 0.165, 0.4, 0.445, 0.546, 0.554,
+    0.686, 0.718, 0.802, 0.808, 0.834,
+)  # fmt: skip
+
+
+def resample_pairs(
+    shift: float, pairs: int, trials: int, seed: int, policy: GatePolicy, measured: tuple[float, ...] = MEASURED_AA
+) -> dict[str, float]:
+    """Comparisons drawn from measured A/A differences, the candidate slower by `shift`."""
     rng = np.random.default_rng(seed)
     counts = {"pass": 0, "fail": 0, "inconclusive": 0}
     for _ in range(trials):
-        diffs = rng.choice(MEASURED_AA, pairs)
+        diffs = rng.choice(measured, pairs)
         reference = [1000.0] * pairs
         candidate = (1000.0 * (1 + diffs) * (1 - shift)).tolist()
         counts[paired_gate("output_throughput", reference, candidate, policy).outcome] += 1
@@ -258,17 +270,22 @@ def resample_pairs(shift: float, pairs: int, trials: int, seed: int, policy: Gat
 
 
 def test_the_cpu_plans_ab_settings_at_its_measured_spread() -> None:
-    """The CPU plan's A/B gate (tolerance 5%, detect 10%, 99% bounds, 64 pairs) on the measured A/A differences: the
-    A/A passes, and the planted slowdown (max-num-seqs 10, about -20%) fails; a mean-based gate on the same pairs
-    could not tell anything (their standard deviation is 120%). With 40 pairs the bounds are wider."""
+    """The CPU plan's A/B gate (tolerance 5%, detect 10%, 99% bounds, 64 pairs) on measured A/A differences: the
+    A/A passes, and the planted slowdown (max-num-seqs 12, measured -12.2%, 1.5-2x the resolution) fails, always at
+    the main job's spread and nine times in ten at the noisiest hour measured (where the stated resolutions were
+    twice as wide). A mean-based gate on the same pairs could tell nothing: their standard deviation is 30-120%."""
     plan = GatePolicy(tolerance=0.05, detect=0.10, confidence=0.99)
-    aa = resample_pairs(0.0, pairs=64, trials=2000, seed=31, policy=plan)
-    planted = resample_pairs(0.18, pairs=64, trials=2000, seed=32, policy=plan)
-    few = resample_pairs(0.0, pairs=40, trials=2000, seed=33, policy=plan)
-    print(f"\nA/A, 64 pairs: {aa}\n-18%, 64 pairs: {planted}\nA/A, 40 pairs: {few}")
+    aa = resample_pairs(0.0, 64, 2000, 31, plan, MEASURED_AA_MAIN_JOB)
+    planted = resample_pairs(0.12, 64, 2000, 32, plan, MEASURED_AA_MAIN_JOB)
+    noisy_aa = resample_pairs(0.0, 64, 2000, 33, plan)
+    noisy_planted = resample_pairs(0.12, 64, 2000, 34, plan)
+    few = resample_pairs(0.0, 24, 2000, 35, plan, MEASURED_AA_MAIN_JOB)
+    print(f"\nmain job: A/A {aa}, -12% {planted}\nnoisy hour: A/A {noisy_aa}, -12% {noisy_planted}\n24 pairs: {few}")
     assert aa["pass"] >= 0.98, aa
     assert aa["fail"] <= 0.01, aa
-    assert planted["fail"] >= 0.98, planted
+    assert planted["fail"] >= 0.99, planted
+    assert noisy_aa["fail"] <= 0.01, noisy_aa
+    assert noisy_planted["fail"] >= 0.85, noisy_planted
     assert few["pass"] < aa["pass"], "fewer pairs, wider bounds"
 
 
