@@ -10,6 +10,7 @@ logs. The full release comparison, with its numbers, is in docs/ab.md.
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -60,8 +61,13 @@ def test_a_regression_exits_1(tmp_path: Path) -> None:
     done = llmqual_ab(new_tag(), tmp_path, "--candidate-set", "max-num-seqs=2", "--pairs", "16")
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert "candidate: FAIL: verdict fail" in done.stdout
-    rows = (tmp_path / "ab.csv").read_text().splitlines()
-    assert rows[1].startswith("candidate,the plan's build,max-num-seqs: 2,,output_throughput,")
+    with (tmp_path / "ab.csv").open(newline="") as out:
+        rows = list(csv.DictReader(out))
+    assert [(r["comparison"], r["candidate_build"], r["metric"], r["verdict"]) for r in rows] == [
+        ("candidate", "max-num-seqs: 2", "output_throughput", "fail")
+    ]
+    assert float(rows[0]["median_change"]) < 0
+    assert float(rows[0]["resolution"]) > 0
 
 
 def test_too_few_pairs_to_decide_exit_2(tmp_path: Path) -> None:
