@@ -70,11 +70,13 @@ class FakeOpenAIServer:
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
+        self.requests = 0  # generation requests received, for GET /stats (a benchmark's steady-state window)
 
     def _refused(self, request: web.Request) -> bool:
         return self.mode == "apig" and request.headers.get("X-Apig-AppCode") != self.APP_CODE
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
         if self._refused(request):
             return web.Response(status=401, text="APIG.0101 app code missing")
         if self.mode == "http500":
@@ -130,6 +132,7 @@ class FakeOpenAIServer:
         return response
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         events = chat_event({"role": "assistant", "content": ""}) + chat_event({"content": "a"})
@@ -142,11 +145,15 @@ class FakeOpenAIServer:
             return web.Response(status=401, text="APIG.0101 app code missing")
         return web.json_response({"object": "list", "data": [{"id": "fake", "max_model_len": 4096}]})
 
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"requests": self.requests})
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/models", self.models)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/stats", self.stats)
         return app
 
 

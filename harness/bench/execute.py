@@ -15,13 +15,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import aiohttp
 import numpy as np
 
 from harness.bench.cases import DynamicCase, LoadSettings, StaticCase, check_fits
 from harness.bench.protocol import (
     stream,
 )
+from harness.client.http import BrokenResponse, Head, HTTPClient, NoConnection, NoProgress
 from harness.client.openai import RequestRecord, send_request
 from harness.errors import ServerStopped
 from harness.load.loops import ClosedLoop, LoopShape, OpenLoop, Payload, frozen_gc
@@ -45,10 +45,10 @@ Loop = Callable[[Callable[[Payload], Awaitable[RequestRecord]], list[Payload]], 
 
 
 def _send_with(
-    session: aiohttp.ClientSession, endpoint: Endpoint, settings: LoadSettings
+    client: HTTPClient, endpoint: Endpoint, settings: LoadSettings
 ) -> Callable[[Payload], Awaitable[RequestRecord]]:
     async def send(body: Payload) -> RequestRecord:
-        return await send_request(session, endpoint, settings.route, body, settings.request_timeout_s)
+        return await send_request(client, endpoint, settings.route, body, settings.request_timeout_s)
 
     return send
 
@@ -56,12 +56,14 @@ def _send_with(
 HEALTH_PROBE_S = 5.0  # how long /health may take when a failure makes us ask whether the server is still there
 
 
-async def _healthy(session: aiohttp.ClientSession, endpoint: Endpoint) -> bool:
+async def _healthy(client: HTTPClient, endpoint: Endpoint) -> bool:
+    def ignored(head: Head) -> Callable[[bytes, float], None]:
+        return lambda data, now: None
+
     try:
-        timeout = aiohttp.ClientTimeout(total=HEALTH_PROBE_S)
-        async with session.get(endpoint.url("/health"), headers=endpoint.headers(), timeout=timeout) as response:
-            return response.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+        probe = client.request("GET", "/health", None, endpoint.headers(), ignored, HEALTH_PROBE_S)
+        return (await asyncio.wait_for(probe, HEALTH_PROBE_S)).status == 200
+    except (NoConnection, NoProgress, BrokenResponse, asyncio.TimeoutError):
         return False
 
 
@@ -70,18 +72,17 @@ async def _drive(
 ) -> list[RequestRecord]:
     """Run `loop` over `payloads`. When a request times out or is refused and /health fails too, the server has
     stopped: the requests not yet sent are not sent, and ServerStopped ends the case once those in flight end."""
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)  # the loop, not the connector, bounds concurrency
     stopped: str | None = None
     done = 0
-    async with aiohttp.ClientSession(connector=connector) as session:
-        send = _send_with(session, endpoint, settings)
+    async with HTTPClient(endpoint.base_url, settings.request_timeout_s) as client:  # the loop bounds concurrency
+        send = _send_with(client, endpoint, settings)
 
         async def guarded(body: Payload) -> RequestRecord:
             nonlocal stopped, done
             if stopped is not None:
                 return RequestRecord(error="not_sent", error_detail=f"not sent: {stopped}")
             record = await send(body)
-            if record.error in ("timeout", "connection") and stopped is None and not await _healthy(session, endpoint):
+            if record.error in ("timeout", "connection") and stopped is None and not await _healthy(client, endpoint):
                 stopped = f"{record.error} ({record.error_detail}), and {endpoint.url('/health')} does not answer"
             done += 1
             if settings.progress is not None:

@@ -35,6 +35,7 @@ class CaseOutputs:
     @staticmethod
     def _flat(document: dict[str, Any]) -> dict[str, Any]:
         flat = {**document["config"], **document["metrics"], **document["checks"].get("server", {})}
+        flat.update({f"client_{key}": value for key, value in document["checks"].get("client", {}).items()})
         flat.update(valid=document["valid"], invalid_reasons=document["invalid_reasons"])
         for key in ("partial", "repeats"):  # every repeat's metrics, when --repeats measured more than one
             if document.get(key):

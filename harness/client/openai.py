@@ -1,6 +1,7 @@
 """One request to an OpenAI-compatible server, streamed or not, recorded with monotonic timestamps.
 
-A request that fails is returned as a RequestRecord with `error` set (HTTP status, timeout, stream error,
+Requests go over harness.client.http (a lean HTTP/1.1 client: the load generator's CPU is taken from the engine it
+measures). A request that fails is returned as a RequestRecord with `error` set (HTTP status, timeout, stream error,
 connection lost), never raised: failed requests are data. That includes answers of the wrong shape (an event that
 is `null`, a choice that is not an object, a usage that is a number, an error body that is not UTF-8, as a proxy
 in front of the server may send): a server's bytes never raise out of here. The clock is injected for tests.
@@ -20,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import aiohttp
 import msgspec
 
+from harness.client.http import BrokenResponse, Head, HTTPClient, NoConnection, NoProgress
 from harness.client.sse import SSEParser
 from harness.server.endpoint import Endpoint
 
@@ -105,7 +106,7 @@ def _decoded(raw: bytes) -> str:
 
 
 async def send_request(
-    session: aiohttp.ClientSession,
+    client: HTTPClient,
     endpoint: Endpoint,
     route: Route,
     payload: dict[str, Any],
@@ -117,25 +118,34 @@ async def send_request(
     if body.get("stream"):
         body.setdefault("stream_options", {"include_usage": True})
     record = RequestRecord(sent=clock())
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=no_progress_timeout_s, sock_read=no_progress_timeout_s)
+    stream = _Stream(record) if body.get("stream") else None
+    collected: list[bytes] = []
+
+    def on_head(head: Head) -> Callable[[bytes, float], None]:
+        record.status = head.status
+        record.served_by = head.headers.get(SERVED_BY.lower())
+        if head.status == 200 and stream is not None:
+            return stream.feed
+        return lambda data, now: collected.append(data)
+
     try:
-        async with session.post(
-            endpoint.url(PATHS[route]), json=body, headers=endpoint.headers(), timeout=timeout
-        ) as response:
-            record.status = response.status
-            record.served_by = response.headers.get(SERVED_BY)
-            if response.status != 200:
-                record.error, record.error_detail = "http", _decoded(await response.read())[:2000]
-            elif body.get("stream"):
-                await _read_stream(response, record, clock)
-            else:
-                _read_body(json.loads(_decoded(await response.read())), record)
-                record.content_times.append(clock())
-    except asyncio.TimeoutError:
-        record.error, record.error_detail = "timeout", f"no progress for {no_progress_timeout_s} s"
-    except (aiohttp.ClientPayloadError, json.JSONDecodeError, Malformed) as exc:
+        await client.request(
+            "POST", PATHS[route], _encode(body), endpoint.headers(), on_head, no_progress_timeout_s, clock
+        )
+        if record.status != 200:
+            record.error, record.error_detail = "http", _decoded(b"".join(collected))[:2000]
+        elif stream is not None:
+            stream.end()
+        else:
+            _read_body(json.loads(_decoded(b"".join(collected))), record)
+            record.content_times.append(clock())
+    except _ErrorEvent:
+        pass  # recorded by the stream
+    except NoProgress as exc:
+        record.error, record.error_detail = "timeout", str(exc)
+    except (BrokenResponse, json.JSONDecodeError, Malformed) as exc:
         record.error, record.error_detail = "stream", f"{type(exc).__name__}: {exc}"[:2000]
-    except aiohttp.ClientError as exc:
+    except NoConnection as exc:
         record.error, record.error_detail = "connection", str(exc)
     if record.end is None and record.content_times:
         record.end = record.content_times[-1]
@@ -172,6 +182,7 @@ def _read_usage(usage: Any, record: RequestRecord) -> None:
 
 
 _decode_event = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
 
 
 def _event(data: str) -> Any:
@@ -183,19 +194,28 @@ def _event(data: str) -> Any:
         return json.loads(data)
 
 
-async def _read_stream(response: aiohttp.ClientResponse, record: RequestRecord, clock: Callable[[], float]) -> None:
-    parser = SSEParser()
-    done = False
-    async for chunk in response.content.iter_any():
-        now = clock()
-        for data in parser.feed(chunk):
+class _ErrorEvent(Exception):
+    """The server streamed an error event: the request has failed, the rest of the stream is not read."""
+
+
+class _Stream:
+    """A streamed answer, read event by event as its bytes arrive (called from the connection's own callback)."""
+
+    def __init__(self, record: RequestRecord) -> None:
+        self.record = record
+        self.parser = SSEParser()
+        self.done = False
+
+    def feed(self, chunk: bytes, now: float) -> None:
+        record = self.record
+        for data in self.parser.feed(chunk):
             if data == "[DONE]":
-                done = True
+                self.done = True
                 continue
             event = _object(_event(data), "an event")
             if "error" in event:
                 record.error, record.error_detail = "stream", json.dumps(event["error"])[:2000]
-                return
+                raise _ErrorEvent
             choices = _choices(event)
             if choices and not _announces_role(choices[0]):
                 record.content_times.append(now)
@@ -203,9 +223,12 @@ async def _read_stream(response: aiohttp.ClientResponse, record: RequestRecord, 
                 record.text += _content_of(choice)
                 record.finish_reason = _finish(choice, record.finish_reason)
             _read_usage(event.get("usage"), record)
-    if not done:
-        record.error = "stream"
-        record.error_detail = "the stream ended without [DONE]" + (" mid-event" if parser.pending() else "")
+
+    def end(self) -> None:
+        if not self.done:
+            self.record.error = "stream"
+            pending = " mid-event" if self.parser.pending() else ""
+            self.record.error_detail = "the stream ended without [DONE]" + pending
 
 
 def request_once(
@@ -214,7 +237,7 @@ def request_once(
     """One request from synchronous code (smoke checks, the CLI): its own event loop and HTTP session."""
 
     async def go() -> RequestRecord:
-        async with aiohttp.ClientSession() as session:
-            return await send_request(session, endpoint, route, payload, no_progress_timeout_s)
+        async with HTTPClient(endpoint.base_url, no_progress_timeout_s) as client:
+            return await send_request(client, endpoint, route, payload, no_progress_timeout_s)
 
     return asyncio.run(go())

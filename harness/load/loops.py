@@ -12,44 +12,31 @@ import asyncio
 import gc
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from harness.client.openai import RequestRecord
+from harness.runtime.timerfd import loop_timer
 
 Payload = dict[str, Any]
 Send = Callable[[Payload], Awaitable[RequestRecord]]
 
 
-async def precise_sleep(seconds: float) -> None:
-    """Sleep `seconds` (a few milliseconds at most) to within tens of microseconds, without a busy loop: a pacer
-    thread sleeps in the kernel (time.sleep: clock_nanosleep) and wakes the event loop when it is done, while the
-    loop goes on serving the requests in flight."""
-    await asyncio.get_running_loop().run_in_executor(_pacer(), time.sleep, seconds)
-
-
-_PACER: list[ThreadPoolExecutor] = []
-
-
-def _pacer() -> ThreadPoolExecutor:
-    if not _PACER:  # one per process: a load worker has one dispatcher, which waits for one due time at a time
-        _PACER.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="llmqual-pacer"))
-    return _PACER[0]
-
-
 @dataclass(frozen=True)
 class LoopClock:
-    """Where a loop reads the time and how it waits; tests pass scripted ones."""
+    """Where a loop reads the time and how it waits for a due time; tests pass scripted ones.
+
+    `sleep_until` None is the real one: a kernel timer of the running loop (harness.runtime.timerfd), one wake-up
+    per due time, to within microseconds. asyncio's own timers wake up to a millisecond late, which alone would put
+    the schedule lag at the limit the client is held to; the ways around that cost CPU taken from the engine the
+    client shares its cores with: a busy loop for the last 2 ms (half a core at 300 requests per second) or a pacer
+    thread (three wake-ups per request: the loop's early timer, the thread, the loop again).
+    """
 
     now: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
-    # The loop's own timer is set this long before a due time, the rest slept precisely (0 for a scripted clock,
-    # which is exact).
-    timer_margin_s: float = 0.002
-    precise: Callable[[float], Awaitable[None]] = field(default=precise_sleep)
+    sleep_until: Callable[[float], Awaitable[None]] | None = None
 
 
 @contextmanager
@@ -141,23 +128,6 @@ async def closed_loop(
     return slots.done()
 
 
-async def wait_until(due: float, clock: LoopClock) -> None:
-    """Sleep until `due` on `clock`, precisely and without burning a core.
-
-    The event loop's timers wake up to a millisecond late (epoll counts in whole milliseconds), which alone would
-    put the schedule lag at the limit we hold the client to. So the loop's timer is set `clock.timer_margin_s`
-    before the due time and the rest is slept by the pacer thread (`precise_sleep`), which wakes the loop on
-    time. (It used to be a busy loop of `asyncio.sleep(0)` for those 2 ms: at 300 requests per second that was
-    half a core, taken from the engine the client shares its cores with.)
-    """
-    delay = due - clock.now()
-    if delay > clock.timer_margin_s:
-        await clock.sleep(delay - clock.timer_margin_s)
-    remaining = due - clock.now()
-    if remaining > 0:
-        await clock.precise(remaining)
-
-
 async def open_loop(
     send: Send,
     payloads: Sequence[Payload],
@@ -202,12 +172,23 @@ async def open_loop(
 
     began = clock.now() if start is None else start
 
-    async def dispatch() -> None:
+    async def dispatch(sleep_until: Callable[[float], Awaitable[None]]) -> None:
         for index, offset in enumerate(offsets):
-            await wait_until(began + offset, clock)
+            await sleep_until(began + offset)  # returns at once, without yielding, for a request already due
             requests.append(asyncio.create_task(one(index, began + offset, clock.now())))
 
-    dispatcher = asyncio.create_task(dispatch())
+    with nullcontext(clock.sleep_until) if clock.sleep_until else loop_timer() as sleep_until:
+        return await _run_open(dispatch(sleep_until), requests, slots, deadline_s, clock)
+
+
+async def _run_open(
+    dispatching: Coroutine[Any, Any, None],
+    requests: list[asyncio.Task[None]],
+    slots: _Slots,
+    deadline_s: float,
+    clock: LoopClock,
+) -> list[RequestRecord]:
+    dispatcher = asyncio.create_task(dispatching)
     deadline = clock.now() + deadline_s
     try:
         _, pending = await asyncio.wait([dispatcher], timeout=deadline_s)
@@ -222,7 +203,7 @@ async def open_loop(
         await _until_deadline(requests, 0.0)
     if not dispatcher.cancelled() and dispatcher.exception() is not None:
         raise dispatcher.exception()  # type: ignore[misc]
-    for index in range(len(payloads)):
+    for index in range(len(slots.records)):
         slots.cut(index, None, None, None)
     return slots.done()
 

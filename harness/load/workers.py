@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import aiohttp
-
+from harness.client.http import HTTPClient
 from harness.client.openai import RequestRecord, Route, send_request
 from harness.errors import HarnessError
 from harness.load.loops import LoopShape, Payload, frozen_gc
@@ -79,11 +78,10 @@ def share_of(limit: int, worker: int, workers: int) -> int:
 
 
 async def _send_all(shard: Shard, start: float) -> list[RequestRecord]:
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with HTTPClient(shard.endpoint.base_url, shard.request_timeout_s) as client:
 
         async def send(body: Payload) -> RequestRecord:
-            return await send_request(session, shard.endpoint, shard.route, body, shard.request_timeout_s)
+            return await send_request(client, shard.endpoint, shard.route, body, shard.request_timeout_s)
 
         return await shard.loop.run(send, shard.payloads, shard.deadline_s, start)
 

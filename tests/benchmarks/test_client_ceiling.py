@@ -14,10 +14,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 
+from harness.client.http import HTTPClient
 from harness.client.openai import RequestRecord, send_request
 from harness.load.loops import Payload, frozen_gc, open_loop
 from harness.load.schedule import arrival_offsets
@@ -46,7 +46,7 @@ def run_at(endpoint: Endpoint, rate: float) -> list[RequestRecord]:
     payloads: list[Payload] = [{"prompt": "x", "max_tokens": EVENTS, "stream": True}] * count
 
     async def go() -> list[RequestRecord]:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async with HTTPClient(endpoint.base_url) as session:
 
             async def send(body: Payload) -> RequestRecord:
                 return await send_request(session, endpoint, "completions", body, 30.0)

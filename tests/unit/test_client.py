@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 
+from harness.client.http import HTTPClient
 from harness.client.openai import RequestRecord, send_request
 from tests.fakes import WRONG_SHAPES, fake_server, payload
 
 
 def run(mode: str, timeout_s: float = 5.0, stream: bool = True) -> RequestRecord:
     async def go() -> RequestRecord:
-        async with fake_server(mode) as endpoint, aiohttp.ClientSession() as session:
+        async with fake_server(mode) as endpoint, HTTPClient(endpoint.base_url) as session:
             body = {**payload(), "stream": stream}
             return await send_request(session, endpoint, "completions", body, no_progress_timeout_s=timeout_s)
 
@@ -81,7 +81,7 @@ def test_an_event_with_empty_text_is_still_a_generation_step() -> None:
 
 def test_the_chat_role_announcement_is_not_content() -> None:
     async def go() -> RequestRecord:
-        async with fake_server("ok") as endpoint, aiohttp.ClientSession() as session:
+        async with fake_server("ok") as endpoint, HTTPClient(endpoint.base_url) as session:
             body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": True}
             return await send_request(session, endpoint, "chat", body)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
 import time
 from dataclasses import dataclass, field
 
 import pytest
 
 from harness.client.openai import RequestRecord
-from harness.load.loops import LoopClock, Payload, closed_loop, open_loop, wait_until
+from harness.load.loops import LoopClock, Payload, closed_loop, open_loop
+from harness.runtime.timerfd import coarse_sleep_until, loop_timer
 
 
 @dataclass
@@ -25,7 +28,11 @@ class ScriptedWorld:
     _wakeups: list[tuple[float, asyncio.Future[None]]] = field(default_factory=list)
 
     def clock(self) -> LoopClock:
-        return LoopClock(now=lambda: self.now, sleep=self.sleep, timer_margin_s=0.0, precise=self.sleep)
+        return LoopClock(now=lambda: self.now, sleep_until=self.sleep_until)
+
+    async def sleep_until(self, due: float) -> None:
+        if due > self.now:
+            await self.sleep(due - self.now)
 
     async def sleep(self, delay: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -159,10 +166,10 @@ def test_a_cancelled_loop_ends_its_requests_before_it_returns(loop: str) -> None
     asyncio.run(main())
 
 
-def test_wait_until_never_returns_before_the_due_time_on_the_real_clock() -> None:
-    """The loop's timer (set early by the margin) and the pacer thread's sleep together: never early, and the
-    loop keeps running other tasks meanwhile (the ticker advances while the waits are in progress)."""
-    clock = LoopClock()
+@pytest.mark.parametrize("sleep_until", ["timerfd", "coarse"])
+def test_the_real_timers_never_return_before_the_due_time(sleep_until: str) -> None:
+    """The kernel timer (and the loop's own, where there is no timerfd): never early, and the loop keeps running
+    other tasks meanwhile (the ticker advances while the waits are in progress)."""
     ticks = 0
 
     async def ticker() -> None:
@@ -174,14 +181,41 @@ def test_wait_until_never_returns_before_the_due_time_on_the_real_clock() -> Non
     async def main() -> list[float]:
         running = asyncio.create_task(ticker())
         early = []
-        start = time.monotonic()
-        for i in range(1, 41):
-            due = start + i * 0.0025
-            await wait_until(due, clock)
-            early.append(due - time.monotonic())
+        with loop_timer() as kernel:
+            wait = kernel if sleep_until == "timerfd" else coarse_sleep_until
+            start = time.monotonic()
+            for i in range(1, 41):
+                due = start + i * 0.0025
+                await wait(due)
+                early.append(due - time.monotonic())
+            await wait(start)  # a due time already past returns at once
         running.cancel()
         return early
 
     early = asyncio.run(main())
     assert max(early) <= 0.0, f"returned {max(early) * 1e6:.0f} us before a due time"
     assert ticks > 10  # the loop served the other task while it waited
+
+
+def test_the_kernel_timer_is_later_than_due_by_less_than_the_loops_own_timer() -> None:
+    """What the timerfd is for: the loop's own timer counts whole milliseconds (a wait of 1.3 ms ends about 2 ms
+    on), the kernel timer does not. The two are interleaved, so a busy host delays both alike. Its descriptor is
+    closed on exit."""
+
+    async def main() -> tuple[list[float], list[float], int]:
+        kernel_late: list[float] = []
+        coarse_late: list[float] = []
+        with loop_timer() as sleep_until:
+            fd = sleep_until.__self__.fd  # type: ignore[attr-defined]
+            for _ in range(40):
+                for wait, late in ((sleep_until, kernel_late), (coarse_sleep_until, coarse_late)):
+                    due = time.monotonic() + 0.0013
+                    await wait(due)
+                    late.append(time.monotonic() - due)
+        return kernel_late, coarse_late, fd
+
+    kernel_late, coarse_late, fd = asyncio.run(main())
+    kernel, coarse = statistics.median(kernel_late), statistics.median(coarse_late)
+    assert kernel < coarse, f"median lateness: kernel timer {kernel * 1e6:.0f} us, loop timer {coarse * 1e6:.0f} us"
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)
