@@ -21,6 +21,7 @@ from harness.config.deployment import DeploymentSpec
 from harness.config.errors import did_you_mean, plan_error_from
 from harness.config.gates import GatesSpec
 from harness.config.model import ModelSpec
+from harness.config.nodes import NodesSpec
 from harness.config.suites import SuitesSpec
 from harness.errors import HarnessError, PlanError
 from harness.runtime.affinity import placement_problem
@@ -60,6 +61,7 @@ class ServerSpec(Frozen):
         "platform's own setting, e.g. VLLM_CPU_OMP_THREADS_BIND)",
     )
     startup_timeout_s: float = Field(600.0, gt=0, le=7200)
+    nodes: NodesSpec | None = Field(None, description="one server spanning nodes (harness.config.nodes)")
 
     @model_validator(mode="after")
     def _batched_tokens_fit(self) -> ServerSpec:
@@ -74,6 +76,8 @@ class ServerSpec(Frozen):
         for arg in self.extra_args:
             if not isinstance(arg, str) or not arg:
                 raise ValueError("extra-args must be a list of non-empty strings, e.g. ['--seed', '0']")
+        if self.nodes is not None:
+            self.nodes.check_world(needed)
         return self
 
 
@@ -147,6 +151,9 @@ class Plan(Frozen):
     @model_validator(mode="after")
     def _container_and_quant(self) -> Plan:
         """The model must not hide the container image's home; quantisation variants must be valid servers."""
+        nodes = self.server.nodes
+        if self.container is not None and nodes is not None and nodes.local != (0,):
+            raise ValueError("server.nodes.local must be [0] with a container: each node starts its own container")
         if self.container is not None and self.model.path is not None and Path(self.model.path).is_absolute():
             # The model folder is mounted read-only at its own path (harness.runtime.container.host_mounts).
             try:

@@ -11,6 +11,7 @@ needed, and what this machine lacks is said in a note, not raised.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import sys
@@ -28,7 +29,9 @@ from harness.paths import file_name, inside
 from harness.runtime.container import Container
 from harness.runtime.image import base_image_tag, is_base_image
 from harness.runtime.leases import LEASED_PLATFORMS
-from harness.server.vllm import ServerConfig, VLLMServer, api_key_of, server_config
+from harness.server.apikey import api_key_of
+from harness.server.ranks import rank_argv, rank_env
+from harness.server.vllm import ServerConfig, VLLMServer, server_config, vllm_arguments
 from harness.training.eagle import eagle_dir
 from harness.training.launchers import prepare
 from harness.training.tiny_trainer import REPRODUCIBLE_ENV
@@ -144,6 +147,8 @@ def _server_steps(config: ServerConfig, who: str, log: Path, node: int = 0) -> l
         notes.append(
             f"leases {count} of server.devices {list(spec.devices)}, the first free at start (shown: the first)"
         )
+    elif spec.nodes is not None and spec.nodes.rank(0).devices:
+        notes.append("the cards of server.nodes.ranks[0].devices (a server spanning nodes owns its nodes' cards)")
     elif config.platform in LEASED_PLATFORMS and not config.devices:
         notes.append("no server.devices: nothing is leased, and vLLM sees every card of the node")
     port = spec.port or FREE_PORT
@@ -155,8 +160,9 @@ def _server_steps(config: ServerConfig, who: str, log: Path, node: int = 0) -> l
     ]
     notes += [f"log: {log}"]
     if config.container is None:
-        env = masked({**config.process_env(), **secret})
-        return [Step("server", who, node, tuple(server.argv(port)), env, config.devices, notes=tuple(notes))]
+        env = masked({**server.process_env(), **secret})
+        head = Step("server", who, node, tuple(server.argv(port)), env, config.devices, notes=tuple(notes))
+        return [head, *_rank_steps(server, port)]
     cards = tuple(server.container_cards()) if config.platform != "cpu" else ()
     wanted = config.container
     image = base_image_tag() if is_base_image(wanted.image) else wanted.image
@@ -170,20 +176,71 @@ def _server_steps(config: ServerConfig, who: str, log: Path, node: int = 0) -> l
         name=CONTAINER_NAME,
         owner=OWNER,
     )
-    exec_argv, _ = server.container_argv(container, port, {**dict(config.env), **secret})
+    exec_argv, _ = server.container_argv(container, port, {**server.head_env(), **secret})
     kept = [f"removed with `docker rm --force {CONTAINER_NAME}` when the run ends, however it ends"]
     if wanted.block_metadata:
         kept.append(
             f"then iptables -I OUTPUT -d {wanted.metadata_address} (its cgroup) -j REJECT, proved by a connection "
             "from inside that must be refused; the rule is deleted with the container (docs/faults.md)"
         )
-    inner = masked({**dict(config.env), **secret})
+    inner = masked({**server.head_env(), **secret})
+    ranks = _container_rank_steps(server, container, port)
     return [
         Step(
             "container", f"for {who}", node, tuple(container.run_argv()), masked(wanted.env), cards, notes=tuple(kept)
         ),
         Step("server", f"{who}, in the container", node, tuple(exec_argv), inner, cards, notes=tuple(notes)),
+        *ranks,
     ]
+
+
+def _container_rank_steps(server: VLLMServer, head: Container, port: int | str) -> list[Step]:
+    """Each other node of a container plan spanning nodes: its container (the same spec, its own cards) and the
+    headless rank inside, with the image's `vllm serve`; run on that node (not started by this run)."""
+    config, nodes = server.config, server.config.spec.nodes
+    if nodes is None:
+        return []
+    base = vllm_arguments(config, server.host, port)
+    master_port = nodes.master_port or server.master_port
+    steps = []
+    for node in range(1, nodes.count):
+        cards = tuple(nodes.rank(node).devices or head.cards)
+        container = copy.copy(head)  # the same spec, reads and writes; this node's cards and its own name
+        container.cards, container.name = list(cards), f"{CONTAINER_NAME}-node{node}"
+        env = {**dict(config.env), **nodes.rank(node).env}
+        inner = rank_argv("vllm", base, nodes, node, master_port)
+        run_here = f"run on node {node} (this run starts node 0 only); the head is ready when every rank has joined"
+        steps += [
+            Step("container", f"for node rank {node}", node, tuple(container.run_argv()), (), cards, notes=(run_here,)),
+            Step(
+                "server", f"node rank {node} of the plan's server (headless), in the container", node,
+                tuple(container.exec_argv(inner, env_names=list(env))), masked(env), cards,
+                notes=(f"joins torch.distributed at {nodes.master_addr}:{master_port}",),
+            ),
+        ]  # fmt: skip
+    return steps
+
+
+def _rank_steps(server: VLLMServer, port: int | str) -> list[Step]:
+    """The secondary node ranks of a server spanning nodes, each on its node."""
+    config, nodes = server.config, server.config.spec.nodes
+    if nodes is None:
+        return []
+    base = vllm_arguments(config, server.host, port)
+    master_port = nodes.master_port or server.master_port
+    steps = []
+    for node in range(1, nodes.count):
+        env = masked({**config.process_env(), **rank_env(config.platform, nodes, node)})
+        where = (
+            "started here (server.nodes.local), its log beside the head's"
+            if node in nodes.local
+            else f"run on node {node}, with the same model path; the head is ready only when every rank has joined"
+        )
+        argv = tuple(rank_argv(server.python, base, nodes, node, master_port))
+        what = f"node rank {node} of the plan's server (headless)"
+        notes = (where, f"joins torch.distributed at {nodes.master_addr}:{master_port}")
+        steps.append(Step("server", what, node, argv, env, nodes.rank(node).devices or (), notes=notes))
+    return steps
 
 
 def _rank_table_step(plan: Plan, node: int, table: Path, first: str = "") -> Step:

