@@ -33,7 +33,7 @@ from harness.accuracy import command as eval_command
 from harness.bench import command as bench_command
 from harness.capacity import command as probe_command
 from harness.config.container import ContainerSpec
-from harness.config.plan import PLATFORMS, load_plan
+from harness.config.plan import PLATFORMS, Plan, load_plan
 from harness.deploy import command as deploy_command
 from harness.errors import HarnessError
 from harness.explain import command as explain_command
@@ -117,6 +117,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     plan = load_plan(args.plan)
     plan.check_runnable()
+    if args.node_rank is not None:
+        return _serve_node_rank(plan, args)
     plan.check_single_server("serve")
     cache = cache_root()
     config = serving_config(plan, resolve_model(plan, cache), cache)
@@ -138,6 +140,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return INTERRUPTED_EXIT
     print("stopped", file=sys.stderr)
     return 0
+
+
+def _serve_node_rank(plan: Plan, args: argparse.Namespace) -> int:
+    from harness.paths import cache_root
+    from harness.served import resolve_model, serving_config
+    from harness.server.node_rank import checked_rank, serve_rank
+
+    master_port = checked_rank(plan, args.node_rank)
+    cache = cache_root()
+    config = serving_config(plan, resolve_model(plan, cache), cache)
+    log = Path(args.log or cache / "logs" / f"serve-{config.key()}.node{args.node_rank}.log")
+    sigterm_interrupts()
+    try:
+        return serve_rank(config, args.node_rank, master_port, log)
+    except KeyboardInterrupt:
+        print(f"node rank {args.node_rank} stopped", file=sys.stderr)
+        return 0
 
 
 def _cmd_npu_smi_parse(args: argparse.Namespace) -> int:
@@ -200,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the plan's model until interrupted")
     serve.add_argument("--plan", default=DEFAULT_PLAN)
     serve.add_argument("--log", default=None, help="server log file")
+    serve.add_argument(
+        "--node-rank",
+        type=int,
+        default=None,
+        help="start only this node rank of a spanning server (docs/multinode.md)",
+    )
     serve.set_defaults(run=_cmd_serve)
 
     bench_command.add_parser(commands)

@@ -1,8 +1,9 @@
 """A server spanning nodes (plan key `server.nodes`), on vLLM's own multi-node runtime.
 
-vLLM splits one server's tensor x pipeline parallel ranks evenly over `--nnodes` nodes: node 0 (the head) runs the
-API server and the engine with its share of the workers; every other node runs `vllm serve ... --headless
---node-rank N` with its share; all find each other through torch.distributed at `--master-addr:--master-port`.
+vLLM splits one server's data x pipeline x tensor parallel ranks evenly over `--nnodes` nodes. Node 0 (the head)
+runs the API server and the engine with its share of the workers; every other node runs `vllm serve ... --headless
+--node-rank N` with its share (with data parallel, its engines: vLLM infers their data-parallel ranks from the node
+rank). All find each other through torch.distributed at `--master-addr:--master-port`.
 The keys keep vLLM's meaning; `local` says which of the node ranks this machine starts (the others are started on
 their own nodes with the commands `llmqual plan explain` prints), and `ranks` holds what differs per node.
 """
@@ -76,11 +77,11 @@ class NodesSpec(Frozen):
                     taken[item] = rank
 
     def check_world(self, world: int) -> None:
-        """The server's world size (tensor x pipeline parallel) must split evenly over the nodes, and a node's
-        cards must be as many as its share."""
+        """The server's world size (data x pipeline x tensor parallel) must split evenly over the nodes, and a
+        node's cards must be as many as its share."""
         if world % self.count:
             raise ValueError(
-                f"nodes.count {self.count} does not divide tensor-parallel-size x pipeline-parallel-size ({world}): "
+                f"nodes.count {self.count} does not divide data x pipeline x tensor parallel size ({world}): "
                 "vLLM gives every node an equal share of the ranks"
             )
         for node, rank in enumerate(self.ranks):
@@ -94,5 +95,5 @@ class NodesSpec(Frozen):
         return self.ranks[node] if self.ranks else NodeRank()
 
     def per_node(self, world: int) -> int:
-        """The parallel ranks each node runs: the server's world size (tensor x pipeline) over the nodes."""
+        """The parallel ranks each node runs: the server's world size (data x pipeline x tensor) over the nodes."""
         return world // self.count

@@ -37,6 +37,7 @@ class ServerSpec(Frozen):
     served_model_name: str | None = None
     tensor_parallel_size: int = Field(1, ge=1, le=64)
     pipeline_parallel_size: int = Field(1, ge=1, le=64)
+    data_parallel_size: int = Field(1, ge=1, le=64)
     max_model_len: int | None = Field(None, ge=16)
     max_num_seqs: int | None = Field(None, ge=1)
     max_num_batched_tokens: int | None = Field(None, ge=16)
@@ -77,7 +78,7 @@ class ServerSpec(Frozen):
             if not isinstance(arg, str) or not arg:
                 raise ValueError("extra-args must be a list of non-empty strings, e.g. ['--seed', '0']")
         if self.nodes is not None:
-            self.nodes.check_world(needed)
+            self.nodes.check_world(needed * self.data_parallel_size)
         return self
 
 

@@ -29,6 +29,7 @@ def vllm_arguments(config: ServerConfig, host: str, port: int | str) -> list[str
         "--max-num-seqs": spec.max_num_seqs,
         "--max-num-batched-tokens": spec.max_num_batched_tokens,
         "--quantization": spec.quantization,
+        "--data-parallel-size": spec.data_parallel_size if spec.data_parallel_size > 1 else None,
     }
     for option, value in optional.items():
         if value is not None:

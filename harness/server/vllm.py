@@ -83,10 +83,13 @@ class ServerConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+LATER_KEYS = {"nodes": None, "data-parallel-size": 1}  # server keys added later, keyed only when not the default
+
+
 def _spec_key(spec: ServerSpec) -> dict[str, object]:
-    """The spec as keyed: `nodes` only when set, so the keys of single-node servers stay what they were."""
+    """The spec as keyed: keys added later only when set, so the keys of the servers before them stay."""
     dumped = spec.model_dump(by_alias=True)
-    return dumped if dumped["nodes"] is not None else {k: v for k, v in dumped.items() if k != "nodes"}
+    return {k: v for k, v in dumped.items() if k not in LATER_KEYS or v != LATER_KEYS[k]}
 
 
 def server_config(plan: Plan, model_path: Path, cache: Path, draft: Path | None = None) -> ServerConfig:

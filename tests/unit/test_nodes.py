@@ -11,7 +11,8 @@ import yaml
 
 from harness.config.nodes import NodesSpec, bound_cores
 from harness.config.plan import load_plan
-from harness.errors import PlanError, ServerStartError
+from harness.errors import HarnessError, PlanError, ServerStartError
+from harness.server.node_rank import checked_rank
 from harness.server.ranks import master_port_for, rank_argv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +46,10 @@ def test_the_shipped_multinode_plan_is_valid() -> None:
 @pytest.mark.parametrize(
     ("server", "words"),
     [
-        ({"tensor-parallel-size": 3, **nodes()}, "nodes.count 2 does not divide tensor-parallel-size x pipeline"),
+        (
+            {"tensor-parallel-size": 3, **nodes()},
+            "nodes.count 2 does not divide data x pipeline x tensor parallel size (3)",
+        ),
         (nodes(local=[0, 2]), "local names node rank 2; node ranks are 0 to 1"),
         (nodes(local=[0, 0]), "local must list distinct node ranks"),
         (nodes(ranks=[{}]), "ranks has 1 entries; give one per node rank (2)"),
@@ -96,3 +100,16 @@ def test_omp_bindings_name_their_cores() -> None:
     assert bound_cores("auto") == set()
     with pytest.raises(ValueError, match="not a list of cores"):
         bound_cores("x-2")
+
+
+def test_a_rank_started_on_its_own_node_is_checked_before_anything_starts(tmp_path: Path) -> None:
+    single = load_plan(REPO / "fixtures/plans/cpu-tiny.yaml")
+    with pytest.raises(HarnessError, match=r"--node-rank needs a server spanning nodes \(server.nodes\)"):
+        checked_rank(single, 1)
+    plan = load_plan(MULTINODE)
+    with pytest.raises(HarnessError, match="node rank 0 is the head"):
+        checked_rank(plan, 0)
+    with pytest.raises(HarnessError, match="master-port must be set"):
+        checked_rank(plan, 1)
+    fixed = load_plan(plan_with(tmp_path, nodes(**{"master-port": 29511})))
+    assert checked_rank(fixed, 1) == 29511
