@@ -25,7 +25,7 @@ def host_busy_s(proc: Path = Path("/proc")) -> float:
     return sum(ticks) * TICK_S
 
 
-def _stat_fields(stat: str) -> list[str]:
+def stat_fields(stat: str) -> list[str]:
     """Fields of /proc/PID/stat after the parenthesised command (field 3, the state, is the first)."""
     return stat[stat.rfind(")") + 2 :].split()
 
@@ -38,7 +38,7 @@ def tree_cpu_s(root: int, proc: Path = Path("/proc")) -> float:
         if not entry.name.isdigit():
             continue
         try:
-            fields = _stat_fields((entry / "stat").read_text())
+            fields = stat_fields((entry / "stat").read_text())
         except OSError:
             continue  # gone while we looked
         pid = int(entry.name)
