@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.bench import ascendcloud, options
+from harness.bench import ascendcloud, options, replay_command
 from harness.bench.cases import BenchInputError, StaticCase, dynamic_cases, static_cases
 from harness.bench.measure import measure_dynamic, measure_static
 from harness.bench.outputs import CaseOutputs
@@ -145,6 +145,7 @@ def add_parser(commands: Any) -> None:
     dynamic.add_argument("--goodput", nargs="+", default=None, help="SLOs as KEY:MS (ttft, tpot, e2el)")
     dynamic.set_defaults(run=_cmd_dynamic)
     sla_command.add_parser(kinds)
+    replay_command.add_parser(kinds)
 
 
 def _connect(args: argparse.Namespace, where: ascendcloud.Target) -> Endpoint:

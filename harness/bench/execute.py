@@ -196,6 +196,8 @@ def measure(
                 # the harness process's CPU while it sent (its client worker processes, when there are, not in it)
                 "cpu_s": round(cpu, 4),
                 "cpu_cores": round(cpu / took, 4) if took > 0 else None,
+                # the measured window on this host's monotonic clock, as device telemetry is stamped
+                "window": [round(started, 3), round(started + took, 3)],
             },
             "server_clock": clock,
             "token_audit": audit,

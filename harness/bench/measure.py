@@ -49,7 +49,9 @@ def repeated(measure: Callable[[int], CaseResult], times: int, progress: Progres
 
 
 def _combined(results: list[CaseResult], times: int) -> CaseResult:
-    last = dataclasses.replace(results[-1], config=dict(results[-1].config))
+    last = dataclasses.replace(results[-1], config=dict(results[-1].config), checks=dict(results[-1].checks))
+    # every repeat's window (monotonic seconds), where the report marks telemetry and sums energy
+    last.checks["windows"] = [r.checks.get("client", {}).get("window") for r in results]
     if times > 1:
         last.repeats = [r.metrics for r in results]
         last.invalid_reasons = [

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from harness.bench.cases import StaticCase
-from harness.config.suites import MultimodalSpec, PrefixSpec
+from harness.config.workloads import MultimodalSpec, PrefixSpec
 from harness.load.samples import Sample
 from harness.load.synthetic import image_samples, prefix_samples
 from harness.load.tokens import Tokens

@@ -12,23 +12,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.bench.from_plan import load_settings
+from harness.bench.plan_server import plan_endpoint, tokenizer_folder
 from harness.capacity.sla import knee_result, run_sla_search
-from harness.config.plan import Plan, load_plan
+from harness.config.plan import load_plan
 from harness.errors import PlanError
 from harness.load.tokens import Tokens
-from harness.model.resolve import base_model
 from harness.paths import cache_root, reports_root
 from harness.results.case import write_json
 from harness.runtime.interrupt import sigterm_interrupts
-from harness.served import resolve_model, serving_config
-from harness.server.endpoint import Endpoint, connect_endpoint
-from harness.server.pool import ServerPool
-from harness.server.vllm import VLLMServer
+from harness.served import resolve_model
 
 
 def add_parser(kinds: Any) -> None:
@@ -44,24 +40,6 @@ def add_parser(kinds: Any) -> None:
     sla.set_defaults(run=_cmd_sla)
 
 
-@contextlib.contextmanager
-def _endpoint(args: argparse.Namespace, plan: Plan, model: Path, cache: Path, out: Path) -> Iterator[Endpoint]:
-    if args.base_url:
-        yield connect_endpoint(args.base_url, args.api_key, args.served_model_name or plan.server.served_model_name)
-        return
-    log = out / "vllm.log"  # leased like a pytest run's server: the two never share a card on a shared node
-    with ServerPool(out, lease_dir=cache / "leases", factory=lambda config, _: VLLMServer(config, log)) as pool:
-        yield pool.get(serving_config(plan, model, cache)).endpoint
-
-
-def _tokenizer_folder(args: argparse.Namespace, plan: Plan, cache: Path) -> Path:
-    if args.tokenizer:
-        return Path(args.tokenizer)
-    if plan.model.tokenizer:
-        return plan.relative(plan.model.tokenizer)
-    return base_model(plan, cache)
-
-
 def _cmd_sla(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
     spec = plan.suites.sla
@@ -74,11 +52,11 @@ def _cmd_sla(args: argparse.Namespace) -> int:
     cache = cache_root()
     # Against a running server only the tokenizer is needed: the plan's, else the base model's (a tiny one is built
     # in seconds; its trained checkpoint, which training would make, has the same tokenizer).
-    model = _tokenizer_folder(args, plan, cache) if args.base_url else resolve_model(plan, cache)
+    model = tokenizer_folder(args, plan, cache) if args.base_url else resolve_model(plan, cache)
     out: Path = args.out or reports_root() / time.strftime("sla-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     sigterm_interrupts()
-    with contextlib.suppress(KeyboardInterrupt), _endpoint(args, plan, model, cache, out) as endpoint:
+    with contextlib.suppress(KeyboardInterrupt), plan_endpoint(args, plan, model, cache, out) as endpoint:
         found, steps = run_sla_search(endpoint, Tokens.load(model), spec, load_settings(plan), out, _say)
         write_json(out / "knee.json", knee_result(found, spec, steps).document())
         if found.knee is None:

@@ -11,6 +11,7 @@ from harness.config.capacity import CapacitySpec
 from harness.config.diffusion import DiffusionSpec
 from harness.config.sla import SLASpec
 from harness.config.training import TrainingSpec
+from harness.config.workloads import MultimodalSpec, PrefixSpec, ReplaySpec, SessionsSpec
 
 
 class SmokeSpec(Frozen):
@@ -160,33 +161,6 @@ def rate_problem(rate: float) -> str | None:
     return f"{rate:g} is not a request rate: give requests per second above 0, or inf to send all at once"
 
 
-class PrefixSpec(Frozen):
-    """Prompts sharing their first prefix-tokens tokens, sent closed loop (a prefix-cache workload)."""
-
-    prefix_tokens: int = Field(ge=1)
-    prompt_tokens: int = Field(ge=2)
-    output_tokens: int = Field(16, ge=1)
-    num_prompts: int = Field(32, ge=1)
-    parallel_num: int = Field(4, ge=1)
-
-    @model_validator(mode="after")
-    def _prefix_fits(self) -> PrefixSpec:
-        if self.prefix_tokens >= self.prompt_tokens:
-            raise ValueError("prefix-tokens must be smaller than prompt-tokens")
-        return self
-
-
-class MultimodalSpec(Frozen):
-    """Chat prompts with one locally generated image each, sent closed loop."""
-
-    height: int = Field(336, ge=8, le=8192)
-    width: int = Field(336, ge=8, le=8192)
-    prompt_tokens: int = Field(64, ge=2)
-    output_tokens: int = Field(16, ge=1)
-    num_prompts: int = Field(8, ge=1)
-    parallel_num: int = Field(2, ge=1)
-
-
 class TaskSpec(Frozen):
     """One lm-eval task (or group) and how to run it."""
 
@@ -281,6 +255,14 @@ class ProfileSpec(Frozen):
     top: int = Field(20, ge=1, le=500, description="operators in the report's table, by self time")
 
 
+class TelemetrySpec(Frozen):
+    """Device telemetry sampled while each server of the run is up (harness.metrics.telemetry)."""
+
+    enabled: bool = Field(True, description="sample npu-smi, NVML or the CPU server's processes; false: nothing")
+    interval_s: float = Field(1.0, ge=0.05, le=60, description="seconds between readings")
+    deadline_s: float = Field(43200.0, gt=0, description="sampling stops after this even if the server runs on")
+
+
 class SuitesSpec(Frozen):
     smoke: SmokeSpec = SmokeSpec()
     load: LoadSpec = LoadSpec()
@@ -288,6 +270,8 @@ class SuitesSpec(Frozen):
     dynamic: DynamicSpec | None = None
     prefix: PrefixSpec | None = None
     multimodal: MultimodalSpec | None = None
+    replay: ReplaySpec | None = None
+    sessions: SessionsSpec | None = None
     accuracy: AccuracySpec | None = None
     quant: QuantSpec | None = None
     preflight: PreflightSpec = PreflightSpec()
@@ -296,3 +280,4 @@ class SuitesSpec(Frozen):
     sla: SLASpec | None = None
     diffusion: DiffusionSpec | None = None
     profile: ProfileSpec = ProfileSpec()
+    telemetry: TelemetrySpec = TelemetrySpec()

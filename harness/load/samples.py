@@ -22,6 +22,9 @@ class Sample:
     # The prompt tokens the server will count (chat template and image tokens included), when the harness knows them
     # (harness.load.vision); else the audit can compare prompt lengths only on the completions route.
     served_prompt_len: int | None = None
+    # The prompt as token ids (trace replay: equal hash ids must give identical blocks of tokens, which text cannot
+    # promise across block boundaries); sent as the completions API's list-of-ids prompt, `prompt` left empty.
+    prompt_ids: tuple[int, ...] | None = None
 
 
 def payload(sample: Sample, route: Route, ignore_eos: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -32,8 +35,10 @@ def payload(sample: Sample, route: Route, ignore_eos: bool, extra: dict[str, Any
     if route == "completions":
         if sample.images:
             raise ValueError("images need the chat endpoint: use endpoint-type chat")
-        body["prompt"] = sample.prompt
+        body["prompt"] = list(sample.prompt_ids) if sample.prompt_ids is not None else sample.prompt
     else:
+        if sample.prompt_ids is not None:
+            raise ValueError("token-id prompts need the completions endpoint: use endpoint-type completions")
         content: str | list[dict[str, Any]] = sample.prompt
         if sample.images:
             content = [{"type": "text", "text": sample.prompt}] + [

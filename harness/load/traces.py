@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from harness.load.datasets import DatasetError
+from harness.load.samples import Sample
 
 MOONCAKE_BLOCK = 512  # tokens per hash id in Mooncake's published traces
 BURSTGPT_COLUMNS = ("Timestamp", "Request tokens", "Response tokens")
@@ -123,20 +125,50 @@ def read_burstgpt(path: str | Path, block_size: int = MOONCAKE_BLOCK) -> Trace:
     return Trace(tuple(sorted(shifted, key=lambda r: r.arrival_s)), block_size, left_out)
 
 
-def implied_hit_rate(trace: Trace) -> float:
-    """The share of input tokens an unbounded prefix cache of whole blocks would serve from cache."""
+def implied_hit_rate(trace: Trace, cache_block: int | None = None) -> float:
+    """The share of input tokens an unbounded prefix cache would serve from cache, in whole blocks of `cache_block`
+    tokens (the engine's KV block; the trace's own block when None). A request reuses its leading trace blocks whose
+    whole prefix of ids was seen before, at most all but its last token (an engine computes at least one prompt
+    token), rounded down to whole cache blocks."""
+    cache = cache_block or trace.block_size
     seen: set[tuple[int, ...]] = set()
     hit = total = 0
     for request in trace.requests:
         total += request.input_length
+        leading = 0
         for end in range(1, len(request.hash_ids) + 1):
             prefix = request.hash_ids[:end]
             full = end * trace.block_size <= request.input_length  # a partial last block is never cached
-            if prefix in seen and full:
-                hit += trace.block_size
+            if full and prefix in seen and leading == end - 1:
+                leading = end
             if full:
                 seen.add(prefix)
+        reusable = min(leading * trace.block_size, request.input_length - 1)
+        hit += reusable // cache * cache
     return hit / total if total else 0.0
+
+
+def trace_samples(trace: Trace, vocabulary: Sequence[int] | np.ndarray, seed: int) -> list[Sample]:
+    """The trace's requests as token-id prompts: each hash id becomes a block of `block_size` ids drawn from
+    `vocabulary` by a generator seeded with (seed, id), so equal ids give identical blocks and different ids (all
+    but surely) different ones; each prompt is cut to its `input_length`."""
+    if len(vocabulary) == 0:
+        raise ValueError("an empty vocabulary cannot make prompts")
+    choices = np.asarray(vocabulary)
+    blocks: dict[int, np.ndarray] = {}
+
+    def block(hash_id: int) -> np.ndarray:
+        if hash_id not in blocks:
+            rng = np.random.default_rng([seed, hash_id & 0xFFFFFFFF, hash_id >> 32 & 0xFFFFFFFF])
+            blocks[hash_id] = rng.choice(choices, size=trace.block_size)
+        return blocks[hash_id]
+
+    samples = []
+    for request in trace.requests:
+        ids = np.concatenate([block(h) for h in request.hash_ids])[: request.input_length]
+        prompt = tuple(int(i) for i in ids)
+        samples.append(Sample("", request.input_length, request.output_length, prompt_ids=prompt))
+    return samples
 
 
 def generate_mooncake(

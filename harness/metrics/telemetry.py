@@ -56,9 +56,12 @@ def npu_smi_reader(command: tuple[str, ...] = ("npu-smi", "info")) -> Reader:
 def nvml_reader() -> Reader:
     import pynvml  # type: ignore[import-not-found]  # nvidia-ml-py: only on a GPU host
 
-    pynvml.nvmlInit()
+    started: list[bool] = []
 
     def read() -> list[Reading]:
+        if not started:  # in the sampler's own process: an NVML handle does not cross a fork
+            pynvml.nvmlInit()
+            started.append(True)
         readings = []
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
@@ -110,6 +113,16 @@ def process_reader(root: int, proc: Path = Path("/proc"), clock: Callable[[], fl
         return [{"device": "cpu", "cores": cores, "rss_mb": rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20}]
 
     return read
+
+
+def reader_for(platform: str, server_pid: int | None) -> Reader | None:
+    """The platform's reader: npu-smi on NPU, NVML on GPU, the server's process tree on the CPU default (None
+    there when the server's own processes are not this host's to read: in a container, or not started by us)."""
+    if platform == "npu":
+        return npu_smi_reader()
+    if platform == "gpu":
+        return nvml_reader()
+    return process_reader(server_pid) if server_pid is not None else None
 
 
 def _sample(reader: Reader, out: Path, interval_s: float, deadline_s: float, stop: Any) -> None:

@@ -18,6 +18,7 @@ from harness.config.plan import Plan
 from harness.deploy.multi import Deployment, instance_configs, remote_instances, write_rank_table
 from harness.errors import HarnessError
 from harness.load.tokens import Tokens
+from harness.metrics.telemetry import Sampler, reader_for
 from harness.paths import cache_root, inside
 from harness.plugins.stash import POOL_KEY, RUN_KEY, TOKENS_KEY
 from harness.profile.selection import profiled
@@ -25,6 +26,7 @@ from harness.run import Run
 from harness.served import resolve_model, serving_config
 from harness.server.endpoint import Endpoint, connect_endpoint
 from harness.server.pool import ServerPool
+from harness.server.vllm import VLLMServer
 from harness.training.curve import TrainedRun
 
 
@@ -76,9 +78,24 @@ def endpoint(request: pytest.FixtureRequest, plan: Plan, model_cache: Path) -> E
     pool: ServerPool = request.getfixturevalue("server_pool")
     server = serving_config(plan, request.getfixturevalue("served_model"), model_cache)
     try:
-        return pool.get(profiled(config, plan, server, config.stash[RUN_KEY])).endpoint
+        running = pool.get(profiled(config, plan, server, config.stash[RUN_KEY]))
     except HarnessError as exc:
         _stop_session(request, f"the plan's server could not start: {exc}")
+    pool.attach(running, lambda: _telemetry(plan, running, config.stash[RUN_KEY]))
+    return running.endpoint
+
+
+def _telemetry(plan: Plan, server: VLLMServer, run: Run) -> Sampler | None:
+    """Device telemetry for the plan's server while it runs (suites.telemetry), into the run's telemetry folder;
+    None when it is off, or when the server's processes are not this host's to read (a CPU server in a container)."""
+    spec = plan.suites.telemetry
+    pid = None if server.container_name else server.pid
+    reader = reader_for(server.config.platform, pid) if spec.enabled else None
+    if reader is None:
+        return None
+    out = inside(run.directory / "telemetry", f"{server.log_path.stem}.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Sampler(reader, out, spec.interval_s, spec.deadline_s)
 
 
 def _stop_session(request: pytest.FixtureRequest, reason: str) -> NoReturn:

@@ -29,6 +29,8 @@ from harness.report.rundata import RunData
 from harness.report.serving import serving_section
 from harness.report.summary import gate_outcome, overall_verdict, summarise
 from harness.report.svg import Series, line_chart
+from harness.report.telemetry import telemetry_section
+from harness.report.workloads import replay_section, sessions_section
 from harness.results.case import write_json
 from harness.results.index import RunIndex
 
@@ -221,6 +223,9 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
             verdict_section(run),
             environment_section(run),
             serving_section(run),
+            replay_section(run),
+            sessions_section(run),
+            telemetry_section(run),
             ab_section(run),
             accuracy_section(run),
             training_section(run),

@@ -84,8 +84,10 @@ def line_chart(
     x_label: str,
     y_label: str,
     x_names: dict[float, str] | None = None,
+    bands: Sequence[tuple[float, float, str]] = (),
 ) -> str:
-    """Lines with markers (and error bars where given). `x_names` labels x positions (e.g. "inf" for a rate)."""
+    """Lines with markers (and error bars where given). `x_names` labels x positions (e.g. "inf" for a rate);
+    `bands` shade spans of x (start, end, what it is) behind the lines: the measured windows over a run."""
     points = [(x, y) for s in series for x, y in s.points if y is not None and math.isfinite(y)]
     if not points:
         return _empty(name, title, "no data in this run")
@@ -136,6 +138,12 @@ def line_chart(
     parts.append(
         f'<text transform="translate(14 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle">{escape(y_label)}</text>'
     )
+    for start, end, what in bands:
+        left, right = px(max(start, x0)), px(min(end, x1))
+        parts.append(
+            f'<rect class="band" x="{left:.1f}" y="{TOP}" width="{max(right - left, 1.0):.1f}" height="{plot_h:.1f}" '
+            f'fill="#dce6f2"><title>{escape(what)}</title></rect>'
+        )
     for i, s in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         dash = ' stroke-dasharray="6 4"' if s.dashed else ""

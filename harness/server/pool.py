@@ -17,6 +17,7 @@ import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from harness.errors import ServerStartError
@@ -54,6 +55,7 @@ class ServerPool:
         self._live: OrderedDict[str, VLLMServer] = OrderedDict()
         self._failed: dict[str, ServerStartError | LeaseError] = {}
         self.restarts: list[dict[str, str]] = []  # servers found dead or hung and started again
+        self._attached: dict[str, AbstractContextManager[object]] = {}  # run while their server runs
 
     def get(self, config: ServerConfig, alongside: ServerConfig | None = None) -> VLLMServer:
         """The server for `config`, started if needed; `alongside` (an A/B reference) is kept running beside it
@@ -93,6 +95,17 @@ class ServerPool:
         self.started.append(server)
         return server
 
+    def attach(self, server: VLLMServer, make: Callable[[], AbstractContextManager[object] | None]) -> None:
+        """Run a context (device telemetry) for as long as `server` runs: made and entered now unless one already
+        runs for it, exited just before the server stops, however the pool stops it."""
+        key = next((k for k, live in self._live.items() if live is server), None)
+        if key is None or key in self._attached:
+            return
+        context = make()
+        if context is not None:
+            context.__enter__()
+            self._attached[key] = context
+
     def log_path(self, config: ServerConfig) -> Path:
         """Where the server for `config` logs (a start that failed leaves its reason there)."""
         return inside(self.log_dir, f"{self.log_prefix}vllm-{config.served_model_name}-{config.key()}.log")
@@ -114,6 +127,14 @@ class ServerPool:
         return DeviceLease(self.lease_dir, config.platform, devices, count, self.lease_timeout_s, holder).__enter__()
 
     def _stop(self, key: str, server: VLLMServer) -> None:
+        try:
+            attached = self._attached.pop(key, None)
+            if attached is not None:
+                attached.__exit__(None, None, None)
+        finally:
+            self._stop_server(key, server)
+
+    def _stop_server(self, key: str, server: VLLMServer) -> None:
         try:
             server.stop()
         finally:

@@ -21,13 +21,21 @@ HISTOGRAMS = (
     "vllm:request_queue_time_seconds",
 )
 
+# Numeric labels of vLLM's info gauges kept as `family:label`: the KV block the server caches prefixes in.
+INFO_LABELS = {"vllm:cache_config_info": ("block_size",)}
+
 
 def counter_totals(text: str) -> dict[str, float]:
     """Every counter's value summed over its label sets, keyed by family name (`vllm:prefix_cache_hits`); the
     families of PER_LABEL also by their label (`vllm:spec_decode_num_accepted_tokens_per_pos[0]`); the sum and
-    count of the HISTOGRAMS (`vllm:time_to_first_token_seconds:sum`, `...:count`)."""
+    count of the HISTOGRAMS (`vllm:time_to_first_token_seconds:sum`, `...:count`); the INFO_LABELS
+    (`vllm:cache_config_info:block_size`)."""
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
+        for name in INFO_LABELS.get(family.name, ()):
+            values = {sample.labels.get(name) for sample in family.samples} - {None}
+            if len(values) == 1 and str(next(iter(values))).isdigit():
+                totals[f"{family.name}:{name}"] = float(str(next(iter(values))))
         if family.type == "histogram" and family.name in HISTOGRAMS:
             for sample in family.samples:
                 for suffix in ("sum", "count"):
@@ -59,3 +67,10 @@ def scrape(endpoint: Endpoint, timeout_s: float = SCRAPE_TIMEOUT_S) -> dict[str,
         return counter_totals(text)
     except ValueError:
         return None
+
+
+def server_block_size(endpoint: Endpoint) -> int | None:
+    """The KV block (tokens) the server caches prefixes in, as its /metrics says (vllm:cache_config_info)."""
+    counters = scrape(endpoint)
+    value = (counters or {}).get("vllm:cache_config_info:block_size")
+    return int(value) if value else None

@@ -55,11 +55,13 @@ AB_COMPARISONS = len(load_plan(PLAN).ab.comparisons)  # type: ignore[union-attr]
 PD_CHECKS = 2  # suites/serving/test_disaggregated.py: skipped, the CPU plan has no deployment section
 CAPACITY_TESTS = 2  # the probe and the rate search: skipped, the main plan has no capacity or sla section
 DIFFUSION_CASES = len(plan_diffusion_cases(load_plan(PLAN)))  # each measured by diffusers; its ComfyUI twin skips
+PRODUCTION_WORKLOADS = 2  # suites/serving/test_replay.py and test_sessions.py
 MAIN_JOB = {
     "passed": SMOKE_TESTS
     + STATIC_CASES
     + 1
     + DYNAMIC_CASES
+    + PRODUCTION_WORKLOADS
     + AB_COMPARISONS
     + ACCURACY_CASES
     + 1

@@ -147,3 +147,27 @@ def test_a_failed_start_releases_its_lease(tmp_path: Path) -> None:
     with DeviceLease(tmp_path / "l", "npu", [0, 1], 2, timeout_s=1):
         pass
     assert "ASCEND_RT_VISIBLE_DEVICES" not in config("cpu-server").process_env(), "cpu servers lease nothing"
+
+
+class Watch:
+    """Records when it is entered and exited, into the fakes' shared lifecycle log."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> Watch:
+        FakeServer.events.append(f"watch {self.name}")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        FakeServer.events.append(f"unwatch {self.name}")
+
+
+def test_an_attached_context_runs_once_while_its_server_runs(tmp_path: Path) -> None:
+    with ServerPool(tmp_path, factory=FakeServer) as pool:
+        a = pool.get(config("a"))
+        pool.attach(a, lambda: Watch("a"))
+        pool.attach(a, lambda: Watch("a again"))  # a second test of the same server: already watched
+        pool.get(config("b"))  # one live server: a stops, its watch first
+        pool.attach(a, lambda: Watch("stale"))  # a server the pool no longer runs is not watched
+    assert FakeServer.events == ["start a", "watch a", "unwatch a", "stop a", "start b", "stop b"]

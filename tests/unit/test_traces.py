@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from harness.load.datasets import DatasetError
-from harness.load.traces import Trace, TraceRequest, generate_mooncake, implied_hit_rate, read_burstgpt, read_mooncake
+from harness.load.samples import Sample, payload
+from harness.load.traces import (
+    Trace,
+    TraceRequest,
+    generate_mooncake,
+    implied_hit_rate,
+    read_burstgpt,
+    read_mooncake,
+    trace_samples,
+)
 
 # Lines of the shape Mooncake's published trace has (timestamps in ms; 512-token blocks; a shared first block).
 MOONCAKE = [
@@ -88,3 +97,38 @@ def test_a_generated_trace_reads_back_and_implies_reuse(tmp_path: Path) -> None:
     assert len(trace.requests) == 200
     assert 0.15 < trace.requests[-1].arrival_s / 199 < 0.35  # Poisson arrivals at 4 req/s: 0.25 s apart on average
     assert 0.2 < implied_hit_rate(trace) < 0.8
+
+
+def test_the_implied_hit_rate_rounds_to_the_engines_kv_block() -> None:
+    trace = Trace((TraceRequest(0, 1200, 1, (0, 1, 2)), TraceRequest(1, 1100, 1, (0, 1, 3))), 512)
+    assert implied_hit_rate(trace, 512) == pytest.approx(1024 / 2300)
+    assert implied_hit_rate(trace, 384) == pytest.approx(768 / 2300), "1,024 reusable tokens are two 384-blocks"
+    whole = Trace((TraceRequest(0, 1024, 1, (0, 1)), TraceRequest(1, 1024, 1, (0, 1))), 512)
+    # the same whole prompt again: the engine still computes its last token, so the last block is not a hit
+    assert implied_hit_rate(whole, 128) == pytest.approx(896 / 2048)
+
+
+def test_equal_hash_ids_give_identical_token_blocks_and_different_ids_different_ones() -> None:
+    trace = Trace(
+        (TraceRequest(0, 300, 4, (7, 8, 9)), TraceRequest(1, 280, 5, (7, 8, 10)), TraceRequest(2, 150, 6, (11, 12))),
+        128,
+    )
+    vocabulary = list(range(3, 500))
+    first, second, third = trace_samples(trace, vocabulary, seed=1)
+    assert (first.prompt_len, first.output_len, len(first.prompt_ids or ())) == (300, 4, 300)
+    assert first.prompt_ids is not None
+    assert second.prompt_ids is not None
+    assert third.prompt_ids is not None
+    assert first.prompt_ids[:256] == second.prompt_ids[:256], "ids 7 and 8 shared"
+    assert first.prompt_ids[256:280] != second.prompt_ids[256:280], "ids 9 and 10 differ"
+    assert first.prompt_ids[:128] != third.prompt_ids[:128]
+    assert set(first.prompt_ids) <= set(vocabulary)
+    assert trace_samples(trace, vocabulary, seed=1) == [first, second, third], "reproducible"
+    assert trace_samples(trace, vocabulary, seed=2)[0] != first
+
+
+def test_token_id_prompts_go_out_as_a_list_of_ids_on_completions_only() -> None:
+    sample = Sample("", 3, 2, prompt_ids=(5, 6, 7))
+    assert payload(sample, "completions", ignore_eos=True)["prompt"] == [5, 6, 7]
+    with pytest.raises(ValueError, match="completions"):
+        payload(sample, "chat", ignore_eos=True)

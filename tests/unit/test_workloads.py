@@ -10,7 +10,7 @@ import pytest
 
 from harness.bench.cases import StaticCase
 from harness.bench.workloads import PrefixWorkload, closed_case
-from harness.config.suites import PrefixSpec
+from harness.config.workloads import PrefixSpec
 from harness.load.convert import LengthDistribution, generate_records, to_sharegpt
 from harness.load.datasets import DatasetError, load_dataset, select
 from harness.load.samples import Sample, payload
