@@ -51,8 +51,9 @@ def load_trace(spec: ReplaySpec, resolve: Any, folder: Path) -> tuple[Trace, Pat
     return trace, path
 
 
-def hit_rate_verdict(implied: float, measured: float | None, tolerance: float) -> Verdict:
-    """The server's measured prefix-cache hit rate against the trace's implied one (absolute difference)."""
+def hit_rate_verdict(implied: float, measured: float | None, tolerance: float, queries: float | None) -> Verdict:
+    """The server's measured prefix-cache hit rate against the trace's implied one (absolute difference);
+    `queries` is the prompt tokens the server looked up in its cache (0: prefix caching off)."""
 
     def judged(outcome: Any, message: str) -> Verdict:
         change = None if measured is None else measured - implied
@@ -67,6 +68,9 @@ def hit_rate_verdict(implied: float, measured: float | None, tolerance: float) -
             allowed=tolerance,
         )
 
+    if queries == 0 and implied > tolerance:
+        return judged("fail", f"the server looked nothing up in a prefix cache (is prefix caching off?); the trace "
+                      f"implies a hit rate of {implied:.1%}")  # fmt: skip
     if measured is None:
         return judged("not_shown", "the server exports no prefix-cache counters: the replay's reuse is not shown")
     said = f"measured hit rate {measured:.1%}, the trace implies {implied:.1%} (tolerance {tolerance:.0%})"
@@ -114,7 +118,10 @@ def run_replay(
     recorded = dataclasses.replace(settings, save_records=True)
     shape = OpenLoop(offsets, None)
     result = measure(endpoint, tokens, samples, recorded, shape, SUITE, case_id, config, rate)
-    verdict = hit_rate_verdict(implied, result.checks["server"].get("prefix_cache_hit_rate"), spec.hit_rate_tolerance)
+    server = result.checks["server"]
+    verdict = hit_rate_verdict(
+        implied, server.get("prefix_cache_hit_rate"), spec.hit_rate_tolerance, server.get("prefix_cache_queries")
+    )
     result.checks["replay"] = {**verdict.as_json(), "timeline": _timeline(result.records or [])}
     if not settings.save_records:
         result.records = None

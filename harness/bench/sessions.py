@@ -122,7 +122,10 @@ def run_sessions(endpoint: Endpoint, tokens: Tokens, spec: SessionsSpec, setting
                 before = await asyncio.to_thread(scrape, endpoint)
                 records = await _round(client, endpoint, bodies, settings)
                 after = await asyncio.to_thread(scrape, endpoint)
-                hit = server_signals(before, after)["prefix_cache_hit_rate"] if before and after else None
+                signals = server_signals(before, after) if before and after else {}
+                hit = signals.get("prefix_cache_hit_rate")
+                if hit is None and signals.get("prefix_cache_queries") == 0:
+                    hit = 0.0  # the server looked nothing up: prefix caching is off, and nothing was hit
                 previous = [t.prompt_tokens[-1] for t in talks if t.prompt_tokens]
                 for talk, record in zip(talks, records, strict=True):
                     talk.messages.append({"role": "assistant", "content": record.text})

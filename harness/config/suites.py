@@ -11,7 +11,7 @@ from harness.config.capacity import CapacitySpec
 from harness.config.diffusion import DiffusionSpec
 from harness.config.sla import SLASpec
 from harness.config.training import TrainingSpec
-from harness.config.workloads import MultimodalSpec, PrefixSpec, ReplaySpec, SessionsSpec
+from harness.config.workloads import ConsistencySpec, MultimodalSpec, PrefixSpec, ReplaySpec, SessionsSpec
 
 
 class SmokeSpec(Frozen):
@@ -272,6 +272,7 @@ class SuitesSpec(Frozen):
     multimodal: MultimodalSpec | None = None
     replay: ReplaySpec | None = None
     sessions: SessionsSpec | None = None
+    consistency: ConsistencySpec | None = None
     accuracy: AccuracySpec | None = None
     quant: QuantSpec | None = None
     preflight: PreflightSpec = PreflightSpec()

@@ -93,3 +93,18 @@ class SessionsSpec(Frozen):
     output_tokens: int = Field(24, ge=1, description="tokens of each answer")
     think_time_s: float = Field(0.5, ge=0, description="pause between one round of turns and the next")
     seed: int = Field(0, ge=0)
+
+
+class ConsistencySpec(Frozen):
+    """Greedy answers to the same prompts, one at a time and all at once, must be equal (correctness under load)."""
+
+    prompts: int = Field(16, ge=2, description="prompts, all in flight at once in the loaded run")
+    prompt_tokens: int = Field(128, ge=2)
+    prefix_tokens: int = Field(64, ge=1, description="a prefix the prompts share, so the cache is hit under load")
+    output_tokens: int = Field(32, ge=1)
+
+    @model_validator(mode="after")
+    def _prefix_fits(self) -> ConsistencySpec:
+        if self.prefix_tokens >= self.prompt_tokens:
+            raise ValueError("prefix-tokens must be smaller than prompt-tokens")
+        return self

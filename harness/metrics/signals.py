@@ -31,16 +31,20 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 def server_signals(before: Counters, after: Counters) -> dict[str, float | list[float] | None]:
     """Rates over the run; None when the server does not export the counters or nothing was counted."""
-    hit_rate = None
+    hit_rate = looked_up = None
     for hits, queries in PREFIX_NAMES:
-        hit_rate = _ratio(_delta(before, after, hits), _delta(before, after, queries))
-        if hit_rate is not None:
+        looked_up = _delta(before, after, queries)
+        hit_rate = _ratio(_delta(before, after, hits), looked_up)
+        if looked_up is not None:
             break
     accepted = _delta(before, after, "vllm:spec_decode_num_accepted_tokens")
     drafts = _delta(before, after, "vllm:spec_decode_num_drafts")
     per_draft = _ratio(accepted, drafts)
     return {
         "prefix_cache_hit_rate": hit_rate,
+        # prompt tokens looked up in the prefix cache: 0 when the server has prefix caching off, None when it
+        # exports no such counter
+        "prefix_cache_queries": looked_up,
         "spec_decode_acceptance_rate": _ratio(accepted, _delta(before, after, "vllm:spec_decode_num_draft_tokens")),
         "spec_decode_mean_acceptance_length": None if per_draft is None else 1.0 + per_draft,
         "spec_decode_drafts": drafts,

@@ -10,6 +10,7 @@ answers' own lengths would ask it for one token more per request than the harnes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -19,9 +20,17 @@ from typing import Any
 
 import pytest
 
+from harness.bench import replay
+from harness.bench.cases import LoadSettings
+from harness.bench.replay import load_trace
+from harness.config.workloads import ReplaySpec
 from harness.gates.gate import GatePolicy, gate
+from harness.load.samples import Sample
+from harness.load.tokens import Tokens
+from harness.load.traces import Trace, trace_samples
+from harness.server.endpoint import connect_endpoint
 from tests.integration.procs import REPO, VLLM_BENCH, harness_env
-from tests.integration.servers import tiny_server
+from tests.integration.servers import PLAN, tiny_server
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +157,49 @@ def run_vllm_bench(tag: str, url: str, tokenizer: Path, sharegpt: Path, folder: 
     assert vllm.returncode == 0, vllm.stdout[-3000:] + vllm.stderr[-3000:]
     summary: dict[str, Any] = json.loads((folder / name).read_text())
     return summary
+
+
+def test_llmqual_bench_replay_holds_the_servers_hit_rate_to_the_traces(
+    served: tuple[str, Path, str], tmp_path: Path
+) -> None:
+    """The plan's generated trace replayed by the command against this server: the hit rate agrees (exit 0)."""
+    url, tokenizer, tag = served
+    done = llmqual(
+        tag, "bench", "replay", "--plan", str(PLAN), "--base-url", url, "--tokenizer", str(tokenizer),
+        "--max-requests", "80", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    document = json.loads((tmp_path / "replay.json").read_text())
+    check = document["checks"]["replay"]
+    assert check["outcome"] == "pass", check["message"]
+    assert check["baseline_mean"] > 0.3, "the trace shares prefixes"
+    assert document["config"]["cache_block"] == 128, "the CPU build's KV block, read from its /metrics"
+    assert document["metrics"]["completed"] == 80
+    assert len(check["timeline"]) == 80
+    assert (tmp_path / "trace.jsonl").is_file(), "the generated trace is kept"
+
+
+def test_replay_fails_prompts_that_do_not_honour_the_hash_ids(
+    served: tuple[str, Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planted fault: the prompt maker gives every block ids of its own, so nothing the trace shares is shared."""
+    url, tokenizer, _ = served
+    spec = ReplaySpec.model_validate({"generate": {"count": 60, "rate": 20, "shared": 4, "seed": 7}, "block-size": 128})
+    trace, _ = load_trace(spec, Path, tmp_path)
+
+    def scrambled(trace: Trace, vocabulary: Any, seed: int) -> list[Sample]:
+        own = tuple(
+            dataclasses.replace(r, hash_ids=tuple(range(1000 * i, 1000 * i + len(r.hash_ids))))
+            for i, r in enumerate(trace.requests)
+        )
+        return trace_samples(Trace(own, trace.block_size), vocabulary, seed)
+
+    monkeypatch.setattr(replay, "trace_samples", scrambled)
+    result = replay.run_replay(
+        connect_endpoint(url, None, "tiny-llama"), Tokens.load(tokenizer), trace, spec, LoadSettings(), "scrambled"
+    )
+    check = result.checks["replay"]
+    assert check["outcome"] == "fail"
+    assert "did not reuse what the trace shares" in check["message"]
+    assert check["candidate_mean"] < 0.05, "the server hit nothing"
+    assert check["baseline_mean"] > 0.3, "though the trace implies it could"

@@ -46,9 +46,8 @@ SMOKE_TESTS = 7  # the cpu variants in suites/serving/test_smoke.py
 STATIC_CASES = len(plan_static_cases(load_plan(PLAN)))
 DYNAMIC_CASES = len(plan_dynamic_cases(load_plan(PLAN)))
 ACCURACY_CASES = len(plan_tasks(load_plan(PLAN)))
-# The main job: smoke, static, prefix caching, dynamic, accuracy and the quantisation comparison; the multimodal
-# workload skips on the text-only tiny model. Against --endpoint the quantisation comparison and the trained
-# model's accuracy skip too (they start their own server configurations).
+# The main job: smoke, static, prefix caching, dynamic, trace replay, sessions, accuracy and the quantisation
+# comparison; the multimodal workload skips on the text-only tiny model.
 # convergence, alignment with the reference curve, throughput, resume, accuracy gain (a server for the checkpoint)
 TRAINING_TESTS = 5
 AB_COMPARISONS = len(load_plan(PLAN).ab.comparisons)  # type: ignore[union-attr]
@@ -69,9 +68,6 @@ MAIN_JOB = {
     + DIFFUSION_CASES,
     "skipped": 1 + PD_CHECKS + CAPACITY_TESTS + DIFFUSION_CASES,
 }
-# Against --endpoint the tests that start their own servers skip: quantisation and A/B. (The training suite trains
-# and scores its checkpoints in process, so it runs either way.)
-ENDPOINT_JOB = {"passed": MAIN_JOB["passed"] - 1 - AB_COMPARISONS, "skipped": MAIN_JOB["skipped"] + 1 + AB_COMPARISONS}
 
 
 @pytest.fixture
@@ -267,19 +263,28 @@ def test_a_server_that_misses_its_deadline_is_stopped(tag: str, tmp_path: Path) 
         pass
 
 
-def test_external_endpoint_mode(tag: str, tmp_path: Path) -> None:
+def test_external_endpoint_mode_and_production_workloads_without_prefix_caching(tag: str, tmp_path: Path) -> None:
+    """Against a running server (--endpoint) the harness starts none, and the production workloads' checks catch
+    a planted fault: the server has prefix caching off, so the replay's hit rate falls short of the trace's and the
+    sessions' hit rate does not rise with the turn. The smoke suite proves the endpoint path; the main job above
+    proves the workloads pass with prefix caching on."""
     plan = load_plan(PLAN)
     cache = cache_root(REPO)
     base = serving_config(plan, resolve_model(plan, cache), cache)
-    config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
+    spec = base.spec.model_copy(update={"enable_prefix_caching": False})
+    config = ServerConfig(base.platform, base.model_path, spec, (*base.env, (TAG, tag)))
+    suites = [f"suites/serving/{name}" for name in ("test_smoke.py", "test_replay.py", "test_sessions.py")]
     with VLLMServer(config, tmp_path / "vllm.log") as server:
-        done = run_pytest(
-            tag, "suites/", "-m", "cpu", "--endpoint", server.endpoint.base_url + "/v1", "--reports-dir", str(tmp_path)
-        )
-    assert done.returncode == 0, done.stdout[-5000:]
+        url = server.endpoint.base_url + "/v1"
+        done = run_pytest(tag, *suites, "-m", "cpu", "--endpoint", url, "--reports-dir", str(tmp_path))
+    assert done.returncode == 1, done.stdout[-5000:]
     summary = run_summary(tmp_path)
-    assert summary["outcomes"] == ENDPOINT_JOB
+    assert summary["outcomes"] == {"passed": SMOKE_TESTS, "failed": PRODUCTION_WORKLOADS}
     assert summary["servers"] == [], "with --endpoint the harness starts no server"
+    assert "looked nothing up in a prefix cache (is prefix caching off?)" in done.stdout
+    assert "later turns do not reuse the earlier ones' KV (turn 2 0.0% of a reachable" in done.stdout
+    assert re.search(r"^FAIL +serving\.replay", done.stdout, re.M), done.stdout[-3000:]
+    assert re.search(r"^FAIL +serving\.sessions", done.stdout, re.M), done.stdout[-3000:]
 
 
 def test_an_unreachable_endpoint_fails_clearly(tag: str, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Trace replay and multi-turn sessions, without a server: the plan sections' rules, the hit-rate checks on given
-numbers (each shown failing), what a turn could reuse, and the server's KV block read from its /metrics text."""
+"""Trace replay, multi-turn sessions and correctness under load, without a server: the plan sections' rules, the
+checks on given numbers and texts (each shown failing), what a turn could reuse, and the server's KV block read from
+its /metrics text."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from harness.bench.cases import BenchInputError
+from harness.bench.consistency import consistency_verdict, divergences
 from harness.bench.replay import hit_rate_verdict, load_trace
 from harness.bench.replay_command import replay_spec
 from harness.bench.sessions import Turn, reachable, rising_verdict
+from harness.client.openai import RequestRecord
 from harness.config.workloads import ReplaySpec, SessionsSpec
 from harness.errors import PlanError
 from harness.load.datasets import DatasetError
@@ -52,16 +55,19 @@ def test_a_missing_trace_file_names_itself_before_anything_starts(tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    ("measured", "outcome", "words"),
+    ("measured", "queries", "outcome", "words"),
     [
-        (0.42, "pass", "measured hit rate 42.0%, the trace implies 45.0%"),
-        (0.02, "fail", "did not reuse what the trace shares"),
-        (0.70, "fail", "share more than their hash ids say"),
-        (None, "not_shown", "exports no prefix-cache counters"),
+        (0.42, 9000.0, "pass", "measured hit rate 42.0%, the trace implies 45.0%"),
+        (0.02, 9000.0, "fail", "did not reuse what the trace shares"),
+        (0.70, 9000.0, "fail", "share more than their hash ids say"),
+        (None, 0.0, "fail", "looked nothing up in a prefix cache (is prefix caching off?)"),
+        (None, None, "not_shown", "exports no prefix-cache counters"),
     ],
 )
-def test_the_replay_hit_rate_must_agree_with_the_trace(measured: float | None, outcome: str, words: str) -> None:
-    verdict = hit_rate_verdict(0.45, measured, 0.1)
+def test_the_replay_hit_rate_must_agree_with_the_trace(
+    measured: float | None, queries: float | None, outcome: str, words: str
+) -> None:
+    verdict = hit_rate_verdict(0.45, measured, 0.1, queries)
     assert verdict.outcome == outcome
     assert words in verdict.message
 
@@ -116,3 +122,25 @@ def test_the_commands_options_override_the_plans_replay(tmp_path: Path) -> None:
         replay_spec(options(), None, "p.yaml")
     with pytest.raises(BenchInputError, match="--speedup"):
         replay_spec(options(speedup=0.0), planned, "p.yaml")
+
+
+def answered(*texts: str) -> list[RequestRecord]:
+    return [RequestRecord(text=text) for text in texts]
+
+
+def test_greedy_answers_that_part_are_named_with_where_and_both_texts() -> None:
+    alone = answered("the cat sat", "on the mat", "same")
+    loaded = answered("the cat sat", "on the hat", "same")
+    loaded.append(RequestRecord(error="http", error_detail="HTTP 500"))
+    alone.append(RequestRecord(text="x"))
+    found = divergences(alone, loaded)
+    assert found == [
+        {"request": 1, "char": 7, "alone": "mat", "under_load": "hat"},
+        {"request": 3, "error": "HTTP 500"},
+    ]
+    verdict = consistency_verdict(found, 4, 4)
+    assert verdict.outcome == "fail"
+    assert "2 of 4 greedy answers differ at concurrency 4" in verdict.message
+    assert "request 1 parts at character 7: alone 'mat', under load 'hat'" in verdict.message
+    assert consistency_verdict([], 4, 4).outcome == "pass"
+    assert divergences(answered("ab"), answered("abc"))[0]["char"] == 2, "one is a prefix of the other"
