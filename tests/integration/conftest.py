@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -10,6 +11,7 @@ from harness.paths import cache_root
 from harness.runtime.container import docker_problem
 from harness.runtime.image import ensure_base_image
 from tests.integration.procs import REPO
+from tests.integration.servers import Served, Shared
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +24,20 @@ def base_image() -> str:
             pytest.skip(f"LLMQUAL_NO_DOCKER=1 and {problem}")
         pytest.fail(problem)
     return ensure_base_image(cache_root(REPO))
+
+
+@pytest.fixture(scope="package")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """The tiny-model server of the modules that only need one (accuracy against lm-eval, the benchmark CLI)."""
+    shared = Shared(tmp_path_factory.mktemp("shared-server"))
+    try:
+        yield shared
+    finally:
+        shared.close()
+
+
+@pytest.fixture(scope="module")
+def served(shared_server: Shared) -> Iterator[Served]:
+    """The shared server, running for this module's tests and held stopped after them."""
+    with shared_server.running() as server:
+        yield server

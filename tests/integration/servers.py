@@ -1,9 +1,12 @@
-"""One real tiny-model server for a test module, tagged so the test can check nothing is left behind."""
+"""Real tiny-model servers for the integration tests, tagged so a test can check nothing is left behind: one for
+a test (`tiny_server`), or one shared by every module that only needs a server (`Shared`)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,7 @@ class Served:
     endpoint: Endpoint
     model_path: Path
     tag: str
+    pgid: int
 
 
 @contextmanager
@@ -36,6 +40,39 @@ def tiny_server(log_dir: Path, untrained: bool = False) -> Iterator[Served]:
     base = serving_config(plan, model, cache)
     config = ServerConfig(base.platform, base.model_path, base.spec, (*base.env, (TAG, tag)))
     with VLLMServer(config, log_dir / "vllm.log") as server:
-        yield Served(server.endpoint, base.model_path, tag)
+        assert server.pid is not None
+        yield Served(server.endpoint, base.model_path, tag, server.pid)
     left = no_tagged_processes_within(tag)
     assert left == [], f"processes left behind: {left}"
+
+
+class Shared:
+    """One tiny-model server for every module that only needs one: started at first use, held stopped (SIGSTOP:
+    no CPU, so it cannot disturb the timing of the modules between) whenever no module uses it, and stopped with
+    the process check of `tiny_server` when the package's tests end."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._stack = ExitStack()
+        self._log_dir = log_dir
+        self._served: Served | None = None
+        self._pgid: int | None = None
+
+    @contextmanager
+    def running(self) -> Iterator[Served]:
+        if self._served is None:
+            self._served = self._stack.enter_context(tiny_server(self._log_dir))
+            self._pgid = self._served.pgid
+        else:
+            assert self._pgid is not None
+            os.killpg(self._pgid, signal.SIGCONT)
+        try:
+            yield self._served
+        finally:
+            assert self._pgid is not None
+            os.killpg(self._pgid, signal.SIGSTOP)
+
+    def close(self) -> None:
+        if self._pgid is not None:
+            with suppress(ProcessLookupError):
+                os.killpg(self._pgid, signal.SIGCONT)
+        self._stack.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,6 @@ pytestmark = pytest.mark.integration
 
 LIMIT = 40
 TASK_METRICS = {"llmqual_arith_gen": "exact_match", "llmqual_arith_mc": "acc"}  # each task's per-question metric
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with tiny_server(tmp_path_factory.mktemp("server")) as server:
-        yield server
 
 
 @pytest.mark.parametrize("task", ["llmqual_arith_gen", "llmqual_arith_mc"])

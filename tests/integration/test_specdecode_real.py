@@ -1,6 +1,6 @@
 """Speculative decoding on a real vLLM (CPU build, n-gram drafts): the static suite's case carries the server's
-own acceptance counters and the AscendCloud tools' per-request rates, and output counts stay exact although a
-step emits several tokens."""
+own acceptance counters and the AscendCloud tools' per-request rates, output counts stay exact although a step
+emits several tokens, and greedy answers are the same alone and under load (correctness under load)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,13 @@ K = 3  # the plan's num_speculative_tokens
 
 
 def test_ngram_speculative_decoding_measured_from_the_servers_counters(tmp_path: Path) -> None:
-    run_plan(PLAN, tmp_path, "suites/serving/test_static.py::test_static")
+    run_plan(PLAN, tmp_path, "suites/serving/test_static.py::test_static", "suites/serving/test_consistency.py")
     run = tmp_path / "latest"
-    (case,) = [c for c in json.loads((run / "cases.json").read_text())["cases"] if c["suite"] == "serving.static"]
+    cases = json.loads((run / "cases.json").read_text())["cases"]
+    (consistency,) = [c for c in cases if c["suite"] == "serving.consistency"]
+    assert consistency["checks"]["consistency"]["outcome"] == "pass", "greedy answers do not change under load"
+    assert consistency["checks"]["server"]["spec_decode_drafts"] > 0, "... while the server drafts"
+    (case,) = [c for c in cases if c["suite"] == "serving.static"]
     server = case["checks"]["server"]
     assert server["spec_decode_drafts"] > 0, "the server drafted"
     rate = server["spec_decode_acceptance_rate"]
