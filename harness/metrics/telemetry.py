@@ -98,18 +98,25 @@ def _tree(root: int, proc: Path) -> dict[int, list[str]]:
 
 
 def process_reader(root: int, proc: Path = Path("/proc"), clock: Callable[[], float] = time.monotonic) -> Reader:
-    """The CPU default's reading: cores busy (since the previous reading) and resident MB of `root`'s tree."""
-    previous: list[tuple[float, float]] = []
+    """The CPU default's reading: cores busy (since the previous reading) and resident MB of `root`'s tree.
+
+    Busy time is summed process by process (a process keyed by its pid and start time): one that left the tree
+    since the previous reading takes its CPU time with it, and must not make the difference negative."""
+    previous: dict[tuple[int, str], float] = {}
+    last: list[float] = []
 
     def read() -> list[Reading]:
         tree = _tree(root, proc)
         if not tree:
             raise ProcessLookupError(f"process {root} is gone")
-        cpu_s = sum((int(f[11]) + int(f[12])) * TICK_S for f in tree.values())
+        cpu = {(pid, f[19]): (int(f[11]) + int(f[12])) * TICK_S for pid, f in tree.items()}
         rss_pages = sum(int(f[21]) for f in tree.values())
         now = clock()
-        cores = (cpu_s - previous[0][1]) / (now - previous[0][0]) if previous and now > previous[0][0] else None
-        previous[:] = [(now, cpu_s)]
+        busy = sum(max(0.0, spent - previous.get(key, 0.0)) for key, spent in cpu.items())
+        cores = busy / (now - last[0]) if last and now > last[0] else None
+        previous.clear()
+        previous.update(cpu)
+        last[:] = [now]
         return [{"device": "cpu", "cores": cores, "rss_mb": rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20}]
 
     return read

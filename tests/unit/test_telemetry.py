@@ -77,6 +77,32 @@ def test_the_cpu_reading_follows_a_real_process_tree() -> None:
         read()
 
 
+def test_a_busy_child_that_leaves_the_tree_does_not_make_cores_negative() -> None:
+    """A parent whose child burns a second of CPU and exits between two readings: the child's time leaves the tree
+    with it (found in the main job's report as a dip below zero before this was summed process by process)."""
+    script = (
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time\\nend = time.time() + 1.2\\n"
+        "while time.time() < end: pass'])\n"
+        "time.sleep(1.5)\nchild.wait()\ntime.sleep(3)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        read = process_reader(parent.pid)
+        time.sleep(0.3)
+        read()
+        time.sleep(1.0)
+        (busy,) = read()  # the child is burning CPU
+        time.sleep(1.0)
+        (after,) = read()  # the child has exited and been reaped
+    finally:
+        parent.kill()
+        parent.wait()
+    assert busy["cores"] > 0.1, busy
+    assert after["cores"] is not None
+    assert after["cores"] >= 0.0, after
+
+
 def test_the_sampler_writes_as_it_reads_records_failures_and_stops(tmp_path: Path) -> None:
     count = 0
 
