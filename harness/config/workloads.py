@@ -11,20 +11,25 @@ from pydantic import Field, model_validator
 from harness.config.base import Frozen
 
 
-class PrefixSpec(Frozen):
-    """Prompts sharing their first prefix-tokens tokens, sent closed loop (a prefix-cache workload)."""
+class _SharedPrefix(Frozen):
+    """Prompts of `prompt-tokens` whose first `prefix-tokens` are the same: the prefix must be the shorter."""
 
     prefix_tokens: int = Field(ge=1)
     prompt_tokens: int = Field(ge=2)
-    output_tokens: int = Field(16, ge=1)
-    num_prompts: int = Field(32, ge=1)
-    parallel_num: int = Field(4, ge=1)
 
     @model_validator(mode="after")
-    def _prefix_fits(self) -> PrefixSpec:
+    def _prefix_fits(self) -> _SharedPrefix:
         if self.prefix_tokens >= self.prompt_tokens:
             raise ValueError("prefix-tokens must be smaller than prompt-tokens")
         return self
+
+
+class PrefixSpec(_SharedPrefix):
+    """Prompts sharing their first prefix-tokens tokens, sent closed loop (a prefix-cache workload)."""
+
+    output_tokens: int = Field(16, ge=1)
+    num_prompts: int = Field(32, ge=1)
+    parallel_num: int = Field(4, ge=1)
 
 
 class MultimodalSpec(Frozen):
@@ -95,16 +100,10 @@ class SessionsSpec(Frozen):
     seed: int = Field(0, ge=0)
 
 
-class ConsistencySpec(Frozen):
+class ConsistencySpec(_SharedPrefix):
     """Greedy answers to the same prompts, one at a time and all at once, must be equal (correctness under load)."""
 
     prompts: int = Field(16, ge=2, description="prompts, all in flight at once in the loaded run")
     prompt_tokens: int = Field(128, ge=2)
     prefix_tokens: int = Field(64, ge=1, description="a prefix the prompts share, so the cache is hit under load")
     output_tokens: int = Field(32, ge=1)
-
-    @model_validator(mode="after")
-    def _prefix_fits(self) -> ConsistencySpec:
-        if self.prefix_tokens >= self.prompt_tokens:
-            raise ValueError("prefix-tokens must be smaller than prompt-tokens")
-        return self
