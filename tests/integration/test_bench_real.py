@@ -22,8 +22,9 @@ import pytest
 
 from harness.bench import replay
 from harness.bench.cases import LoadSettings
+from harness.bench.consistency import run_consistency
 from harness.bench.replay import load_trace
-from harness.config.workloads import ReplaySpec
+from harness.config.workloads import ConsistencySpec, ReplaySpec
 from harness.gates.gate import GatePolicy, gate
 from harness.load.samples import Sample
 from harness.load.tokens import Tokens
@@ -202,3 +203,17 @@ def test_replay_fails_prompts_that_do_not_honour_the_hash_ids(
     assert "did not reuse what the trace shares" in check["message"]
     assert check["candidate_mean"] < 0.05, "the server hit nothing"
     assert check["baseline_mean"] > 0.3, "though the trace implies it could"
+
+
+def test_consistency_names_answers_that_change_when_sampling_is_left_on(served: tuple[str, Path, str]) -> None:
+    """Planted fault: temperature 1 instead of greedy (a sampling setting left on), so the answers alone and under
+    load differ on the real engine; the check names them."""
+    url, tokenizer, _ = served
+    spec = ConsistencySpec(prompts=6, prompt_tokens=48, prefix_tokens=16, output_tokens=24)
+    sampling = LoadSettings(extra_body={"temperature": 1.0})
+    result = run_consistency(connect_endpoint(url, None, "tiny-llama"), Tokens.load(tokenizer), spec, sampling)
+    check = result.checks["consistency"]
+    assert check["outcome"] == "fail"
+    assert "greedy answers differ at concurrency 6" in check["message"]
+    assert check["divergences"], "each named with where it parts"
+    assert all({"request", "char", "alone", "under_load"} <= set(d) for d in check["divergences"])
