@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from typing import Any
 
 from harness.platform.npu_smi import parse_info
 from harness.runtime.cputime import TICK_S, stat_fields
+from harness.runtime.process import die_with_parent
 
 Reading = dict[str, Any]  # "device" and its metrics
 Reader = Callable[[], list[Reading]]
@@ -132,11 +134,26 @@ def reader_for(platform: str, server_pid: int | None) -> Reader | None:
     return process_reader(server_pid) if server_pid is not None else None
 
 
-def _sample(reader: Reader, out: Path, interval_s: float, deadline_s: float, stop: Any) -> None:
-    """The sampler process: read, append, wait; until `stop` is set or the deadline passes."""
+def _detach(parent: int) -> None:  # pragma: no cover - runs in the forked sampler
+    """Make the sampler end with the run that forked it, even one killed with SIGKILL, and let go of that run's
+    terminal or pipe: a sampler left behind would otherwise keep a caller reading pytest's output waiting."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the harness's handler, inherited through the fork
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole foreground group; the run stops us
+    die_with_parent()
+    if os.getppid() != parent:  # the run died before the request above took effect
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _sample(reader: Reader, out: Path, interval_s: float, deadline_s: float, stop: Any, parent: int) -> None:
+    """The sampler process: read, append, wait; until `stop` is set, the deadline passes or the run is gone."""
+    _detach(parent)
     end = time.monotonic() + deadline_s
     with out.open("a", encoding="utf-8") as handle:
-        while time.monotonic() < end and not stop.is_set():
+        while time.monotonic() < end and not stop.is_set() and os.getppid() == parent:
             t = time.monotonic()
             try:
                 lines = [{"t": t, **reading} for reading in reader()]
@@ -160,7 +177,9 @@ class Sampler:
         context = multiprocessing.get_context("fork")  # the reader is a closure: forked, not pickled
         self._stop = context.Event()
         self._process = context.Process(
-            target=_sample, args=(self.reader, self.out, self.interval_s, self.deadline_s, self._stop), daemon=True
+            target=_sample,
+            args=(self.reader, self.out, self.interval_s, self.deadline_s, self._stop, os.getpid()),
+            daemon=True,
         )
         self._process.start()
         return self

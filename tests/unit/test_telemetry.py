@@ -125,3 +125,39 @@ def test_the_sampler_writes_as_it_reads_records_failures_and_stops(tmp_path: Pat
     with Sampler(reader, tmp_path / "short.jsonl", interval_s=0.05, deadline_s=0.2):
         time.sleep(0.8)
     assert len(readings(tmp_path / "short.jsonl")) <= 6, "the deadline ends sampling"
+
+
+SAMPLING_RUN = """
+import sys, time
+from pathlib import Path
+from harness.metrics.telemetry import Sampler
+
+out = Path(sys.argv[1])
+with Sampler(lambda: [{"device": "d0"}], out, interval_s=0.05):
+    while not (out.exists() and out.read_text()):
+        time.sleep(0.01)
+    print("sampling", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_sampler_ends_with_a_run_killed_by_sigkill_and_lets_go_of_its_output(tmp_path: Path) -> None:
+    """kill -9 of pytest runs no teardown: the forked sampler must not outlive it, nor hold its stdout pipe open
+    (a caller reading pytest's output would wait for the sampler's hour-long deadline)."""
+    out = tmp_path / "telemetry.jsonl"
+    run = subprocess.Popen(
+        [sys.executable, "-c", SAMPLING_RUN, str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert run.stdout is not None
+        assert run.stdout.readline() == "sampling\n"
+        run.kill()
+        run.communicate(timeout=10)  # EOF: nobody holds the pipe any more
+    finally:
+        run.kill()
+        run.wait(5)
+    time.sleep(0.3)
+    written = len(readings(out))
+    time.sleep(0.5)
+    assert written > 0
+    assert len(readings(out)) == written, "the sampler went on reading after its run was killed"
