@@ -11,18 +11,17 @@ needed, and what this machine lacks is said in a note, not raised.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 from harness.config.plan import Plan
 from harness.config.training import TrainingSpec
-from harness.deploy.multi import instance_configs, rank_table_of, remote_instances, role_of
+from harness.deploy.multi import instance_configs, remote_instances, role_of
 from harness.deploy.proxy_server import ProxyServer
 from harness.errors import HarnessError
+from harness.explain.ranks import container_rank_steps, rank_steps, rank_table_step
 from harness.explain.steps import CONTAINER_NAME, FREE_PORT, OWNER, Step, masked
 from harness.model.tiny import tiny_model_dir
 from harness.paths import file_name, inside
@@ -30,8 +29,7 @@ from harness.runtime.container import Container
 from harness.runtime.image import base_image_tag, is_base_image
 from harness.runtime.leases import LEASED_PLATFORMS
 from harness.server.apikey import api_key_of
-from harness.server.ranks import rank_argv, rank_env
-from harness.server.vllm import ServerConfig, VLLMServer, server_config, vllm_arguments
+from harness.server.vllm import ServerConfig, VLLMServer, server_config
 from harness.training.eagle import eagle_dir
 from harness.training.launchers import prepare
 from harness.training.tiny_trainer import REPRODUCIBLE_ENV
@@ -162,7 +160,7 @@ def _server_steps(config: ServerConfig, who: str, log: Path, node: int = 0) -> l
     if config.container is None:
         env = masked({**server.process_env(), **secret})
         head = Step("server", who, node, tuple(server.argv(port)), env, config.devices, notes=tuple(notes))
-        return [head, *_rank_steps(server, port)]
+        return [head, *rank_steps(server, port)]
     cards = tuple(server.container_cards()) if config.platform != "cpu" else ()
     wanted = config.container
     image = base_image_tag() if is_base_image(wanted.image) else wanted.image
@@ -184,7 +182,7 @@ def _server_steps(config: ServerConfig, who: str, log: Path, node: int = 0) -> l
             "from inside that must be refused; the rule is deleted with the container (docs/faults.md)"
         )
     inner = masked({**server.head_env(), **secret})
-    ranks = _container_rank_steps(server, container, port)
+    ranks = container_rank_steps(server, container, port)
     return [
         Step(
             "container", f"for {who}", node, tuple(container.run_argv()), masked(wanted.env), cards, notes=tuple(kept)
@@ -192,75 +190,6 @@ def _server_steps(config: ServerConfig, who: str, log: Path, node: int = 0) -> l
         Step("server", f"{who}, in the container", node, tuple(exec_argv), inner, cards, notes=tuple(notes)),
         *ranks,
     ]
-
-
-def _container_rank_steps(server: VLLMServer, head: Container, port: int | str) -> list[Step]:
-    """Each other node of a container plan spanning nodes: its container (the same spec, its own cards) and the
-    headless rank inside, with the image's `vllm serve`; run on that node (not started by this run)."""
-    config, nodes = server.config, server.config.spec.nodes
-    if nodes is None:
-        return []
-    base = vllm_arguments(config, server.host, port)
-    master_port = nodes.master_port or server.master_port
-    steps = []
-    for node in range(1, nodes.count):
-        cards = tuple(nodes.rank(node).devices or head.cards)
-        container = copy.copy(head)  # the same spec, reads and writes; this node's cards and its own name
-        container.cards, container.name = list(cards), f"{CONTAINER_NAME}-node{node}"
-        env = {**dict(config.env), **nodes.rank(node).env}
-        inner = rank_argv("vllm", base, nodes, node, master_port)
-        run_here = f"run on node {node} (this run starts node 0 only); the head is ready when every rank has joined"
-        steps += [
-            Step("container", f"for node rank {node}", node, tuple(container.run_argv()), (), cards, notes=(run_here,)),
-            Step(
-                "server", f"node rank {node} of the plan's server (headless), in the container", node,
-                tuple(container.exec_argv(inner, env_names=list(env))), masked(env), cards,
-                notes=(f"joins torch.distributed at {nodes.master_addr}:{master_port}",),
-            ),
-        ]  # fmt: skip
-    return steps
-
-
-def _rank_steps(server: VLLMServer, port: int | str) -> list[Step]:
-    """The secondary node ranks of a server spanning nodes, each on its node."""
-    config, nodes = server.config, server.config.spec.nodes
-    if nodes is None:
-        return []
-    base = vllm_arguments(config, server.host, port)
-    master_port = nodes.master_port or server.master_port
-    steps = []
-    for node in range(1, nodes.count):
-        env = masked({**config.process_env(), **rank_env(config.platform, nodes, node)})
-        where = (
-            "started here (server.nodes.local), its log beside the head's"
-            if node in nodes.local
-            else f"run on node {node}, with the same model path; the head is ready only when every rank has joined"
-        )
-        argv = tuple(rank_argv(server.python, base, nodes, node, master_port))
-        what = f"node rank {node} of the plan's server (headless)"
-        notes = (where, f"joins torch.distributed at {nodes.master_addr}:{master_port}")
-        steps.append(Step("server", what, node, argv, env, nodes.rank(node).devices or (), notes=notes))
-    return steps
-
-
-def _rank_table_step(plan: Plan, node: int, table: Path, first: str = "") -> Step:
-    """The rank table node `node` writes; device IPs the plan leaves out are read there (placeholders here). The
-    text is left out when it is `first`, the one node 0 writes."""
-    assert plan.deployment is not None
-    entry = plan.deployment.nodes[node]
-    flag = "-vnic -g" if entry.super_pod_id is not None else "-ip -g"
-    what = "the v1.2 rank table its instances read"
-    try:
-        document = rank_table_of(plan, node, lambda cards: {d: f"<read here: hccn_tool -i {d} {flag}>" for d in cards})
-    except HarnessError as exc:
-        return Step("rank table", what, node, writes=(str(table),), notes=(f"the run would stop here: {exc}",))
-    notes = [] if entry.device_ips else [f"device-ips not in the plan: read on this node with hccn_tool -i N {flag}"]
-    content = json.dumps(document, indent=2)
-    if content == first:
-        notes.append("the same document as node 0's")
-    return Step(
-        "rank table", what, node, writes=(str(table),), notes=tuple(notes), content="" if content == first else content
-    )
 
 
 def _deployment_steps(plan: Plan, model: Path, cache: Path, run_dir: Path) -> list[Step]:
@@ -275,7 +204,7 @@ def _deployment_steps(plan: Plan, model: Path, cache: Path, run_dir: Path) -> li
         here = folder if node == 0 else cache / "logs" / f"deploy-{file_name(plan.name)}-node{node}"
         table = here / "ranktable.json" if plan.platform == "npu" else None
         if table is not None:
-            steps.append(_rank_table_step(plan, node, table, first))
+            steps.append(rank_table_step(plan, node, table, first))
             first = first or steps[-1].content
         elsewhere = "" if node == 0 else f"llmqual deploy up --plan {plan.source} --node {node}"
         for index, config in enumerate(instance_configs(plan, model, cache, table, node)):
