@@ -125,6 +125,7 @@ def compare(
                 "pair": window.pair,
                 "set_aside": window.pair in measurements[case_id].set_aside,
                 "outside_cores": round(window.outside_cores, 3),
+                "window": window.result.checks["client"]["window"],  # on the clock device telemetry is stamped by
                 **window.result.metrics,
             }
             for case_id, window in windows

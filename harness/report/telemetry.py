@@ -1,6 +1,7 @@
 """The report's telemetry section: each device's readings over the run (per card on NPU and GPU, the server's
-processes on the CPU default) with the serving cases' measured windows shaded, and per window the mean readings
-and, where power is read, the energy and output tokens per joule."""
+processes on the CPU default) with the measured windows shaded (each serving case's, each A/B window), and per
+window (per side of an A/B comparison, its windows together) the mean readings and, where power is read, the
+energy and output tokens per joule."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ METRICS = {
 }
 
 
+Span = tuple[float, float]
+Measured = tuple[str, list[Span], float | None]  # what was measured, its spans, its output tokens
+
+
 def windows(run: RunData) -> list[tuple[str, float, float, float | None]]:
     """(case, start, end, output tokens) of every measured serving window, on the host's monotonic clock."""
     found = []
@@ -41,6 +46,21 @@ def windows(run: RunData) -> list[tuple[str, float, float, float | None]]:
                 name = d["case_id"] if len(spans) == 1 else f"{d['case_id']} #{i + 1}"
                 found.append((name, float(span[0]), float(span[1]), tokens[i] if i < len(tokens) else None))
     return found
+
+
+def ab_windows(run: RunData) -> list[Measured]:
+    """Each A/B comparison's windows, one entry per side: the windows measured in turn, their output tokens summed.
+    A pair set aside (disturbed) is left out, as the verdict leaves it out."""
+    found: dict[str, tuple[list[Span], float]] = {}
+    for d in run.of("serving.ab"):
+        for row in d.get("repeats") or []:
+            span = row.get("window")
+            if row.get("set_aside") or not span or len(span) != 2:
+                continue
+            spans, tokens = found.setdefault(f"A/B {d['case_id']}: {row['side']}", ([], 0.0))
+            spans.append((float(span[0]), float(span[1])))
+            found[f"A/B {d['case_id']}: {row['side']}"] = (spans, tokens + (row.get("total_output_tokens") or 0))
+    return [(label, spans, tokens or None) for label, (spans, tokens) in found.items()]
 
 
 def _mean(values: list[float]) -> float | None:
@@ -60,17 +80,19 @@ def energy_j(lines: list[Reading], start: float, end: float) -> float | None:
     return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in itertools.pairwise(points))
 
 
-def _window_rows(name: str, lines: list[Reading], spans: list[tuple[str, float, float, float | None]]) -> list[Any]:
+def _window_rows(name: str, lines: list[Reading], measured: list[Measured]) -> list[Any]:
     rows = []
-    for case, start, end, tokens in spans:
-        inside = [line for line in lines if start <= line["t"] <= end and "error" not in line]
+    for what, spans, tokens in measured:
+        inside = [line for line in lines if any(a <= line["t"] <= b for a, b in spans) and "error" not in line]
         if not inside:
             continue
         by_metric = {key: _mean([x[key] for x in inside if isinstance(x.get(key), int | float)]) for key in METRICS}
-        joules = energy_j(lines, start, end)
+        each = [energy_j(lines, a, b) for a, b in spans]
+        joules = sum(j for j in each if j is not None) if all(j is not None for j in each) else None
         shown = [by_metric[k] for k in METRICS if any(k in x for x in inside)]
         per_joule = tokens / joules if tokens and joules else None
-        rows.append([name, case, round(end - start, 2), len(inside), *shown, joules, per_joule])
+        seconds = round(sum(b - a for a, b in spans), 2)
+        rows.append([name, what, seconds, len(inside), *shown, joules, per_joule])
     return rows
 
 
@@ -79,13 +101,15 @@ def telemetry_section(run: RunData) -> str:
     files = sorted((run.directory / "telemetry").glob("*.jsonl"))
     if not files:
         return ""
-    spans = windows(run)
+    measured: list[Measured] = [(case, [(a, b)], tokens) for case, a, b, tokens in windows(run)] + ab_windows(run)
     parts = ["<h2>Device telemetry</h2>"]
     parts.append(
         "<p>Sampled in a process of its own while the plan's server ran (suites.telemetry): npu-smi per chip on "
         "NPU, NVML per GPU, and on the CPU default the server's process tree from /proc (cores busy since the "
-        "previous reading, resident memory). The shaded spans are the serving cases' measured windows. Tokens per "
-        "joule need power readings: where none are read (the CPU default) the column says missing.</p>"
+        "previous reading, resident memory). The shaded spans are the measured windows: each serving case's, and "
+        "each window of an A/B comparison (a table row per side, its windows together; a server not measured at "
+        "the time is held paused, so its own readings fall idle there). Tokens per joule need power readings: "
+        "where none are read (the CPU default) the column says missing.</p>"
     )
     for path in files:
         lines = readings(path)
@@ -97,7 +121,7 @@ def telemetry_section(run: RunData) -> str:
         first = good[0]["t"]
         devices = sorted({str(line["device"]) for line in good})
         present = [key for key in METRICS if any(key in line for line in good)]
-        bands = [(start - first, end - first, case) for case, start, end, _ in spans if end >= first]
+        bands = [(a - first, b - first, what) for what, spans, _ in measured for a, b in spans if b >= first]
         note = f" ({failed} readings failed, recorded in the file)" if failed else ""
         parts.append(f"<h3>{escape(path.stem)}</h3><p>{len(good)} readings of {len(devices)} device(s){note}.</p>")
         for key in present:
@@ -117,5 +141,5 @@ def telemetry_section(run: RunData) -> str:
             )
         headers = ["server", "window", "seconds", "readings", *(METRICS[k] for k in present), "energy (J)",
                    "output tokens per J"]  # fmt: skip
-        parts.append(table(headers, _window_rows(path.stem, good, spans)))
+        parts.append(table(headers, _window_rows(path.stem, good, measured)))
     return "".join(parts)

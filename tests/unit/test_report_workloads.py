@@ -12,7 +12,7 @@ import pytest
 
 from harness.report.html import render
 from harness.report.rundata import RunData
-from harness.report.telemetry import energy_j, telemetry_section, windows
+from harness.report.telemetry import ab_windows, energy_j, telemetry_section, windows
 from harness.report.workloads import replay_section, sessions_section
 
 
@@ -41,6 +41,16 @@ def static_doc() -> dict[str, Any]:
             "checks": {"windows": [[10.0, 12.0], [20.0, 22.0]]}}  # fmt: skip
 
 
+def ab_doc() -> dict[str, Any]:
+    """An A/A comparison of two pairs: the reference measured at 40-41 s and 43-44 s, the candidate at 41.5-42.5 s
+    and 44.5-45.5 s; the second pair was disturbed and set aside."""
+    rows = [("reference", 0, [40.0, 41.0], False), ("candidate", 0, [41.5, 42.5], False),
+            ("candidate", 1, [43.0, 44.0], True), ("reference", 1, [44.5, 45.5], True)]  # fmt: skip
+    repeats = [{"side": side, "pair": pair, "set_aside": aside, "window": span, "total_output_tokens": 64}
+               for side, pair, span, aside in rows]  # fmt: skip
+    return {"suite": "serving.ab", "case_id": "a-a", "config": {}, "metrics": {}, "checks": {}, "repeats": repeats}
+
+
 def run_with(tmp_path: Path, lines: list[dict[str, Any]]) -> RunData:
     (tmp_path / "telemetry").mkdir(parents=True)
     (tmp_path / "telemetry" / "vllm-tiny.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
@@ -66,6 +76,20 @@ def test_each_repeats_window_is_found_with_its_tokens() -> None:
         ("p1-in64-out32 #2", 20.0, 22.0, 300),
         ("trace-x2", 100.0, 101.0, 40),
     ]
+
+
+def test_ab_windows_are_one_row_per_side_without_the_pairs_set_aside(tmp_path: Path) -> None:
+    run = RunData(tmp_path, {}, [], [ab_doc()])
+    assert ab_windows(run) == [("A/B a-a: reference", [(40.0, 41.0)], 64), ("A/B a-a: candidate", [(41.5, 42.5)], 64)]
+    # the sampled server is the reference: busy in its windows, paused (idle) in the candidate's
+    lines = [{"t": 40.0 + t / 4, "device": "cpu", "cores": 1.0 if t / 4 < 1.25 else 0.0} for t in range(24)]
+    (tmp_path / "telemetry").mkdir()
+    (tmp_path / "telemetry" / "vllm-tiny.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    section = telemetry_section(run)
+    assert section.count('class="band"') == 2, "one plot (cores), the two kept windows shaded"
+    cells = r'<td class="text">(A/B a-a: \w+)</td><td>([\d.]+)</td><td>(\d+)</td><td>([\d.]+)</td>'
+    rows = re.findall(cells, section)
+    assert rows == [("A/B a-a: reference", "1", "5", "1"), ("A/B a-a: candidate", "1", "5", "0")], section
 
 
 def test_energy_sums_the_cards_power_over_the_window() -> None:
