@@ -108,8 +108,10 @@ def telemetry_section(run: RunData) -> str:
         "NPU, NVML per GPU, and on the CPU default the server's process tree from /proc (cores busy since the "
         "previous reading, resident memory). The shaded spans are the measured windows: each serving case's, and "
         "each window of an A/B comparison (a table row per side, its windows together; a server not measured at "
-        "the time is held paused, so its own readings fall idle there). Tokens per joule need power readings: "
-        "where none are read (the CPU default) the column says missing.</p>"
+        "the time is held paused, so its own readings fall idle there). A reading of cores busy covers the time "
+        "since the one before: windows shorter than the sampling interval (the A/B's) share readings with their "
+        "neighbours, and the two sides' rows blur toward each other. Tokens per joule need power readings: where "
+        "none are read (the CPU default) the column says missing.</p>"
     )
     for path in files:
         lines = readings(path)
