@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.config.nodes import NodesSpec
@@ -17,24 +18,22 @@ from harness.server.ranks import rank_argv, rank_env
 from harness.server.vllm import VLLMServer, vllm_arguments
 
 
-def _spanning(server: VLLMServer, port: int | str) -> tuple[NodesSpec, list[str], int | str] | None:
-    """A server spanning nodes: its nodes, the head's `vllm serve` options and the master port (None on one node)."""
+def _other_nodes(server: VLLMServer, port: int | str) -> Iterator[tuple[int, NodesSpec, list[str], int | str]]:
+    """Each node rank past the head of a server spanning nodes (none on one node), with the nodes, the head's
+    `vllm serve` options and the master port."""
     nodes = server.config.spec.nodes
     if nodes is None:
-        return None
-    return nodes, vllm_arguments(server.config, server.host, port), nodes.master_port or server.master_port
+        return
+    base = vllm_arguments(server.config, server.host, port)
+    for node in range(1, nodes.count):
+        yield node, nodes, base, nodes.master_port or server.master_port
 
 
 def container_rank_steps(server: VLLMServer, head: Container, port: int | str) -> list[Step]:
     """Each other node of a container plan spanning nodes: its container (the same spec, its own cards) and the
     headless rank inside, with the image's `vllm serve`; run on that node (not started by this run)."""
-    config = server.config
-    spanning = _spanning(server, port)
-    if spanning is None:
-        return []
-    nodes, base, master_port = spanning
-    steps = []
-    for node in range(1, nodes.count):
+    config, steps = server.config, []
+    for node, nodes, base, master_port in _other_nodes(server, port):
         cards = tuple(nodes.rank(node).devices or head.cards)
         container = copy.copy(head)  # the same spec, reads and writes; this node's cards and its own name
         container.cards, container.name = list(cards), f"{CONTAINER_NAME}-node{node}"
@@ -54,13 +53,8 @@ def container_rank_steps(server: VLLMServer, head: Container, port: int | str) -
 
 def rank_steps(server: VLLMServer, port: int | str) -> list[Step]:
     """The secondary node ranks of a server spanning nodes, each on its node."""
-    config = server.config
-    spanning = _spanning(server, port)
-    if spanning is None:
-        return []
-    nodes, base, master_port = spanning
-    steps = []
-    for node in range(1, nodes.count):
+    config, steps = server.config, []
+    for node, nodes, base, master_port in _other_nodes(server, port):
         env = masked({**config.process_env(), **rank_env(config.platform, nodes, node)})
         where = (
             "started here (server.nodes.local), its log beside the head's"
