@@ -13,9 +13,9 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.fingerprint import fingerprint
-from harness.plugins.markers import MARKERS
+from harness.plugins.markers import MARKERS, declare_suites, declared_suite, outcome
 from harness.plugins.stash import INDEX_KEY, PLANS_KEY, POOL_KEY, SINK_KEY
-from harness.report.summary import UNDECIDED, UNDECIDED_EXIT, overall_verdict, suite_lines
+from harness.report.summary import TEST_NOT_SHOWN, UNDECIDED, UNDECIDED_EXIT, overall_verdict, suite_lines
 from harness.results.sink import case_line
 from harness.run import Run
 from harness.secrets import scrub_folder
@@ -47,16 +47,23 @@ class RunRecorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.is_worker or (report.when != "call" and not (report.failed or report.skipped)):
             return
-        self.run.record(
-            {
-                "nodeid": report.nodeid,
-                "phase": report.when,
-                "outcome": _outcome(report),
-                "duration_s": round(report.duration, 3),
-                "markers": sorted(k for k in report.keywords if k in MARKERS),
-                "detail": str(report.longrepr)[-2000:] if report.failed or report.skipped else None,
-            }
-        )
+        record = {
+            "nodeid": report.nodeid,
+            "phase": report.when,
+            "outcome": outcome(report),
+            "duration_s": round(report.duration, 3),
+            "markers": sorted(k for k in report.keywords if k in MARKERS),
+            "detail": str(report.longrepr)[-2000:] if report.failed or report.skipped else None,
+        }
+        if report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: reason")
+            record["reason"] = str(report.longrepr[2]).removeprefix("Skipped: ")
+        suite = declared_suite(report)
+        if suite is not None:
+            record["suite"] = suite
+        self.run.record(record)
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        declare_suites(items)
 
     @pytest.hookimpl(trylast=True)  # after pytest's own: every fixture torn down, every server already stopped
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -124,7 +131,7 @@ class RunRecorder:
             self.summary["verdict"] = self.overall  # beside `status` (how the tests ended): what the run showed
             self.run.write_summary(self.summary)
         self.report_path = write_report(data, index)
-        ran = {"passed", "failed", "xfailed", "xpassed"} & counts.keys()
+        ran = {"passed", "failed", "xfailed", "xpassed", TEST_NOT_SHOWN} & counts.keys()
         if not ran and self.summary["status"] in ("passed", "no tests"):  # every test skipped, or none collected
             kept = self.run.give_back_latest()
             self.latest_note = (
@@ -163,11 +170,3 @@ class RunRecorder:
         terminalreporter.write_line(f"report: {self.report_path or self.summary_path.parent}")
         if self.latest_note:
             terminalreporter.write_line(self.latest_note)
-
-
-def _outcome(report: pytest.TestReport) -> str:
-    """pytest's outcome, with an expected failure told apart from a skip (pytest reports both as skipped): an
-    xfail is a check that did not show what it checks, never a pass nor a test that did not apply."""
-    if hasattr(report, "wasxfail"):
-        return "xfailed" if report.skipped else "xpassed"
-    return report.outcome

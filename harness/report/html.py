@@ -1,15 +1,17 @@
 """The release qualification report: one self-contained HTML file per run (no CDN, no web fonts, opens offline).
 
-Sections: verdict per suite, environment fingerprint, serving (throughput against concurrency, TTFT/TPOT
-percentiles against request rate, latency distributions, tables), accuracy against baseline with error bars,
-training loss against its reference, gate verdicts, trends over the last runs, failed tests. Every string that
-comes from a model, a log or a test is escaped. A small inline script sorts tables and records script errors in
-`data-errors` (the browser test reads it). `write_report` also writes `cases.json`, every case document combined.
+Sections: verdict per suite, the tests that did not run and why, environment fingerprint, serving (throughput
+against concurrency, TTFT/TPOT percentiles against request rate, latency distributions, tables), accuracy against
+baseline with error bars, training loss against its reference, gate verdicts, trends over the last runs, failed
+tests. Every string that comes from a model, a log or a test is escaped. A small inline script sorts tables and
+records script errors in `data-errors` (the browser test reads it). `write_report` also writes `cases.json`,
+every case document combined.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from harness.report.learning import accuracy_section, training_section
 from harness.report.profile import profile_section
 from harness.report.rundata import RunData
 from harness.report.serving import serving_section
-from harness.report.summary import gate_outcome, overall_verdict, summarise
+from harness.report.summary import gate_outcome, not_run, overall_verdict, summarise, test_outcomes
 from harness.report.svg import Series, line_chart
 from harness.report.telemetry import telemetry_section
 from harness.report.workloads import replay_section, sessions_section
@@ -135,6 +137,19 @@ def verdict_section(run: RunData) -> str:
     return f"<h2>Verdict per suite</h2><div class='scroll'>{inner}</div>"
 
 
+def not_run_section(run: RunData) -> str:
+    """Every test that did not run to its end, with its reason: what the verdicts above do not cover."""
+    rows = not_run(run.records)
+    if not rows:
+        return "<h2>Tests not run</h2><p>None: every selected test ran.</p>"
+    intro = (
+        "<p>Skipped: the plan does not ask for it (no such section or option, another platform); counted in the "
+        "table above and never as passed. Not shown: the plan asks for it, and its check could not be shown here; "
+        "its suite reads NOT SHOWN. Expected failure (xfailed): a check known not to hold, never a pass.</p>"
+    )
+    return "<h2>Tests not run</h2>" + intro + table(["outcome", "test", "reason"], [list(r) for r in rows])
+
+
 def environment_section(run: RunData) -> str:
     environment = dict(run.summary.get("environment", {}))
     packages = environment.pop("packages", {}) or {}
@@ -215,12 +230,16 @@ def render(run: RunData, index: RunIndex | None = None) -> str:
     finished = run.summary.get("finished")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished)) if finished else "unfinished"
     note = f" <strong>{escape(incomplete)}</strong>." if incomplete else ""
+    tests = Counter(test_outcomes(run.records).values())
+    if tests:
+        note += " Tests: " + escape(", ".join(f"{n} {k}" for k, n in sorted(tests.items()))) + "."
     body = "".join(
         [
             f"<h1>llmqual qualification report: {escape(plan or 'no plan')}</h1>",
             f"<p>Run <code>{escape(run.run_id)}</code>, finished {escape(when)}. Overall: "
             f'<span class="{overall.replace(" ", "-")}">{overall}</span>.{note}</p>',
             verdict_section(run),
+            not_run_section(run),
             environment_section(run),
             serving_section(run),
             replay_section(run),

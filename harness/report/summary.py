@@ -8,10 +8,12 @@ writes into a case's `checks`: prefix cache, KV transfer, training checks). Its 
 
   FAIL         a test failed, or a gate or check failed
   WARN         a gate the plan does not enforce failed
-  NOT SHOWN    a test was an expected failure (xfail), or a gate or check could not show what it checks here
+  NOT SHOWN    a test was an expected failure (xfail), a test the plan asks for could not show its check here
+               (outcome `not shown`), or a gate or check could not show what it checks here
   INCONCLUSIVE a gate or check measured but could not decide
-  PASS         tests passed (skipped ones beside them did not apply to the plan; they are counted, never passed)
-  SKIPPED      every test skipped
+  PASS         tests passed (skipped ones beside them are ones the plan does not ask for: counted and listed with
+               their reasons, never passed)
+  SKIPPED      every test skipped: the plan does not ask for this suite
 The run's overall verdict is the first of FAIL, WARN, NOT SHOWN, INCONCLUSIVE, PASS that any suite has
 (`overall_verdict`); a run that did not finish is INCOMPLETE unless it already failed.
 """
@@ -27,7 +29,8 @@ from harness.metric_names import OUTPUT_THROUGHPUT, P99_TTFT_MS
 from harness.report.rundata import RunData
 
 UNENFORCED_FAIL = "fail (not enforced)"
-NOT_SHOWN = "not_shown"
+NOT_SHOWN = "not_shown"  # a gate's or check's outcome
+TEST_NOT_SHOWN = "not shown"  # a test's: the plan asks for it, and its check cannot be shown here
 ORDER = ("FAIL", "WARN", "NOT SHOWN", "INCONCLUSIVE", "PASS")
 # pytest's exit status of a run where no test failed but the verdict is NOT SHOWN or INCONCLUSIVE: not 0, which
 # CI reads as "qualified", and not pytest's own codes (1 failed, 2 interrupted, 3 internal, 4 usage, 5 no tests).
@@ -68,7 +71,7 @@ class SuiteSummary:
             return "FAIL"
         if self.gates[UNENFORCED_FAIL]:
             return "WARN"
-        if self.tests["xfailed"] or self.gates[NOT_SHOWN] or self.checks[NOT_SHOWN]:
+        if self.tests["xfailed"] or self.tests[TEST_NOT_SHOWN] or self.gates[NOT_SHOWN] or self.checks[NOT_SHOWN]:
             return "NOT SHOWN"
         if self.gates["inconclusive"] or self.checks["inconclusive"]:
             return "INCONCLUSIVE"
@@ -89,13 +92,26 @@ def overall_verdict(summaries: Iterable[SuiteSummary], incomplete: str | None = 
 
 
 def test_outcomes(records: list[dict[str, Any]]) -> dict[str, str]:
-    """nodeid -> passed / failed / skipped over all of a test's phases."""
+    """nodeid -> passed / failed / skipped / not shown / ... over all of a test's phases: a failure in any phase
+    wins, and a test that passed its call but skipped in a later phase did not pass."""
     outcomes: dict[str, str] = {}
     for record in records:
-        now = outcomes.get(record["nodeid"])
-        if record["outcome"] == "failed" or now is None or (now == "passed" and record["outcome"] == "skipped"):
-            outcomes[record["nodeid"]] = record["outcome"]
+        now, new = outcomes.get(record["nodeid"]), record["outcome"]
+        if new == "failed" or now is None or (now == "passed" and new in ("skipped", TEST_NOT_SHOWN)):
+            outcomes[record["nodeid"]] = new
     return outcomes
+
+
+def not_run(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(outcome, test, reason) of every test that did not run to its end: skipped (the plan does not ask for it)
+    or not shown (it does, and the check could not be shown here), in the run's order."""
+    outcomes = test_outcomes(records)
+    reasons = {r["nodeid"]: str(r.get("reason") or r.get("detail") or "") for r in records if r.get("detail")}
+    return [
+        (outcome, nodeid, reasons.get(nodeid, ""))
+        for nodeid, outcome in outcomes.items()
+        if outcome in ("skipped", TEST_NOT_SHOWN, "xfailed")
+    ]
 
 
 def _module(nodeid: str) -> str | None:
@@ -118,13 +134,17 @@ def summarise(run: RunData) -> list[SuiteSummary]:
         summary.checks.update(check_outcomes(document))
     # The suites each test module wrote: a test that wrote nothing (skipped, failed early) counts under its
     # module's suite, not under a second name made from the file's (diffusion.t2i, not diffusion.text_to_image).
+    # A test whose module writes several suites names its own (the `suite` marker, in its records).
     by_module: dict[str, set[str]] = defaultdict(set)
     for nodeid, documents in by_test.items():
         by_module[nodeid.split("::", 1)[0]].update(d["suite"] for d in documents)
+    declared = {r["nodeid"]: r["suite"] for r in run.records if r.get("suite")}
     for nodeid, outcome in test_outcomes(run.records).items():
         module = _module(nodeid)
         written = by_module.get(nodeid.split("::", 1)[0], set())
         fallback = written if len(written) == 1 else ({module} if module else set())
+        if nodeid in declared:
+            fallback = {declared[nodeid]}
         names = {d["suite"] for d in by_test.get(nodeid, [])} or fallback
         for name in names:
             suites[name].suite = name

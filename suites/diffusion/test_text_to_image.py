@@ -86,6 +86,7 @@ def test_text_to_image(
     assert metrics["images"] == case.batch * spec.calls * repeats
 
 
+@pytest.mark.suite("diffusion.comfyui")  # skipped without --comfyui-url: not a t2i case
 def test_comfyui(
     plan: Plan,
     diffusion_case: DiffusionCase,

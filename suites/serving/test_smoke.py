@@ -13,6 +13,7 @@ import pytest
 
 from harness.client.openai import RequestRecord, Route, request_once
 from harness.config.plan import Plan
+from harness.plugins.markers import not_shown
 from harness.server.endpoint import Endpoint, served_models
 
 pytestmark = pytest.mark.smoke
@@ -66,9 +67,11 @@ def test_token_id_prompt_is_counted_exactly(endpoint: Endpoint, plan: Plan) -> N
     assert record.completion_tokens == 3
 
 
-def test_prompt_longer_than_context_is_refused_and_server_keeps_serving(endpoint: Endpoint, plan: Plan) -> None:
+def test_prompt_longer_than_context_is_refused_and_server_keeps_serving(
+    endpoint: Endpoint, plan: Plan, request: pytest.FixtureRequest
+) -> None:
     if endpoint.max_model_len is None:
-        pytest.skip("the endpoint does not report max_model_len in /v1/models")
+        not_shown(request, "the endpoint does not report max_model_len in /v1/models")
     too_long = {"prompt": [7] * (endpoint.max_model_len + 1), "max_tokens": 4}
     refused = request_once(endpoint, "completions", too_long, plan.suites.smoke.request_timeout_s)
     assert refused.status == 400, f"expected HTTP 400, got {refused.status} ({refused.error_detail[:200]})"

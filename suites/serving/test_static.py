@@ -20,6 +20,7 @@ from harness.config.plan import Plan
 from harness.load.synthetic import vision_support
 from harness.load.tokens import Tokens
 from harness.metrics.signals import prefix_cache_verdict
+from harness.plugins.markers import not_shown
 from harness.plugins.recording import RecordCase
 from harness.profile.fixtures import Profiler
 from harness.server.endpoint import Endpoint
@@ -50,7 +51,13 @@ def test_static(
 
 
 def test_prefix_caching(
-    plan: Plan, endpoint: Endpoint, served_tokens: Tokens, load: LoadSettings, record_case: RecordCase, repeats: int
+    plan: Plan,
+    endpoint: Endpoint,
+    served_tokens: Tokens,
+    load: LoadSettings,
+    record_case: RecordCase,
+    repeats: int,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Prompts sharing a long prefix hit the server's prefix cache, and fresh prompts of the same lengths do not.
 
@@ -76,7 +83,7 @@ def test_prefix_caching(
     check_case(result, result.config["num_requests"])
     check_case(control, control.config["num_requests"])
     if hits is None:
-        pytest.skip("the server exports no prefix-cache counters (is prefix caching off?)")
+        not_shown(request, "the server exports no prefix-cache counters (is prefix caching off?)")
     assert verdict.ok, verdict.message
 
 
@@ -88,14 +95,15 @@ def test_multimodal(
     record_case: RecordCase,
     repeats: int,
     served_model: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """Chat requests with a locally generated image each (skips with the reason on a text-only model)."""
+    """Chat requests with a locally generated image each (not shown, with the reason, on a text-only model)."""
     spec = plan.suites.multimodal
     if spec is None:
         pytest.skip("the plan has no suites.multimodal workload")
     reason = vision_support(served_model)
     if reason is not None:
-        pytest.skip(f"multimodal workload skipped: {reason}")
+        not_shown(request, f"the plan asks for a multimodal workload, and {reason}")
     with_images = ImageWorkload(spec, served_tokens, served_model)  # counts what the server will, for the audit
     chat = dataclasses.replace(load, route="chat")
     result = measure_static(

@@ -17,6 +17,7 @@ from harness.config.plan import Plan
 from harness.config.training import TrainingSpec
 from harness.metric_names import FINAL_LOSS, FIRST_LOSS, SAMPLES_PER_S, TOKENS_PER_S_PER_CARD
 from harness.model.resolve import base_model
+from harness.plugins.markers import not_shown
 from harness.plugins.recording import RecordCase
 from harness.results.case import CaseResult
 from harness.run import Run
@@ -123,13 +124,18 @@ def test_throughput_is_measured(trained_run: TrainedRun, training_spec: Training
 
 
 def test_resume_continues_the_curve(
-    plan: Plan, training_spec: TrainingSpec, trained_run: TrainedRun, model_cache: Path, tmp_path: Path
+    plan: Plan,
+    training_spec: TrainingSpec,
+    trained_run: TrainedRun,
+    model_cache: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     spec = training_spec
     if spec.resume_at is None:
         pytest.skip("the plan sets no suites.training.resume-at")
     if trained_run.launcher != "tiny":
-        pytest.skip(f"the resume check runs the embedded launcher; this run is {trained_run.launcher}")
+        not_shown(request, f"the resume check runs the embedded launcher; this run is {trained_run.launcher}")
     base = base_model(plan, model_cache)
     config = tiny_config(spec)
     # The uninterrupted run saved its checkpoints: resume from the one at resume-at (else make it first).
@@ -154,6 +160,7 @@ def test_training_raised_accuracy(
     model_cache: Path,
     record_case: RecordCase,
     llmqual_run: Run,
+    request: pytest.FixtureRequest,
 ) -> None:
     """The checkpoint answers the task it was taught better than the model it started from.
 
@@ -164,7 +171,7 @@ def test_training_raised_accuracy(
     if task is None:
         pytest.skip("the plan sets no suites.training.eval-task")
     if trained_run.checkpoint is None:
-        pytest.skip("the run left no checkpoint to serve")
+        not_shown(request, "the run left no checkpoint to score")
     settings = EvalSettings(batch_size=16, log_samples=True)
     out = llmqual_run.directory / "training" / "accuracy"
     base = base_model(plan, model_cache)

@@ -225,17 +225,27 @@ def test_undecided_comparison(record_case):
 
 def test_expected_failure(record_case):  # a platform fixture: the test runs under -m cpu
     pytest.xfail("the platform's one known symptom")
+
+def test_asked_for_but_not_shown(record_case, request):
+    from harness.plugins.markers import not_shown
+    not_shown(request, "the server exports no counters")
 """
 
 
 @pytest.mark.parametrize(
-    ("selected", "verdict"), [("test_undecided_comparison", "INCONCLUSIVE"), ("test_expected_failure", "NOT SHOWN")]
+    ("selected", "verdict"),
+    [
+        ("test_undecided_comparison", "INCONCLUSIVE"),
+        ("test_expected_failure", "NOT SHOWN"),
+        ("test_asked_for_but_not_shown", "NOT SHOWN"),
+    ],
 )
 def test_a_run_nothing_failed_in_but_not_everything_was_shown_is_not_green(
     project: pytest.Pytester, selected: str, verdict: str
 ) -> None:
-    """An A/B comparison without `expect` that could not decide, or an xfail, passes no test and fails none: the
-    run's verdict says what it is, and its exit status is 6, not 0."""
+    """An A/B comparison without `expect` that could not decide, an xfail, or a test the plan asks for whose check
+    cannot be shown here passes no test and fails none: the run's verdict says what it is, and its exit status is 6,
+    not 0. pytest itself reports the last as a skip; the run does not."""
     suite = project.path / "suites" / "serving" / "test_undecided.py"  # a suite's module names its suite
     suite.parent.mkdir(parents=True)
     suite.write_text(UNDECIDED_RUN)
@@ -244,6 +254,35 @@ def test_a_run_nothing_failed_in_but_not_everything_was_shown_is_not_green(
     result.stdout.fnmatch_lines([f"overall: {verdict} (exit 6: no test failed, but not everything was shown)"])
     summary = json.loads((project.path / "out" / "latest" / "run.json").read_text())
     assert (summary["status"], summary["verdict"]) == ("passed", verdict), "the tests passed; the run showed less"
+
+
+TWO_SUITES_IN_ONE_MODULE = """
+import pytest
+from harness.results.case import CaseResult
+
+def test_made_here(record_case):
+    record_case(CaseResult("diffusion.t2i", "64x64", {}, {"images_per_s": 10.0}))
+
+@pytest.mark.suite("diffusion.comfyui")
+def test_on_a_server(record_case):
+    pytest.skip("no ComfyUI server to measure: pass --comfyui-url URL")
+"""
+
+
+def test_a_skipped_test_counts_under_its_own_suite_and_is_listed_with_its_reason(project: pytest.Pytester) -> None:
+    """A module writing two suites: the skipped ComfyUI case reads SKIPPED under its own suite; the diffusers one
+    PASS with nothing skipped beside it. The report lists the skip with its reason."""
+    suite = project.path / "suites" / "diffusion" / "test_text_to_image.py"
+    suite.parent.mkdir(parents=True)
+    suite.write_text(TWO_SUITES_IN_ONE_MODULE)
+    result = project.runpytest_subprocess(str(suite), "-m", "cpu", "--reports-dir", "out")
+    assert result.ret == 0
+    result.stdout.re_match_lines([r"^SKIPPED +diffusion\.comfyui: 1 skipped$", r"^PASS +diffusion\.t2i: 1 passed;"])
+    report = (project.path / "out" / "latest" / "report.html").read_text()
+    listed = report.split("<h2>Tests not run</h2>")[1].split("<h2>")[0]
+    assert "test_on_a_server" in listed
+    assert "no ComfyUI server to measure: pass --comfyui-url URL" in listed
+    assert "test_made_here" not in listed
 
 
 NEEDS_A_SERVER = """

@@ -7,11 +7,13 @@ from typing import Any
 
 from harness.report.rundata import RunData
 from harness.report.summary import (
+    TEST_NOT_SHOWN,
     UNENFORCED_FAIL,
     SuiteSummary,
     check_outcomes,
     gate_outcome,
     key_numbers,
+    not_run,
     overall_verdict,
     summarise,
 )
@@ -51,6 +53,7 @@ def test_nothing_shown_rolls_up_into_pass() -> None:
     assert _suite({"passed": 3}).verdict == "PASS"
     assert _suite({"passed": 3, "skipped": 1}).verdict == "PASS", "a test that did not apply is counted, not passed"
     assert _suite({"passed": 1, "xfailed": 1}).verdict == "NOT SHOWN"
+    assert _suite({"passed": 3, TEST_NOT_SHOWN: 1}).verdict == "NOT SHOWN", "asked for, not shown: never a skip"
     assert _suite({"passed": 2}, checks=("pass", "not_shown")).verdict == "NOT SHOWN"
     assert _suite({"passed": 2}, gates=("not_shown",)).verdict == "NOT SHOWN"
     assert _suite({"passed": 2}, gates=("inconclusive",)).verdict == "INCONCLUSIVE"
@@ -98,6 +101,36 @@ def test_a_test_that_wrote_nothing_counts_under_its_modules_suite(tmp_path: Path
     (summary,) = summarise(RunData(tmp_path, {}, records, [written]))
     assert summary.suite == "diffusion.t2i"
     assert dict(summary.tests) == {"passed": 1, "skipped": 1}
+
+
+def test_a_declared_suite_takes_a_test_that_wrote_nothing(tmp_path: Path) -> None:
+    """The skipped ComfyUI case names its suite (the `suite` marker, in its record): no skip beside the t2i PASS."""
+    module = "suites/diffusion/test_text_to_image.py"
+    written: dict[str, Any] = {"suite": "diffusion.t2i", "case_id": "c", "metrics": {}, "test": f"{module}::t[cpu]"}
+    records: list[dict[str, Any]] = [
+        {"nodeid": written["test"], "phase": "call", "outcome": "passed"},
+        {"nodeid": f"{module}::c[cpu]", "phase": "setup", "outcome": "skipped", "suite": "diffusion.comfyui"},
+    ]
+    comfyui, t2i = summarise(RunData(tmp_path, {}, records, [written]))
+    assert (comfyui.suite, comfyui.verdict, dict(comfyui.tests)) == ("diffusion.comfyui", "SKIPPED", {"skipped": 1})
+    assert (t2i.suite, t2i.verdict, dict(t2i.tests)) == ("diffusion.t2i", "PASS", {"passed": 1})
+
+
+def test_every_test_that_did_not_run_is_listed_with_its_reason() -> None:
+    records = [
+        {"nodeid": "a", "phase": "call", "outcome": "passed"},
+        {"nodeid": "b", "phase": "setup", "outcome": "skipped", "detail": "(...)", "reason": "the plan has no x"},
+        {"nodeid": "c", "phase": "call", "outcome": TEST_NOT_SHOWN, "detail": "(...)", "reason": "not shown: no y"},
+        {"nodeid": "d", "phase": "call", "outcome": "passed"},
+        {"nodeid": "d", "phase": "teardown", "outcome": "skipped", "detail": "(...)", "reason": "gone"},
+        {"nodeid": "e", "phase": "call", "outcome": "xfailed", "detail": "known"},
+    ]
+    assert not_run(records) == [
+        ("skipped", "b", "the plan has no x"),
+        (TEST_NOT_SHOWN, "c", "not shown: no y"),
+        ("skipped", "d", "gone"),
+        ("xfailed", "e", "known"),
+    ]
 
 
 def test_a_quantisation_comparison_reads_as_candidate_against_reference() -> None:
