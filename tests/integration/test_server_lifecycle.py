@@ -149,6 +149,9 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
     assert "Client and server clocks" in report
     ab = {c["case_id"]: c for c in cases if c["suite"] == "serving.ab"}
     assert {c["gates"][0]["outcome"] for c in ab.values()} == {"pass", "fail"}, "the A/A passes, the slowdown fails"
+    (consistency,) = [c for c in cases if c["suite"] == "serving.consistency"]
+    assert consistency["checks"]["server"]["prefix_cache_hit_rate"] > 0, "greedy answers compared on cached blocks"
+    assert "under load the prefix cache served" in consistency["checks"]["consistency"]["message"]
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         assert db.execute("SELECT status FROM runs").fetchall() == [("passed",)]
         assert db.execute("SELECT COUNT(*) FROM cases").fetchone()[0] == len(cases)
@@ -156,6 +159,13 @@ def test_main_job_runs_every_cpu_suite_on_one_shared_server(tag: str, tmp_path: 
     assert re.search(
         rf"^(PASS|WARN|INCONCLUSIVE) +serving\.static: {STATIC_CASES} passed, 1 skipped", done.stdout, re.M
     ), done.stdout[-3000:]
+    # ComfyUI's cases (no --comfyui-url) are a suite of their own that did not run, not skips beside a t2i PASS.
+    for line in (
+        rf"^SKIPPED +diffusion\.comfyui: {DIFFUSION_CASES} skipped$",
+        rf"^(PASS|WARN|INCONCLUSIVE) +diffusion\.t2i: {DIFFUSION_CASES} passed;",
+    ):
+        assert re.search(line, done.stdout, re.M), done.stdout[-3000:]
+    assert "no ComfyUI server to measure: pass --comfyui-url URL" in report.split("<h2>Tests not run</h2>")[1]
     assert f"report: {(run / 'report.html').resolve()}" in done.stdout
     assert tagged_processes(tag) == []
 

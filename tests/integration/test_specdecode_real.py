@@ -33,6 +33,7 @@ def test_ngram_speculative_decoding_measured_from_the_servers_counters(tmp_path:
     (consistency,) = [c for c in cases if c["suite"] == "serving.consistency"]
     assert consistency["checks"]["consistency"]["outcome"] == "pass", "greedy answers do not change under load"
     assert consistency["checks"]["server"]["spec_decode_drafts"] > 0, "... while the server drafts"
+    assert consistency["checks"]["server"]["prefix_cache_hit_rate"] > 0, "... and reads its prefix cache"
     (case,) = [c for c in cases if c["suite"] == "serving.static"]
     server = case["checks"]["server"]
     assert server["spec_decode_drafts"] > 0, "the server drafted"

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness.bench.cases import BenchInputError
-from harness.bench.consistency import consistency_verdict, divergences
+from harness.bench.consistency import consistency_verdict, divergences, exercised
 from harness.bench.replay import hit_rate_verdict, load_trace
 from harness.bench.replay_command import replay_spec
 from harness.bench.sessions import Turn, reachable, rising_verdict
@@ -144,3 +144,12 @@ def test_greedy_answers_that_part_are_named_with_where_and_both_texts() -> None:
     assert "request 1 parts at character 7: alone 'mat', under load 'hat'" in verdict.message
     assert consistency_verdict([], 4, 4).outcome == "pass"
     assert divergences(answered("ab"), answered("abc"))[0]["char"] == 2, "one is a prefix of the other"
+
+
+def test_what_the_loaded_run_put_to_the_test_is_said_from_the_servers_counters() -> None:
+    both = {"prefix_cache_hit_rate": 0.8, "prefix_cache_queries": 5120.0, "spec_decode_drafts": 321.0}
+    assert exercised(both) == "the prefix cache served 80% of the prompt tokens; 321 speculative drafts were checked"
+    missed = {"prefix_cache_hit_rate": 0.0, "prefix_cache_queries": 2048.0, "spec_decode_drafts": None}
+    assert "looked up but never hit (is the shared prefix shorter than a KV block?)" in exercised(missed)
+    off = {"prefix_cache_hit_rate": None, "prefix_cache_queries": 0.0, "spec_decode_drafts": 0.0}
+    assert exercised(off) == "the server counted neither prefix-cache hits nor speculative drafts"
