@@ -47,7 +47,7 @@ STATIC_CASES = len(plan_static_cases(load_plan(PLAN)))
 DYNAMIC_CASES = len(plan_dynamic_cases(load_plan(PLAN)))
 ACCURACY_CASES = len(plan_tasks(load_plan(PLAN)))
 # The main job: smoke, static, prefix caching, dynamic, trace replay, sessions, accuracy and the quantisation
-# comparison; the multimodal workload skips on the text-only tiny model.
+# comparison; the multimodal workload skips (the text-only plan asks for none: cpu-tiny-multimodal.yaml does).
 # convergence, alignment with the reference curve, throughput, resume, accuracy gain (a server for the checkpoint)
 TRAINING_TESTS = 5
 AB_COMPARISONS = len(load_plan(PLAN).ab.comparisons)  # type: ignore[union-attr]
