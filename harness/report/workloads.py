@@ -11,6 +11,8 @@ from harness.report.cells import table
 from harness.report.rundata import RunData
 from harness.report.svg import Series, line_chart
 
+FIRST_TURN = "none: no earlier turn"  # what the first turn could take from the cache
+
 
 def _verdict(check: dict[str, Any] | None) -> str:
     if not check:
@@ -86,7 +88,9 @@ def sessions_section(run: RunData) -> str:
                     t.get("mean_prompt_tokens"),
                     t.get("mean_ttft_ms"),
                     t.get("p90_ttft_ms"),
-                    t.get("reachable"),
+                    "none: no earlier turn"
+                    if t.get("turn") == 1 and t.get("reachable") is None
+                    else t.get("reachable"),
                     t.get("hit_rate"),
                 ]
             )

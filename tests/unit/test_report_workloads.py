@@ -64,6 +64,7 @@ def test_replay_and_sessions_show_their_checks_and_plots(tmp_path: Path) -> None
     assert re.search(r'data-plot="replay-timeline-trace-x2".*?class="mark"', replay, re.S)
     sessions = sessions_section(run)
     assert "FAIL: turn 2 &lt;b&gt; short" in sessions
+    assert "none: no earlier turn" in sessions, "the first turn's reachable share is none, not a missing reading"
     for plot in ("sessions-ttft-by-turn", "sessions-hit-rate-by-turn"):
         assert re.search(rf'data-plot="{plot}".*?class="mark"', sessions, re.S), plot
     assert replay_section(RunData(tmp_path, {}, [], [])) == "", "no replay, no section"
