@@ -111,7 +111,7 @@ def telemetry_section(run: RunData) -> str:
         "the time is held paused, so its own readings fall idle there). A reading of cores busy covers the time "
         "since the one before: windows shorter than the sampling interval (the A/B's) share readings with their "
         "neighbours, and the two sides' rows blur toward each other. Tokens per joule need power readings: where "
-        "none are read (the CPU default) the column says missing.</p>"
+        "none are read (the CPU default) the table leaves energy out and says so.</p>"
     )
     for path in files:
         lines = readings(path)
@@ -143,5 +143,9 @@ def telemetry_section(run: RunData) -> str:
             )
         headers = ["server", "window", "seconds", "readings", *(METRICS[k] for k in present), "energy (J)",
                    "output tokens per J"]  # fmt: skip
-        parts.append(table(headers, _window_rows(path.stem, good, measured)))
+        rows = _window_rows(path.stem, good, measured)
+        if not any(isinstance(line.get("power_w"), int | float) for line in good):  # the CPU default reads none
+            parts.append("<p>No power readings from these devices: no energy or tokens per joule.</p>")
+            headers, rows = headers[:-2], [row[:-2] for row in rows]
+        parts.append(table(headers, rows))
     return "".join(parts)

@@ -108,6 +108,8 @@ def test_telemetry_shades_windows_and_gives_tokens_per_joule(tmp_path: Path) -> 
     # window 1: 100 tokens over 200 J (100 W x 2 s); window 2 has no readings inside (they end at 24 s)
     assert "<td>0.5</td>" in section
     assert 'data-plot="telemetry-power_w"' in section
+    assert "energy (J)" in section
+    assert "No power readings" not in section
 
 
 def test_the_cpu_defaults_telemetry_has_no_power_and_says_so(tmp_path: Path) -> None:
@@ -116,3 +118,5 @@ def test_the_cpu_defaults_telemetry_has_no_power_and_says_so(tmp_path: Path) -> 
     assert 'data-plot="telemetry-cores"' in html
     assert 'data-plot="telemetry-power_w"' not in html
     assert "Device telemetry" in html
+    assert "No power readings from these devices: no energy or tokens per joule." in html
+    assert "energy (J)" not in html, "no column of 'missing' for what this platform cannot read"
