@@ -55,7 +55,9 @@ class RunRecorder:
             "markers": sorted(k for k in report.keywords if k in MARKERS),
             "detail": str(report.longrepr)[-2000:] if report.failed or report.skipped else None,
         }
-        if report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: reason")
+        if hasattr(report, "wasxfail"):  # an expected failure's reason, not its traceback
+            record["reason"] = str(report.wasxfail).removeprefix("reason: ")
+        elif report.skipped and isinstance(report.longrepr, tuple):  # (file, line, "Skipped: reason")
             record["reason"] = str(report.longrepr[2]).removeprefix("Skipped: ")
         suite = declared_suite(report)
         if suite is not None:
